@@ -1,0 +1,162 @@
+"""DistilBERT (arXiv 1910.01108): six BERT layers distilled from BERT-base, no token types,
+no pooler; classifiers read the first token through their own ``pre_classifier``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pocketbert.models import blocks
+from pocketbert.models.configs import DistilBertConfig
+from pocketbert.models.modeling import (
+    Backbone,
+    ForMultipleChoice,
+    ForQuestionAnswering,
+    ForSequenceClassification,
+    ForTokenClassification,
+    TaskModel,
+    attention_inputs,
+)
+from pocketbert.models.outputs import ModelOutput
+
+NORM_EPS = 1e-12  # transformers hard-codes it for every DistilBERT norm
+
+
+class MultiHeadSelfAttention(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        self.head_size = config.dim // config.n_heads
+        self.q_lin = nn.Linear(config.dim, config.dim)
+        self.k_lin = nn.Linear(config.dim, config.dim)
+        self.v_lin = nn.Linear(config.dim, config.dim)
+        self.out_lin = nn.Linear(config.dim, config.dim)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        context = blocks.multi_head_attention(
+            self.q_lin(x), self.k_lin(x), self.v_lin(x), bias, self.head_size
+        )  # [B, S, dim]
+        return self.out_lin(context)
+
+
+class FFN(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        self.lin1 = nn.Linear(config.dim, config.hidden_dim)
+        self.lin2 = nn.Linear(config.hidden_dim, config.dim)
+        self.activation = blocks.activation(config.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin2(self.activation(self.lin1(x)))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        self.attention = MultiHeadSelfAttention(config)
+        self.sa_layer_norm = nn.LayerNorm(config.dim, eps=NORM_EPS)
+        self.ffn = FFN(config)
+        self.output_layer_norm = nn.LayerNorm(config.dim, eps=NORM_EPS)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        x = self.sa_layer_norm(self.attention(x, bias) + x)
+        return self.output_layer_norm(self.ffn(x) + x)
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: DistilBertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        for layer in self.layer:
+            x = layer(x, bias)
+        return x
+
+
+class DistilBertModel(Backbone):
+    config_class = DistilBertConfig
+    base_model_prefix = "distilbert"
+    uses_token_types = False
+
+    def __init__(self, config: DistilBertConfig, add_pooling_layer: bool = True):
+        # DistilBERT has no pooler in any head; add_pooling_layer is accepted for the shared API.
+        super().__init__(config)
+        self.embeddings = blocks.Embeddings(
+            config.vocab_size,
+            config.dim,
+            config.dim,
+            config.max_position_embeddings,
+            0,
+            "layer_norm",
+            NORM_EPS,
+            config.pad_token_id,
+        )
+        self.transformer = Transformer(config)
+
+    def post_init_weights(self) -> None:
+        if self.config.sinusoidal_pos_embds:
+            table = self.embeddings.position_embeddings.weight
+            with torch.no_grad():
+                table.copy_(blocks.sinusoidal_table(*table.shape))
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        self.check_token_types(token_type_ids)
+        hidden = self.embeddings(input_ids)  # [B, S, dim]
+        bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
+        return self.pool(self.transformer(hidden, bias))
+
+
+class DistilBertForMaskedLM(TaskModel):
+    backbone_class = DistilBertModel
+    task = "fill-mask"
+    uses_pooler = False
+
+    def __init__(self, config: DistilBertConfig):
+        super().__init__(config)
+        self.activation = blocks.activation(config.activation)
+        self.vocab_transform = nn.Linear(config.dim, config.dim)
+        self.vocab_layer_norm = nn.LayerNorm(config.dim, eps=NORM_EPS)
+        self.vocab_projector = nn.Linear(config.dim, config.vocab_size)
+        self.tie_word_embeddings(self.vocab_projector)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        hidden = self.encode(input_ids, attention_mask, token_type_ids).last_hidden_state
+        hidden = self.vocab_layer_norm(self.activation(self.vocab_transform(hidden)))
+        return ModelOutput(logits=self.vocab_projector(hidden))  # [B, S, vocab]
+
+
+class FirstTokenSummary(ForSequenceClassification):
+    """DistilBERT's classifiers: ReLU(pre_classifier(first token)) instead of a pooler."""
+
+    def __init__(self, config: DistilBertConfig):
+        super().__init__(config)
+        self.pre_classifier = nn.Linear(config.dim, config.dim)
+
+    def summarize(self, out: ModelOutput) -> torch.Tensor:
+        return torch.relu(self.pre_classifier(out.last_hidden_state[:, 0]))  # [B, dim]
+
+
+class DistilBertForSequenceClassification(FirstTokenSummary):
+    backbone_class = DistilBertModel
+
+
+class DistilBertForMultipleChoice(ForMultipleChoice, FirstTokenSummary):
+    backbone_class = DistilBertModel
+
+
+class DistilBertForTokenClassification(ForTokenClassification):
+    backbone_class = DistilBertModel
+
+
+class DistilBertForQuestionAnswering(ForQuestionAnswering):
+    backbone_class = DistilBertModel
+
+
+TASK_CLASSES = {
+    "feature-extraction": DistilBertModel,
+    "fill-mask": DistilBertForMaskedLM,
+    "text-classification": DistilBertForSequenceClassification,
+    "multiple-choice": DistilBertForMultipleChoice,
+    "token-classification": DistilBertForTokenClassification,
+    "question-answering": DistilBertForQuestionAnswering,
+}

@@ -1,0 +1,282 @@
+"""The model base class and the task heads every architecture shares.
+
+An architecture file defines its backbone (``MobileBertModel`` ...) and then one tiny
+subclass per task, e.g. ``class MobileBertForQuestionAnswering(ForQuestionAnswering):
+backbone_class = MobileBertModel``. The head, its state-dict keys and its outputs come from
+here, so four architectures do not hold four copies of the same classifier.
+
+Task names are the pipeline names users know from transformers and Optimum
+("fill-mask", "text-classification" ...): the CLI, the exporters and the registry use them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from pocketbert.errors import ConfigError
+from pocketbert.models import blocks
+from pocketbert.models.configs import ModelConfig
+from pocketbert.models.outputs import ModelOutput
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class PreTrainedModel(nn.Module):
+    """A module built from a config, loadable from and savable to HF checkpoint dirs."""
+
+    config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    base_model_prefix: ClassVar[str] = ""
+    task: ClassVar[str] = "feature-extraction"
+    # DistilBERT has no token types: its graphs take two inputs, not three.
+    uses_token_types: ClassVar[bool] = True
+
+    def __init__(self, config: ModelConfig):
+        if not isinstance(config, self.config_class):
+            raise ConfigError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                f"got {type(config).__name__} (model_type {config.model_type!r})"
+            )
+        super().__init__()
+        self.config = config
+
+    # ---- what goes in and out (exporters read these) ---------------------------------------
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return INPUT_NAMES if self.uses_token_types else INPUT_NAMES[:2]
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def check_token_types(self, token_type_ids: torch.Tensor | None) -> None:
+        if token_type_ids is not None and not self.uses_token_types:
+            raise ValueError(f"{type(self).__name__} takes no token_type_ids")
+
+    # ---- weights -------------------------------------------------------------------------
+    def tied_aliases(self) -> dict[str, str]:
+        """State-dict keys that are the same Parameter as an earlier key: {alias: source}.
+
+        transformers ties the MLM decoder to the word table (and its bias to
+        ``predictions.bias``) and does not save the aliases; neither do we.
+        """
+        first_name: dict[int, str] = {}
+        aliases = {}
+        for name, param in self.named_parameters(remove_duplicate=False):
+            source = first_name.setdefault(id(param), name)
+            if source != name:
+                aliases[name] = source
+        return aliases
+
+    def init_weights(self, seed: int | None = None) -> "PreTrainedModel":
+        """Random weights as transformers initialises them; deterministic for a given seed."""
+        fork = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
+        with fork:
+            if seed is not None:
+                torch.manual_seed(seed)
+            blocks.init_weights(self, self.config.initializer_range)
+            self.post_init_weights()
+        return self
+
+    def post_init_weights(self) -> None:
+        """Architecture-specific initialisation after the generic one (DistilBERT's sinusoids)."""
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())  # shared (tied) parameters count once
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **config_changes: Any) -> "PreTrainedModel":
+        """Load a checkpoint directory or hub id (see ``pocketbert.models.checkpoint``)."""
+        from pocketbert.models import checkpoint
+
+        return checkpoint.load_pretrained(name_or_path, model_class=cls, **config_changes)
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        from pocketbert.models import checkpoint
+
+        return checkpoint.save_pretrained(self, directory)
+
+
+class Backbone(PreTrainedModel):
+    """The bare encoder of an architecture (``MobileBertModel`` ...)."""
+
+    def __init__(self, config: ModelConfig, add_pooling_layer: bool = True):
+        super().__init__(config)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        has_pooler = getattr(self, "pooler", None) is not None
+        return ("last_hidden_state", "pooler_output") if has_pooler else ("last_hidden_state",)
+
+    @staticmethod
+    def build_lm_head(config: ModelConfig) -> nn.Module:
+        """The ``cls.predictions`` module of this architecture's MLM head."""
+        return blocks.LMPredictionHead(
+            config.hidden_size, config.vocab_size, config.hidden_act, config.layer_norm_eps
+        )
+
+    def pool(self, hidden: torch.Tensor) -> ModelOutput:
+        """[B, S, H] encoder output -> the backbone's outputs (pooled when it has a pooler)."""
+        out = ModelOutput(last_hidden_state=hidden)
+        if getattr(self, "pooler", None) is not None:
+            out["pooler_output"] = self.pooler(hidden)  # [B, H]
+        return out
+
+
+class TaskModel(PreTrainedModel):
+    """A backbone (under transformers' attribute name, e.g. ``mobilebert``) plus a head."""
+
+    backbone_class: ClassVar[type[Backbone]]
+    uses_pooler: ClassVar[bool] = True
+    output_fields: ClassVar[tuple[str, ...]] = ("logits",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        backbone = cls.__dict__.get("backbone_class")
+        if backbone is not None:
+            cls.config_class = backbone.config_class
+            cls.base_model_prefix = backbone.base_model_prefix
+            cls.uses_token_types = backbone.uses_token_types
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        backbone = self.backbone_class(config, add_pooling_layer=self.uses_pooler)
+        setattr(self, self.base_model_prefix, backbone)
+
+    @property
+    def backbone(self) -> Backbone:
+        return getattr(self, self.base_model_prefix)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.output_fields
+
+    def tie_word_embeddings(self, decoder: nn.Linear, bias: nn.Parameter | None = None) -> None:
+        """Share the output projection with the word table (and its bias with the head's
+        ``bias``), as transformers does when config.tie_word_embeddings is set."""
+        if self.config.tie_word_embeddings:
+            decoder.weight = self.backbone.embeddings.word_embeddings.weight
+            if bias is not None:
+                decoder.bias = bias
+
+    def encode(self, input_ids, attention_mask, token_type_ids) -> ModelOutput:
+        return self.backbone(input_ids, attention_mask, token_type_ids)
+
+
+class ForMaskedLM(TaskModel):
+    task = "fill-mask"
+    uses_pooler = False
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.cls = blocks.MLMHead(self.backbone_class.build_lm_head(config))
+        self.tie_word_embeddings(self.cls.predictions.decoder, self.cls.predictions.bias)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        hidden = self.encode(input_ids, attention_mask, token_type_ids).last_hidden_state
+        return ModelOutput(logits=self.cls(hidden))  # [B, S, vocab]
+
+
+class ForPreTraining(TaskModel):
+    task = "pretraining"
+    output_fields = ("prediction_logits", "seq_relationship_logits")
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        lm_head = self.backbone_class.build_lm_head(config)
+        self.cls = blocks.PreTrainingHeads(lm_head, config.hidden_size)
+        self.tie_word_embeddings(lm_head.decoder, lm_head.bias)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids)
+        return ModelOutput(
+            prediction_logits=self.cls.predictions(out.last_hidden_state),  # [B, S, vocab]
+            seq_relationship_logits=self.cls.seq_relationship(out.pooler_output),  # [B, 2]
+        )
+
+
+class ForNextSentencePrediction(TaskModel):
+    task = "next-sentence-prediction"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.cls = blocks.NSPHead(config.hidden_size)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        pooled = self.encode(input_ids, attention_mask, token_type_ids).pooler_output
+        return ModelOutput(logits=self.cls(pooled))  # [B, 2]
+
+
+class ForSequenceClassification(TaskModel):
+    task = "text-classification"
+    num_outputs_from_labels: ClassVar[bool] = True
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        width = config.num_labels if self.num_outputs_from_labels else 1
+        self.classifier = nn.Linear(config.hidden_size, width)
+
+    def summarize(self, out: ModelOutput) -> torch.Tensor:
+        """Backbone outputs -> one vector per sequence [B, H]: the pooler's, by default."""
+        return out.pooler_output
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        out = self.encode(input_ids, attention_mask, token_type_ids)
+        return ModelOutput(logits=self.classifier(self.summarize(out)))  # [B, num_labels]
+
+
+class ForMultipleChoice(ForSequenceClassification):
+    """Scores each of C candidate continuations: inputs [B, C, S] -> logits [B, C]."""
+
+    task = "multiple-choice"
+    num_outputs_from_labels = False
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        num_choices = input_ids.shape[1]
+        flat = [None if t is None else t.flatten(0, 1) for t in (input_ids, attention_mask, token_type_ids)]
+        scores = super().forward(*flat).logits  # [B*C, 1]
+        return ModelOutput(logits=scores.view(-1, num_choices))
+
+
+class ForTokenClassification(TaskModel):
+    task = "token-classification"
+    uses_pooler = False
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        hidden = self.encode(input_ids, attention_mask, token_type_ids).last_hidden_state
+        return ModelOutput(logits=self.classifier(hidden))  # [B, S, num_labels]
+
+
+class ForQuestionAnswering(TaskModel):
+    task = "question-answering"
+    uses_pooler = False
+    output_fields = ("start_logits", "end_logits")
+
+    def __init__(self, config: ModelConfig):
+        if config.num_labels != 2:
+            raise ConfigError(f"question answering needs 2 labels (start, end), config has {config.num_labels}")
+        super().__init__(config)
+        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        hidden = self.encode(input_ids, attention_mask, token_type_ids).last_hidden_state
+        logits = self.qa_outputs(hidden)  # [B, S, 2]
+        return ModelOutput(start_logits=logits[..., 0], end_logits=logits[..., 1])  # [B, S] each
+
+
+def attention_inputs(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor:
+    """The additive attention bias [B, 1, 1, S] every backbone starts from."""
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    return blocks.attention_bias(attention_mask, dtype)

@@ -1,0 +1,166 @@
+"""SqueezeBERT (arXiv 2006.11316): BERT with its dense layers as grouped 1x1 convolutions.
+
+The encoder runs channels-first ([B, C, W]: batch, channels, sequence), as the paper
+does, so every projection is a Conv1d with ``groups`` (TFLite lowers it to CONV_2D), and
+LayerNorm normalises over channels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pocketbert.models import blocks
+from pocketbert.models.configs import SqueezeBertConfig
+from pocketbert.models.modeling import (
+    Backbone,
+    ForMaskedLM,
+    ForMultipleChoice,
+    ForQuestionAnswering,
+    ForSequenceClassification,
+    ForTokenClassification,
+    attention_inputs,
+)
+from pocketbert.models.outputs import ModelOutput
+
+# transformers' SqueezeBertLayerNorm ignores config.layer_norm_eps and always uses this.
+ENCODER_NORM_EPS = 1e-12
+
+
+def conv1x1(cin: int, cout: int, groups: int) -> nn.Conv1d:
+    return nn.Conv1d(cin, cout, kernel_size=1, groups=groups)
+
+
+class SqueezeBertLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channel axis of a [B, C, W] tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+class ConvDropoutLayerNorm(nn.Module):
+    """``layernorm(conv1d(x) + residual)`` on [B, C, W]."""
+
+    def __init__(self, cin: int, cout: int, groups: int):
+        super().__init__()
+        self.conv1d = conv1x1(cin, cout, groups)
+        self.layernorm = SqueezeBertLayerNorm(cout, eps=ENCODER_NORM_EPS)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.layernorm(self.conv1d(x) + residual)
+
+
+class ConvActivation(nn.Module):
+    def __init__(self, cin: int, cout: int, groups: int, act: str):
+        super().__init__()
+        self.conv1d = conv1x1(cin, cout, groups)
+        self.act = blocks.activation(act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv1d(x))
+
+
+class SqueezeBertSelfAttention(nn.Module):
+    def __init__(self, config: SqueezeBertConfig):
+        super().__init__()
+        width = config.hidden_size
+        self.head_size = width // config.num_attention_heads
+        self.query = conv1x1(width, width, config.q_groups)
+        self.key = conv1x1(width, width, config.k_groups)
+        self.value = conv1x1(width, width, config.v_groups)
+
+    def split(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, h*d, W] -> [B, h, d, W]."""
+        return x.view(x.shape[0], -1, self.head_size, x.shape[-1])
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        query = self.split(self.query(x)).transpose(2, 3)  # [B, h, W, d]
+        key_t = self.split(self.key(x))  # [B, h, d, W]: already transposed for q @ k
+        value = self.split(self.value(x)).transpose(2, 3)  # [B, h, W, d]
+        context = blocks.attend(query, key_t, value, bias)  # [B, h, W, d]
+        return context.transpose(2, 3).flatten(1, 2)  # [B, C, W]
+
+
+class SqueezeBertModule(nn.Module):
+    """One encoder layer: attention, post-attention conv, expanding conv, output conv."""
+
+    def __init__(self, config: SqueezeBertConfig):
+        super().__init__()
+        hidden, inner = config.hidden_size, config.intermediate_size
+        self.attention = SqueezeBertSelfAttention(config)
+        self.post_attention = ConvDropoutLayerNorm(hidden, hidden, config.post_attention_groups)
+        self.intermediate = ConvActivation(hidden, inner, config.intermediate_groups, config.hidden_act)
+        self.output = ConvDropoutLayerNorm(inner, hidden, config.output_groups)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        attended = self.post_attention(self.attention(x, bias), x)  # [B, C, W]
+        return self.output(self.intermediate(attended), attended)
+
+
+class SqueezeBertEncoder(nn.Module):
+    def __init__(self, config: SqueezeBertConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(SqueezeBertModule(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        x = hidden.transpose(1, 2)  # [B, S, C] -> [B, C, S]
+        for layer in self.layers:
+            x = layer(x, bias)
+        return x.transpose(1, 2)  # [B, S, C]
+
+
+class SqueezeBertModel(Backbone):
+    config_class = SqueezeBertConfig
+    base_model_prefix = "transformer"
+
+    def __init__(self, config: SqueezeBertConfig, add_pooling_layer: bool = True):
+        # transformers' SqueezeBertModel always has a pooler (its heads carry its weights
+        # even when unused), so add_pooling_layer is accepted and ignored: same keys.
+        super().__init__(config)
+        self.embeddings = blocks.Embeddings(
+            config.vocab_size,
+            config.embedding_size,
+            config.embedding_size,
+            config.max_position_embeddings,
+            config.type_vocab_size,
+            "layer_norm",
+            config.layer_norm_eps,
+            config.pad_token_id,
+        )
+        self.encoder = SqueezeBertEncoder(config)
+        self.pooler = blocks.Pooler(config.hidden_size)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, C]
+        bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
+        return self.pool(self.encoder(hidden, bias))
+
+
+class SqueezeBertForMaskedLM(ForMaskedLM):
+    backbone_class = SqueezeBertModel
+
+
+class SqueezeBertForSequenceClassification(ForSequenceClassification):
+    backbone_class = SqueezeBertModel
+
+
+class SqueezeBertForMultipleChoice(ForMultipleChoice):
+    backbone_class = SqueezeBertModel
+
+
+class SqueezeBertForTokenClassification(ForTokenClassification):
+    backbone_class = SqueezeBertModel
+
+
+class SqueezeBertForQuestionAnswering(ForQuestionAnswering):
+    backbone_class = SqueezeBertModel
+
+
+TASK_CLASSES = {
+    "feature-extraction": SqueezeBertModel,
+    "fill-mask": SqueezeBertForMaskedLM,
+    "text-classification": SqueezeBertForSequenceClassification,
+    "multiple-choice": SqueezeBertForMultipleChoice,
+    "token-classification": SqueezeBertForTokenClassification,
+    "question-answering": SqueezeBertForQuestionAnswering,
+}

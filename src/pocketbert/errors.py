@@ -1,0 +1,17 @@
+"""Errors a user can cause and fix (bad paths, bad checkpoints, bad requests).
+
+The CLI turns every ``PocketbertError`` into one line on stderr and exit code 2; anything
+else is a bug in pocketbert and keeps its traceback.
+"""
+
+
+class PocketbertError(Exception):
+    """A problem with the user's input, explained in one line."""
+
+
+class ConfigError(PocketbertError):
+    """config.json is missing, unreadable or describes something we do not know."""
+
+
+class CheckpointError(PocketbertError):
+    """Weights are missing, corrupt, or do not fit the architecture."""

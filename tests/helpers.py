@@ -1,0 +1,90 @@
+"""Shared test helpers: transformers as the parity oracle, random right-padded inputs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+import numpy as np
+import torch
+
+from pocketbert.models.modeling import PreTrainedModel
+
+
+def hf():
+    """transformers, quiet (imported lazily: only tests use it)."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    return transformers
+
+
+def hf_config(config):
+    """The transformers config equal to one of ours."""
+    data = config.to_dict()
+    return hf().AutoConfig.for_model(data.pop("model_type"), **data)
+
+
+def hf_class(cls: type[PreTrainedModel]):
+    """transformers' class of the same name (names are identical by design)."""
+    return getattr(hf(), cls.__name__)
+
+
+def random_inputs(model: PreTrainedModel, batch: int = 3, seq: int = 11, choices: int = 0, seed: int = 0):
+    """Right-padded batch with mixed lengths (full, shorter, 2 tokens), like a tokenizer gives."""
+    g = torch.Generator().manual_seed(seed)
+    vocab = model.config.vocab_size
+    lengths = [seq, max(2, seq - 4), 2][:batch] + [seq] * max(0, batch - 3)
+    shape = (batch, choices, seq) if choices else (batch, seq)
+    ids = torch.randint(1, vocab, shape, generator=g)
+    mask = torch.zeros(shape, dtype=torch.long)
+    for b, n in enumerate(lengths):
+        mask[b, ..., :n] = 1
+    ids = ids * mask  # pad id 0 on the right
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    if model.uses_token_types:
+        types = torch.zeros(shape, dtype=torch.long)
+        types[..., seq // 2 :] = 1  # second segment
+        inputs["token_type_ids"] = types * mask
+    return inputs
+
+
+def inputs_for(model: PreTrainedModel, **kwargs):
+    return random_inputs(model, choices=3 if model.task == "multiple-choice" else 0, **kwargs)
+
+
+def perturb(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:
+    """Add noise to every parameter: biases and norms stop being 0 and 1, so a parity test
+    notices a bias or norm that is wired wrong."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    return model
+
+
+def max_abs_diff(ours: dict, theirs, names) -> dict[str, float]:
+    return {
+        name: float((ours[name].detach() - getattr(theirs, name).detach()).abs().max()) for name in names
+    }
+
+
+@contextlib.contextmanager
+def no_checkpoint_warnings():
+    """Loading must not fall back on fresh weights or drop any."""
+    from pocketbert.models.checkpoint import CheckpointWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CheckpointWarning)
+        yield
+
+
+def quiet():
+    return contextlib.redirect_stderr(io.StringIO())
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
