@@ -284,31 +284,28 @@ def sinusoidal_table(positions: int, dim: int) -> torch.Tensor:
 def init_weights(module: nn.Module, std: float) -> None:
     """transformers' initialisation: N(0, std) weights, zero biases, unit norms, zero pad row.
 
-    Tied parameters (the MLM decoder is the word table) are initialised once, by the module
-    that owns them first, so the embedding's zeroed pad row stays zero.
+    A tied parameter (the MLM decoder's weight is the word table) is initialised once, by
+    the module that registered it first, so the embedding's zeroed pad row stays zero.
     """
-    modules = list(module.modules())
-    owners = {}
-    for m in modules:
+    owner: dict[int, nn.Module] = {}
+    for m in module.modules():
         for p in m.parameters(recurse=False):
-            owners.setdefault(id(p), m)
-    for m in modules:
-        if owners.get(id(getattr(m, "weight", None))) not in (None, m):
-            continue
-        if isinstance(m, (nn.Linear, nn.Conv1d)):
-            nn.init.normal_(m.weight, std=std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
-            nn.init.normal_(m.weight, std=std)
-            if m.padding_idx is not None:
-                with torch.no_grad():
+            owner.setdefault(id(p), m)
+
+    def owns(m: nn.Module, name: str) -> bool:
+        p = getattr(m, name, None)
+        return isinstance(p, nn.Parameter) and owner[id(p)] is m
+
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Embedding)) and owns(m, "weight"):
+                m.weight.normal_(0.0, std)
+                if isinstance(m, nn.Embedding) and m.padding_idx is not None:
                     m.weight[m.padding_idx].zero_()
-        elif isinstance(m, (nn.LayerNorm, NoNorm)):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, LMPredictionHead):
-            nn.init.zeros_(m.bias)
+            if isinstance(m, (nn.LayerNorm, NoNorm)):
+                m.weight.fill_(1.0)
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.LayerNorm, NoNorm, LMPredictionHead)) and owns(m, "bias"):
+                m.bias.zero_()
 
 
 __all__ = [

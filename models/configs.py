@@ -194,6 +194,16 @@ class MobileBertConfig(BertConfig):
         if self.num_feedforward_networks < 1:
             raise ConfigError("num_feedforward_networks must be >= 1")
         _check_divisible(self, "true_hidden_size", "num_attention_heads")
+        if (
+            self.use_bottleneck
+            and not (self.use_bottleneck_attention or self.key_query_shared_bottleneck)
+            and self.intra_bottleneck_size != self.hidden_size
+        ):
+            raise ConfigError(
+                "use_bottleneck without use_bottleneck_attention or key_query_shared_bottleneck feeds "
+                f"hidden_size={self.hidden_size} states to {self.intra_bottleneck_size}-wide attention "
+                "projections (transformers fails on it too)"
+            )
         if self.embedding_size > self.hidden_size:
             raise ConfigError(
                 f"embedding_size={self.embedding_size} exceeds hidden_size={self.hidden_size}"

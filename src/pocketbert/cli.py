@@ -1,0 +1,163 @@
+"""The ``pocketbert`` command: a thin layer over the library.
+
+Every user mistake surfaces as one line ``pocketbert: error: ...`` and exit code 2
+(argparse's convention); warnings print as one line each. Tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+
+from pocketbert import __version__
+from pocketbert.errors import PocketbertError
+
+EXIT_USAGE = 2
+
+
+def _architecture_names() -> list[str]:
+    from pocketbert.models.registry import ARCHITECTURES
+
+    return list(ARCHITECTURES)
+
+
+def _task_names() -> list[str]:
+    from pocketbert.models.registry import TASKS
+
+    return list(TASKS)
+
+
+# ---- pocketbert create ----------------------------------------------------------------------
+def add_create(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "create",
+        help="write a randomly initialised paper-size checkpoint directory",
+        description="Write config.json + model.safetensors of the paper-size architecture with "
+        "random weights (deterministic per --seed). The default model of benchmarks and demos, "
+        "since nothing can be downloaded here.",
+    )
+    p.add_argument("arch", choices=_architecture_names(), metavar="ARCH", help="one of: %(choices)s")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--task", choices=_task_names(), metavar="TASK", help="head to add (default: fill-mask)")
+    p.add_argument("--layers", type=int, help="number of layers (default: the paper's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    p.set_defaults(run=run_create)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    from pocketbert.models import create_checkpoint
+
+    start = time.perf_counter()
+    model = create_checkpoint(args.arch, args.out_dir, args.task, args.layers, args.seed, args.force)
+    print(
+        f"wrote {args.out_dir}: {type(model).__name__}, {model.config.num_hidden_layers} layers, "
+        f"{model.num_parameters() / 1e6:.2f}M parameters, seed {args.seed} "
+        f"({time.perf_counter() - start:.1f} s)"
+    )
+    return 0
+
+
+# ---- pocketbert models ----------------------------------------------------------------------
+def add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "models",
+        help="list architectures, their tasks and parameter counts against the papers",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run_models)
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from pocketbert.models.summary import architecture_summaries
+
+    rows = architecture_summaries()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'architecture':<12} {'params (M)':>10} {'paper (M)':>12}  {'ok':<3} {'paper':<30} tasks")
+    for r in rows:
+        low, high = r["paper_params_millions"]
+        print(
+            f"{r['architecture']:<12} {r['params_millions']:>10.2f} {f'{low}-{high}':>12}  "
+            f"{'yes' if r['matches_paper'] else 'NO':<3} {r['paper']:<30} {', '.join(r['tasks'])}"
+        )
+    return 0
+
+
+# ---- pocketbert info -------------------------------------------------------------------------
+def add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "info",
+        help="load a checkpoint (directory or hub id) and describe it",
+        description="Load MODEL strictly (every weight checked against the architecture) and print "
+        "its class, inputs, outputs and size. Exit code 2 if it does not load.",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint directory or Hugging Face hub id")
+    p.add_argument("--task", choices=_task_names(), metavar="TASK", help="head to load (default: from config.json)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_info)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from pocketbert.models import load_model
+
+    model = load_model(args.model, task=args.task)
+    info = {
+        "class": type(model).__name__,
+        "model_type": model.config.model_type,
+        "task": model.task,
+        "layers": model.config.num_hidden_layers,
+        "parameters": model.num_parameters(),
+        "inputs": list(model.input_names),
+        "outputs": list(model.output_names),
+        "checkpoint": str(model.checkpoint_dir),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:<11} {', '.join(value) if isinstance(value, list) else value}")
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_create, add_info, add_models]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pocketbert",
+        description="Compact BERTs from PyTorch to the files an Android app ships, with parity and latency checks.",
+    )
+    parser.add_argument("--version", action="version", version=f"pocketbert {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    print(f"pocketbert: warning: {text}", file=file or sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.showwarning = _one_line_warning
+    try:
+        return args.run(args)
+    except PocketbertError as exc:
+        print(f"pocketbert: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("pocketbert: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
