@@ -123,3 +123,22 @@ def test_transformers_reads_our_config_back_unchanged(tmp_path):
             if name in ("extra", "id2label", "label2id", "architectures"):
                 continue
             assert getattr(theirs, name) == getattr(config, name), (arch.name, name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", list(registry.ARCHITECTURES))
+def test_paper_size_models_match_at_seq_128(arch, tmp_path):
+    """The full-size default configs (the ones benchmarks use), transformers -> ours."""
+    spec = registry.get_architecture(arch)
+    cls = spec.model_class("fill-mask")
+    torch.manual_seed(0)
+    theirs = hf_class(cls)(hf_config(spec.default_config())).eval()
+    with quiet():
+        theirs.save_pretrained(tmp_path)
+    with no_checkpoint_warnings():
+        ours = cls.from_pretrained(tmp_path)
+    inputs = inputs_for(ours, batch=2, seq=128)
+    with torch.no_grad():
+        diffs = max_abs_diff(ours(**inputs), theirs(**inputs), ours.output_names)
+    print(f"{arch}: max abs diff {diffs}")
+    assert max(diffs.values()) <= ATOL, diffs

@@ -69,12 +69,16 @@ def add_models(sub: argparse._SubParsersAction) -> None:
         help="list architectures, their tasks and parameter counts against the papers",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--names", action="store_true", help="print only the architecture names, one per line")
     p.set_defaults(run=run_models)
 
 
 def run_models(args: argparse.Namespace) -> int:
     from pocketbert.models.summary import architecture_summaries
 
+    if args.names:
+        print("\n".join(_architecture_names()))
+        return 0
     rows = architecture_summaries()
     if args.json:
         print(json.dumps(rows, indent=2))
