@@ -265,19 +265,31 @@ def create_checkpoint(
     layers: int | None = None,
     seed: int = 0,
     force: bool = False,
+    vocab_file: str | Path | None = None,
 ) -> PreTrainedModel:
-    """A complete, randomly initialised checkpoint of the paper-size architecture.
+    """A complete, randomly initialised checkpoint of the paper-size architecture, with
+    vocab.txt and tokenizer.json (see ``vocab.py``, or the user's ``vocab_file``).
 
     Nothing can be downloaded where pocketbert is tested, and fp32 latency does not depend
     on weight values, so this is the default model of benchmarks and demos.
     """
+    from pocketbert.models.tokenizer import read_vocab_file
+    from pocketbert.models.vocab import build_vocab
+
     arch = get_architecture(architecture)
     config = arch.default_config()
     if layers is not None:
         if layers < 1:
             raise PocketbertError(f"--layers must be >= 1, got {layers}")
         config = config.replace(num_hidden_layers=layers)
+    if vocab_file is not None:  # a real vocab.txt is used as is; the model is sized to it
+        vocab = read_vocab_file(vocab_file)
+        config = config.replace(vocab_size=max(vocab.values()) + 1)
+    else:
+        vocab = {token: i for i, token in enumerate(build_vocab(config.vocab_size))}
+    tokenizer = arch.tokenizer_class(vocab, model_max_length=config.max_position_embeddings)
     model = arch.model_class(task or DEFAULT_TASK)(config).init_weights(seed)
     with atomic_directory(out_dir, force=force) as tmp:
         save_pretrained(model, tmp)
+        tokenizer.save_pretrained(tmp)
     return model

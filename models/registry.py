@@ -21,6 +21,12 @@ from pocketbert.models.configs import (
     SqueezeBertConfig,
 )
 from pocketbert.models.modeling import PreTrainedModel
+from pocketbert.models.tokenizer import (
+    BertTokenizerFast,
+    DistilBertTokenizerFast,
+    MobileBertTokenizerFast,
+    SqueezeBertTokenizerFast,
+)
 
 # Every task any architecture has, in the order docs list them.
 TASKS = (
@@ -43,6 +49,7 @@ class Architecture:
     tasks: dict[str, type[PreTrainedModel]]
     paper: str
     paper_params_millions: tuple[float, float]  # the range the default config must land in
+    tokenizer_class: type[BertTokenizerFast]
     fake: dict[str, Any] = field(default_factory=dict)  # tiny-config overrides for tests
 
     def default_config(self) -> ModelConfig:
@@ -69,6 +76,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             tasks=mobilebert.TASK_CLASSES,
             paper="MobileBERT, arXiv 2004.02984",
             paper_params_millions=(24.6, 25.3),
+            tokenizer_class=MobileBertTokenizerFast,
             fake=dict(
                 vocab_size=1000, hidden_size=64, embedding_size=32, intra_bottleneck_size=32,
                 intermediate_size=48, num_attention_heads=4, num_hidden_layers=2,
@@ -81,6 +89,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             tasks=squeezebert.TASK_CLASSES,
             paper="SqueezeBERT, arXiv 2006.11316",
             paper_params_millions=(50.6, 51.6),
+            tokenizer_class=SqueezeBertTokenizerFast,
             fake=dict(
                 vocab_size=1000, hidden_size=64, embedding_size=64, intermediate_size=128,
                 num_attention_heads=4, num_hidden_layers=2, max_position_embeddings=128,
@@ -92,6 +101,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             tasks=distilbert.TASK_CLASSES,
             paper="DistilBERT, arXiv 1910.01108",
             paper_params_millions=(66.0, 67.0),
+            tokenizer_class=DistilBertTokenizerFast,
             fake=dict(vocab_size=1000, dim=64, hidden_dim=128, n_heads=4, n_layers=2, max_position_embeddings=128),
         ),
         Architecture(
@@ -100,6 +110,7 @@ ARCHITECTURES: dict[str, Architecture] = {
             tasks=bert.TASK_CLASSES,
             paper="BERT, arXiv 1810.04805",
             paper_params_millions=(109.0, 110.5),
+            tokenizer_class=BertTokenizerFast,
             fake=dict(
                 vocab_size=1000, hidden_size=64, intermediate_size=128, num_attention_heads=4,
                 num_hidden_layers=2, max_position_embeddings=128,

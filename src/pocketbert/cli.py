@@ -45,6 +45,7 @@ def add_create(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=_task_names(), metavar="TASK", help="head to add (default: fill-mask)")
     p.add_argument("--layers", type=int, help="number of layers (default: the paper's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vocab", metavar="VOCAB_TXT", help="use this vocab.txt as is (default: the project's trained vocabulary)")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     p.set_defaults(run=run_create)
 
@@ -53,7 +54,9 @@ def run_create(args: argparse.Namespace) -> int:
     from pocketbert.models import create_checkpoint
 
     start = time.perf_counter()
-    model = create_checkpoint(args.arch, args.out_dir, args.task, args.layers, args.seed, args.force)
+    model = create_checkpoint(
+        args.arch, args.out_dir, args.task, args.layers, args.seed, args.force, vocab_file=args.vocab
+    )
     print(
         f"wrote {args.out_dir}: {type(model).__name__}, {model.config.num_hidden_layers} layers, "
         f"{model.num_parameters() / 1e6:.2f}M parameters, seed {args.seed} "
