@@ -424,6 +424,10 @@ class BertTokenizerFast:
         ids = [int(i) for i in np.asarray(token_ids).reshape(-1)]
         return self._tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
 
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """WordPiece tokens back to text (## pieces joined to their word)."""
+        return self._tokenizer.decoder.decode(list(tokens))
+
     def batch_decode(self, sequences: Sequence[Sequence[int]], skip_special_tokens: bool = False) -> list[str]:
         return [self.decode(s, skip_special_tokens=skip_special_tokens) for s in sequences]
 

@@ -41,7 +41,9 @@ def test_create_then_info(tmp_path, cli_env):
     out = tmp_path / "tiny"
     done = pocketbert("create", "squeezebert", out, "--layers", "1", "--task", "question-answering", "--seed", "3", env=cli_env)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
+    ]
     info = pocketbert("info", out, "--json", env=cli_env)
     assert info.returncode == 0, info.stderr
     described = json.loads(info.stdout)
