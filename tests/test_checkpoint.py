@@ -281,3 +281,16 @@ def test_create_refuses_to_overwrite_and_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(PocketbertError, match="has no task"):
         create_checkpoint("bert", tmp_path / "o", task="multiple-choice", layers=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_create_with_a_users_vocab_uses_it_as_is(tmp_path):
+    from pocketbert.models.tokenizer import load_tokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "capital", "of", "france", "is", "paris", "."]
+    words += [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"] + list("abcdefghijklmnopqrstuvwxyz")
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    model = create_checkpoint("distilbert", tmp_path / "m", layers=1, vocab_file=tmp_path / "vocab.txt")
+    assert model.config.vocab_size == len(words)
+    assert (tmp_path / "m" / "vocab.txt").read_text() == (tmp_path / "vocab.txt").read_text()
+    tokenizer = load_tokenizer(tmp_path / "m")
+    assert tokenizer("The capital of France is [MASK].")["input_ids"] == [2, 5, 6, 7, 8, 9, 4, 11, 3]
