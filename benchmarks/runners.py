@@ -9,11 +9,14 @@ for PyTorch; exported graphs may want int32).
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from pocketbert.errors import PocketbertError
 from pocketbert.models.modeling import PreTrainedModel
 
 
@@ -48,3 +51,123 @@ class TorchRunner:
         with torch.inference_mode():
             outputs = self.model(**kwargs)
         return {name: outputs[name].float().numpy() for name in self.output_names}
+
+
+class RunnerError(PocketbertError):
+    """A model file that cannot be loaded or run."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+class OnnxRunner:
+    """An ONNX Runtime session (.onnx, or .ort for ONNX Runtime Mobile) on the CPU."""
+
+    DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
+
+    def __init__(self, path: str | Path, threads: int | None = None, fixed_sequence_length: int | None = None, **_: Any):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise RunnerError(f"{path}: ONNX Runtime cannot load it ({_first_line(exc)})") from None
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self.output_names = tuple(o.name for o in self.session.get_outputs())
+        self.dtypes = {i.name: self.DTYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
+        self.fixed_sequence_length = fixed_sequence_length
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {name: np.asarray(inputs[name], dtype=self.dtypes[name]) for name in self.input_names}
+        outputs = self.session.run(None, feed)
+        return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.output_names, outputs)}
+
+
+class TorchScriptRunner:
+    """A traced TorchScript module (.pt) or its lite-interpreter form (.ptl, PyTorch Mobile).
+
+    TorchScript keeps no input/output names: they come from the artifact's manifest."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        input_names: Sequence[str],
+        output_names: Sequence[str],
+        threads: int | None = None,
+        fixed_sequence_length: int | None = None,
+        **_: Any,
+    ):
+        try:
+            if str(path).endswith(".ptl"):
+                from torch.jit.mobile import _load_for_lite_interpreter
+
+                self.module = _load_for_lite_interpreter(str(path))
+            else:
+                self.module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise RunnerError(f"{path}: PyTorch cannot load it as TorchScript ({_first_line(exc)})") from None
+        self.input_names, self.output_names = tuple(input_names), tuple(output_names)
+        self.threads = threads
+        self.fixed_sequence_length = fixed_sequence_length
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        args = [torch.as_tensor(np.asarray(inputs[name], dtype=np.int64)) for name in self.input_names]
+        with torch.inference_mode():
+            outputs = self.module(*args)
+        return {name: value.float().numpy() for name, value in zip(self.output_names, outputs)}
+
+
+RUNNERS_BY_SUFFIX: dict[str, type] = {
+    ".onnx": OnnxRunner,
+    ".ort": OnnxRunner,
+    ".pt": TorchScriptRunner,
+    ".ptl": TorchScriptRunner,
+}
+
+
+def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int | None = None):
+    """The runner for an exported file, its names and static length taken from the manifest."""
+    path = Path(path)
+    cls = RUNNERS_BY_SUFFIX.get(path.suffix)
+    if cls is None:
+        raise RunnerError(f"{path}: unknown model file type (known: {', '.join(RUNNERS_BY_SUFFIX)})")
+    manifest = manifest or {}
+    inputs, outputs = manifest.get("inputs", []), manifest.get("outputs", [])
+    last = inputs[0]["shape"][-1] if inputs else None
+    return cls(
+        path,
+        input_names=[i["name"] for i in inputs],
+        output_names=[o["name"] for o in outputs],
+        threads=threads,
+        fixed_sequence_length=last if isinstance(last, int) else None,
+    )
+
+
+def open_runner(path: str | Path, threads: int | None = None, role: str | None = None, task: str | None = None):
+    """A runner for a checkpoint directory (loaded for ``task``), an artifact directory, or
+    a model file inside one."""
+    from pocketbert.export.artifact import Artifact, is_artifact
+    from pocketbert.models import load_model
+
+    path = Path(path)
+    if path.is_file():
+        if not is_artifact(path.parent):
+            raise RunnerError(f"{path}: not inside an export artifact (no manifest.json beside it)")
+        artifact = Artifact.open(path.parent)
+        roles = [r for r, entry in artifact.manifest["files"].items() if entry["path"] == path.name]
+        if not roles:
+            raise RunnerError(f"{path}: not a model file listed in {path.parent / 'manifest.json'}")
+        return runner_for_file(artifact.model_path(roles[0]), artifact.manifest, threads)
+    if is_artifact(path):
+        artifact = Artifact.open(path)
+        return runner_for_file(artifact.model_path(role or "model"), artifact.manifest, threads)
+    return TorchRunner(load_model(path, task=task), threads=threads)

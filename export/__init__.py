@@ -1,1 +1,105 @@
-"""PyTorch -> ONNX / TorchScript / TFLite exporters, validation and manifests (issues 4, 5)."""
+"""PyTorch -> ONNX / TorchScript (TFLite: issue 5), validated, in an artifact directory.
+
+``export_model(checkpoint, task, format, out_dir)`` loads the checkpoint, writes the model
+file(s) into a temporary directory, validates every file against the PyTorch model on
+fresh inputs, adds config, tokenizer and manifest, and only then renames the directory
+into place: a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from pocketbert.atomic import atomic_directory
+from pocketbert.errors import PocketbertError
+from pocketbert.export.artifact import sha256, versions, write_manifest, write_support_files
+from pocketbert.export.spec import ExportSpec
+from pocketbert.export.validate import DEFAULT_ATOL, validate
+from pocketbert.models.modeling import PreTrainedModel
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    seq_len: int = 128
+    batch: int = 1
+    static: bool = False
+    opset: int = 18
+    atol: float = DEFAULT_ATOL
+    ort: bool = False  # onnx: also write .ort for ONNX Runtime Mobile
+    optimize: bool = False  # onnx: also write onnxruntime's transformer-optimized graph
+
+
+def _export_onnx(model: PreTrainedModel, spec: ExportSpec, directory: Path, options: ExportOptions):
+    from pocketbert.export import onnx_export
+
+    details = onnx_export.export_onnx(model, spec, directory, options.opset)
+    files = {"model": onnx_export.MODEL_FILE}
+    if options.optimize:
+        details["optimizer"] = onnx_export.optimize(model, directory)
+        files["optimized"] = onnx_export.OPTIMIZED_FILE
+    if options.ort:
+        files["ort"] = onnx_export.convert_to_ort(directory).name
+    return files, details
+
+
+def _export_torchscript(model: PreTrainedModel, spec: ExportSpec, directory: Path, options: ExportOptions):
+    from pocketbert.export import torchscript_export
+
+    if options.ort or options.optimize:
+        raise PocketbertError("--ort and --optimize apply to --format onnx only")
+    details = torchscript_export.export_torchscript(model, spec, directory)
+    return {"model": torchscript_export.MODEL_FILE, "lite": torchscript_export.LITE_FILE}, details
+
+
+# format name -> exporter writing files into a directory: (files by role, manifest details)
+FORMATS: dict[str, Callable] = {"onnx": _export_onnx, "torchscript": _export_torchscript}
+
+
+def export_model(
+    model_ref: str | Path,
+    task: str | None,
+    fmt: str,
+    out_dir: str | Path,
+    options: ExportOptions = ExportOptions(),
+    force: bool = False,
+) -> dict:
+    from pocketbert.benchmarks.runners import TorchRunner, runner_for_file
+    from pocketbert.models import load_model
+
+    if fmt not in FORMATS:
+        raise PocketbertError(f"unsupported format {fmt!r} (supported: {', '.join(FORMATS)})")
+    model = load_model(model_ref, task=task)
+    spec = ExportSpec.for_model(model, batch=options.batch, sequence=options.seq_len, static=options.static)
+    io = {"inputs": spec.manifest_inputs(), "outputs": spec.manifest_outputs()}
+    with atomic_directory(out_dir, force=force) as tmp:
+        start = time.perf_counter()
+        files, details = FORMATS[fmt](model, spec, tmp, options)
+        export_seconds = time.perf_counter() - start
+        reference = TorchRunner(model)
+        entries = {}
+        for role, name in files.items():
+            runner = runner_for_file(tmp / name, io)
+            figures = validate(reference, runner, spec, model.config.vocab_size, options.atol, label=name)
+            entries[role] = {"path": name, "sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size,
+                             "validation": figures}
+        manifest = {
+            "format": fmt,
+            "architecture": model.config.model_type,
+            "model_class": type(model).__name__,
+            "task": model.task,
+            "source": str(model_ref),
+            **io,
+            "static": spec.static,
+            "files": entries,
+            "tokenizer_files": write_support_files(model, tmp),
+            "details": details,
+            "export_seconds": round(export_seconds, 2),
+            "options": asdict(options),
+            "quantization": None,
+            "versions": versions(),
+        }
+        write_manifest(tmp, manifest)
+    return manifest

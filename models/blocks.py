@@ -79,15 +79,16 @@ def attention_bias(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Te
 
 
 def attend(
-    query: torch.Tensor, key_t: torch.Tensor, value: torch.Tensor, bias: torch.Tensor
+    query: torch.Tensor, key_t: torch.Tensor, value: torch.Tensor, bias: torch.Tensor, head_size: int
 ) -> torch.Tensor:
     """Scaled dot-product attention over heads.
 
     query [B, h, S, d], key_t [B, h, d, S] (keys already transposed: SqueezeBERT's
     channels-first layout gives them that way for free), value [B, h, S, d],
-    bias [B, 1, 1, S] -> context [B, h, S, d].
+    bias [B, 1, 1, S] -> context [B, h, S, d]. The scale is a Python constant from
+    ``head_size`` (not computed from a traced shape, which TorchScript would keep as a Pow).
     """
-    scores = torch.matmul(query, key_t) * (query.shape[-1] ** -0.5)  # [B, h, S, S]
+    scores = torch.matmul(query, key_t) * (head_size**-0.5)  # [B, h, S, S]
     probs = torch.softmax(scores + bias, dim=-1)
     return torch.matmul(probs, value)
 
@@ -107,7 +108,7 @@ def multi_head_attention(
 ) -> torch.Tensor:
     """Projected [B, S, h*d] query/key/value -> context [B, S, h*d]."""
     key_t = split_heads(key, head_size).transpose(-1, -2)  # [B, h, d, S]
-    context = attend(split_heads(query, head_size), key_t, split_heads(value, head_size), bias)
+    context = attend(split_heads(query, head_size), key_t, split_heads(value, head_size), bias, head_size)
     return merge_heads(context)
 
 

@@ -77,7 +77,7 @@ class SqueezeBertSelfAttention(nn.Module):
         query = self.split(self.query(x)).transpose(2, 3)  # [B, h, W, d]
         key_t = self.split(self.key(x))  # [B, h, d, W]: already transposed for q @ k
         value = self.split(self.value(x)).transpose(2, 3)  # [B, h, W, d]
-        context = blocks.attend(query, key_t, value, bias)  # [B, h, W, d]
+        context = blocks.attend(query, key_t, value, bias, self.head_size)  # [B, h, W, d]
         return context.transpose(2, 3).flatten(1, 2)  # [B, C, W]
 
 

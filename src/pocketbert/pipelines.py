@@ -337,13 +337,24 @@ PIPELINES: dict[str, type[Pipeline]] = {
 
 
 def pipeline(task: str, model: str | Path, threads: int | None = None, truncation: bool = True) -> Pipeline:
-    """A pipeline over a checkpoint directory or hub id (exported artifacts: issue 4)."""
-    from pocketbert.benchmarks.runners import TorchRunner
-    from pocketbert.models import load_model
+    """A pipeline over a checkpoint (directory or hub id), an export artifact directory, or
+    a model file inside one (.onnx, .ort, .pt, .ptl)."""
+    from pocketbert.benchmarks.runners import open_runner
+    from pocketbert.export.artifact import Artifact, is_artifact
+    from pocketbert.models.checkpoint import resolve
+    from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer
 
     if task not in PIPELINES:
         raise PipelineError(f"unknown task {task!r} (known: {', '.join(PIPELINES)})")
     cls = PIPELINES[task]
-    loaded = load_model(model, task=cls.model_task)
-    return cls(TorchRunner(loaded, threads=threads), load_tokenizer(model), loaded.config, truncation=truncation)
+    path = Path(model)
+    directory = path.parent if path.is_file() else path
+    if is_artifact(directory):
+        exported_for = Artifact.open(directory).task
+        if exported_for != cls.model_task:
+            raise PipelineError(f"{directory} was exported for {exported_for}, not {cls.model_task}")
+    else:
+        directory = resolve(model)
+    runner = open_runner(model, threads=threads, task=cls.model_task)
+    return cls(runner, load_tokenizer(directory), load_config(directory), truncation=truncation)

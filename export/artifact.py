@@ -1,0 +1,119 @@
+"""The artifact directory an export produces, and reading it back.
+
+    OUT_DIR/
+      model.onnx | model.pt + model.ptl | ...   the exported file(s)
+      config.json                               labels, sizes (pipelines need them)
+      vocab.txt, tokenizer.json, ...             the checkpoint's tokenizer files
+      manifest.json                             what is inside and how it was checked
+
+The manifest records format, architecture, task, input/output names, shapes (dynamic dims
+named), dtypes, sha256 of every model file, library versions, the validation figures and
+the quantization recipe (None for plain exports).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import shutil
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pocketbert import __version__
+from pocketbert.errors import PocketbertError
+from pocketbert.models.configs import CONFIG_NAME
+from pocketbert.models.modeling import PreTrainedModel
+from pocketbert.models.tokenizer import SPECIAL_TOKENS_MAP_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_NAME, VOCAB_NAME
+
+MANIFEST_NAME = "manifest.json"
+TOKENIZER_FILES = (VOCAB_NAME, TOKENIZER_NAME, TOKENIZER_CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME)
+TRACKED_PACKAGES = ("torch", "onnx", "onnxruntime", "onnxscript", "numpy", "tokenizers")
+
+
+class ArtifactError(PocketbertError):
+    """Not an artifact directory, or its files do not match its manifest."""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    found = {"pocketbert": __version__, "python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def write_support_files(model: PreTrainedModel, directory: Path) -> list[str]:
+    """config.json of the exported head and the checkpoint's tokenizer files."""
+    config = dataclasses.replace(model.config, architectures=[type(model).__name__])
+    (directory / CONFIG_NAME).write_text(config.to_json_string(), encoding="utf-8")
+    source = getattr(model, "checkpoint_dir", None)
+    copied = []
+    for name in TOKENIZER_FILES:
+        if source is not None and (Path(source) / name).is_file():
+            shutil.copyfile(Path(source) / name, directory / name)
+            copied.append(name)
+    return copied
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    manifest = {**manifest, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def is_artifact(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST_NAME).is_file()
+
+
+@dataclasses.dataclass
+class Artifact:
+    directory: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, path: str | Path) -> "Artifact":
+        directory = Path(path)
+        manifest_path = directory / MANIFEST_NAME
+        if not manifest_path.is_file():
+            raise ArtifactError(f"{directory}: no {MANIFEST_NAME} (not an export artifact)")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest["files"], manifest["format"], manifest["task"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{manifest_path}: not a valid manifest ({exc})") from None
+        return cls(directory, manifest)
+
+    @property
+    def task(self) -> str:
+        return self.manifest["task"]
+
+    def model_path(self, role: str = "model") -> Path:
+        """A model file of the artifact, checked against the manifest's sha256."""
+        files = self.manifest["files"]
+        if role not in files:
+            raise ArtifactError(f"{self.directory}: this {self.manifest['format']} artifact has no {role} file")
+        entry = files[role]
+        path = self.directory / entry["path"]
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing (listed in {MANIFEST_NAME})")
+        if sha256(path) != entry["sha256"]:
+            raise ArtifactError(f"{path}: sha256 differs from {MANIFEST_NAME} (truncated or modified file)")
+        return path
+
+    @property
+    def fixed_sequence_length(self) -> int | None:
+        shape = self.manifest["inputs"][0]["shape"]
+        return shape[-1] if isinstance(shape[-1], int) else None

@@ -1,0 +1,149 @@
+"""PyTorch -> ONNX (for ONNX Runtime, and its .ort format for ONNX Runtime Mobile).
+
+torch.onnx's dynamo exporter (torch.export underneath) writes opset 18 natively, with
+dynamic ``batch``/``sequence`` axes by default. Its version converter cannot take
+MobileBERT's Pad down to opset 17, so ``--opset 17`` goes through torch's TorchScript-based
+exporter instead (same names and axes; the manifest says which exporter ran).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch.export import Dim
+
+from pocketbert.errors import PocketbertError
+from pocketbert.export.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, random_inputs
+from pocketbert.models.modeling import PreTrainedModel
+
+DYNAMO_OPSET = 18
+MIN_OPSET = 17
+MODEL_FILE = "model.onnx"
+OPTIMIZED_FILE = "model.optimized.onnx"
+
+
+def _example_args(spec: ExportSpec, vocab_size: int) -> tuple[torch.Tensor, ...]:
+    # dynamic exports trace at batch 2 / 3 choices: a size of 1 would be specialised
+    sizes = spec.sizes() if spec.static else {"batch": 2, "choices": 3, "sequence": max(spec.sequence, 16)}
+    inputs = random_inputs(spec, vocab_size, sizes, seed=0)
+    return tuple(torch.from_numpy(inputs[name]) for name in spec.input_names)
+
+
+def _dynamic_shapes(spec: ExportSpec):
+    dims = {
+        "batch": Dim("batch", min=1, max=1024),
+        "choices": Dim("choices", min=1, max=64),
+        "sequence": Dim("sequence", min=MIN_SEQUENCE, max=spec.max_sequence),
+    }
+    per_input = {axis: dims[name] for axis, name in enumerate(spec.input_axes)}
+    return {"inputs": tuple(per_input for _ in spec.input_names)}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """torch.onnx and onnxruntime's tools print progress and log about their own internals
+    (a missing torchvision ...): keep the CLI to pocketbert's own lines."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def export_onnx(model: PreTrainedModel, spec: ExportSpec, directory: Path, opset: int = DYNAMO_OPSET) -> dict:
+    """Write model.onnx and check it with onnx.checker (full check). Returns manifest details."""
+    import onnx
+
+    if opset < MIN_OPSET:
+        raise PocketbertError(f"--opset must be >= {MIN_OPSET}, got {opset}")
+    path = directory / MODEL_FILE
+    args = _example_args(spec, model.config.vocab_size)
+    wrapper = TupleOutputs(model).eval()
+    names = dict(input_names=list(spec.input_names), output_names=list(spec.output_names))
+    exporter = "dynamo" if opset >= DYNAMO_OPSET else "torchscript"
+    try:
+        with _quiet(), torch.no_grad():
+            if exporter == "dynamo":
+                torch.onnx.export(
+                    wrapper, args, str(path), dynamo=True, opset_version=opset, external_data=False,
+                    dynamic_shapes=None if spec.static else _dynamic_shapes(spec), **names,
+                )
+            else:
+                axes = {name: dict(enumerate(spec.input_axes)) for name in spec.input_names}
+                axes.update(
+                    {name: {i: d for i, d in enumerate(spec.output_axes[name]) if isinstance(d, str)} for name in spec.output_names}
+                )
+                torch.onnx.export(
+                    wrapper, args, str(path), dynamo=False, opset_version=opset,
+                    dynamic_axes=None if spec.static else axes, **names,
+                )
+    except Exception as exc:
+        raise PocketbertError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    graph = onnx.load(str(path))
+    try:
+        onnx.checker.check_model(graph, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise PocketbertError(f"{path}: onnx.checker rejects the exported graph ({str(exc).splitlines()[0]})") from None
+    return {
+        "opset": next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")),
+        "exporter": f"torch.onnx ({exporter})",
+        "nodes": len(graph.graph.node),
+        "op_histogram": _op_histogram(graph),
+    }
+
+
+def _op_histogram(graph) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in graph.graph.node:
+        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def optimize(model: PreTrainedModel, directory: Path) -> dict:
+    """onnxruntime's transformer optimizer (attention / LayerNorm / GELU fusion) -> a
+    second file. Fusions need the patterns of BERT's graph; MobileBERT's NoNorm and
+    bottlenecks leave most of it unfused, which the fused-op counts show."""
+    import onnx
+    from onnxruntime.transformers import optimizer
+
+    config = model.config
+    with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+        optimized = optimizer.optimize_model(
+            str(directory / MODEL_FILE),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=getattr(config, "true_hidden_size", config.hidden_size),
+            opt_level=1,
+        )
+        optimized.save_model_to_file(str(directory / OPTIMIZED_FILE))
+        fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+    onnx.checker.check_model(str(directory / OPTIMIZED_FILE), full_check=True)
+    return {"fused_operators": fused, "note": "contrib ops (com.microsoft) need the full ONNX Runtime, not every Mobile build"}
+
+
+def convert_to_ort(directory: Path) -> Path:
+    """ONNX Runtime Mobile's .ort format, with onnxruntime's own converter."""
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    out = directory / "ort"
+    with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+        convert_onnx_models_to_ort(directory / MODEL_FILE, output_dir=out, optimization_styles=[OptimizationStyle.Fixed])
+    produced = sorted(out.glob("*.ort"))
+    if not produced:
+        raise PocketbertError("onnxruntime's converter wrote no .ort file")
+    target = directory / "model.ort"
+    produced[0].replace(target)
+    for extra in out.glob("*.config"):  # the operator list a reduced ORT Mobile build needs
+        extra.replace(directory / "model.required_operators.config")
+    for leftover in out.iterdir():
+        leftover.unlink()
+    out.rmdir()
+    return target
