@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
-# The main job: set up, then build and check the built-in default models (paper-size
-# MobileBERT, SqueezeBERT, DistilBERT and the BERT-base baseline, random weights) in out/.
+# The main job: set up, then build the built-in default models (paper-size MobileBERT,
+# SqueezeBERT, DistilBERT and the BERT-base baseline, random weights), export each to ONNX
+# (+ .ort) and TorchScript (.pt/.ptl) with validation, and run the docs' fill-mask example
+# on every exported file. Everything lands in out/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
-.venv/bin/pocketbert models
-for arch in $(.venv/bin/pocketbert models --names); do
-  .venv/bin/pocketbert create "$arch" "out/models/$arch" --force
-  .venv/bin/pocketbert info "out/models/$arch"
+pb=.venv/bin/pocketbert
+$pb models
+for arch in $($pb models --names); do
+  $pb create "$arch" "out/models/$arch" --force
+  $pb export "out/models/$arch" --task fill-mask --format onnx --ort -o "out/exports/$arch-onnx" --force
+  $pb export "out/models/$arch" --task fill-mask --format torchscript -o "out/exports/$arch-torchscript" --force
+  for target in "out/exports/$arch-onnx/model.onnx" "out/exports/$arch-onnx/model.ort" \
+                "out/exports/$arch-torchscript/model.pt" "out/exports/$arch-torchscript/model.ptl"; do
+    echo "== $target"
+    echo "The capital of France is [MASK]." | $pb run --task fill-mask --model "$target" --top-k 3
+  done
 done
