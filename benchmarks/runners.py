@@ -126,7 +126,45 @@ class TorchScriptRunner:
         return {name: value.float().numpy() for name, value in zip(self.output_names, outputs)}
 
 
+class TfliteRunner:
+    """A .tflite file on LiteRT's Interpreter (ai-edge-litert), through its named signature.
+
+    XNNPACK (the default delegate) is on unless ``xnnpack=False``."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, xnnpack: bool = True,
+                 fixed_sequence_length: int | None = None, **_: Any):
+        from pocketbert.export.tflite_export import captured_stderr, interpreter_module
+
+        interpreter = interpreter_module()
+        resolver = interpreter.OpResolverType.AUTO if xnnpack else interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            with captured_stderr():  # LiteRT logs "Created XNNPACK delegate" on fd 2
+                self.interpreter = interpreter.Interpreter(
+                    str(path), num_threads=threads, experimental_op_resolver_type=resolver
+                )
+                self.signature = self.interpreter.get_signature_runner()
+        except Exception as exc:
+            raise RunnerError(f"{path}: LiteRT cannot load it ({_first_line(exc)})") from None
+        details = self.signature.get_input_details()
+        self.input_names = tuple(details)
+        self.dtypes = {name: d["dtype"] for name, d in details.items()}
+        self.shapes = {name: tuple(int(n) for n in d["shape"]) for name, d in details.items()}
+        self.output_names = tuple(self.signature.get_output_details())
+        self.fixed_sequence_length = fixed_sequence_length or int(next(iter(self.shapes.values()))[-1])
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {}
+        for name in self.input_names:
+            value = np.asarray(inputs[name], dtype=self.dtypes[name])
+            if value.shape != self.shapes[name]:
+                raise RunnerError(f"input {name} has shape {value.shape}; this .tflite takes exactly {self.shapes[name]}")
+            feed[name] = value
+        outputs = self.signature(**feed)
+        return {name: np.asarray(outputs[name], dtype=np.float32) for name in self.output_names}
+
+
 RUNNERS_BY_SUFFIX: dict[str, type] = {
+    ".tflite": TfliteRunner,
     ".onnx": OnnxRunner,
     ".ort": OnnxRunner,
     ".pt": TorchScriptRunner,

@@ -1,4 +1,4 @@
-"""PyTorch -> ONNX / TorchScript (TFLite: issue 5), validated, in an artifact directory.
+"""PyTorch -> ONNX / TorchScript / TFLite, validated, in an artifact directory.
 
 ``export_model(checkpoint, task, format, out_dir)`` loads the checkpoint, writes the model
 file(s) into a temporary directory, validates every file against the PyTorch model on
@@ -54,8 +54,30 @@ def _export_torchscript(model: PreTrainedModel, spec: ExportSpec, directory: Pat
     return {"model": torchscript_export.MODEL_FILE, "lite": torchscript_export.LITE_FILE}, details
 
 
-# format name -> exporter writing files into a directory: (files by role, manifest details)
-FORMATS: dict[str, Callable] = {"onnx": _export_onnx, "torchscript": _export_torchscript}
+def _export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path, options: ExportOptions):
+    from pocketbert.export import tflite_export
+
+    if options.ort or options.optimize:
+        raise PocketbertError("--ort and --optimize apply to --format onnx only")
+    return {"model": tflite_export.MODEL_FILE}, tflite_export.export_tflite(model, spec, directory)
+
+
+@dataclass(frozen=True)
+class Format:
+    """An exporter (writes files into a directory, returns them by role and the manifest
+    details) and what its graphs take."""
+
+    export: Callable
+    static_only: bool = False
+    input_dtype: str = "int64"
+
+
+FORMATS: dict[str, Format] = {
+    "onnx": Format(_export_onnx),
+    "torchscript": Format(_export_torchscript),
+    # delegates want static shapes; LiteRT converts ids to int32
+    "tflite": Format(_export_tflite, static_only=True, input_dtype="int32"),
+}
 
 
 def export_model(
@@ -71,12 +93,14 @@ def export_model(
 
     if fmt not in FORMATS:
         raise PocketbertError(f"unsupported format {fmt!r} (supported: {', '.join(FORMATS)})")
+    form = FORMATS[fmt]
     model = load_model(model_ref, task=task)
-    spec = ExportSpec.for_model(model, batch=options.batch, sequence=options.seq_len, static=options.static)
-    io = {"inputs": spec.manifest_inputs(), "outputs": spec.manifest_outputs()}
+    static = options.static or form.static_only
+    spec = ExportSpec.for_model(model, batch=options.batch, sequence=options.seq_len, static=static)
+    io = {"inputs": spec.manifest_inputs(form.input_dtype), "outputs": spec.manifest_outputs()}
     with atomic_directory(out_dir, force=force) as tmp:
         start = time.perf_counter()
-        files, details = FORMATS[fmt](model, spec, tmp, options)
+        files, details = form.export(model, spec, tmp, options)
         export_seconds = time.perf_counter() - start
         reference = TorchRunner(model)
         entries = {}

@@ -247,7 +247,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--task", choices=_task_names(), metavar="TASK", help="head to export (default: from config.json)")
-    p.add_argument("--format", required=True, choices=list(FORMATS), help="one of: %(choices)s")
+    p.add_argument("--format", required=True, choices=list(FORMATS), help="one of: %(choices)s (tflite is always static)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
     p.add_argument("--seq-len", type=int, default=defaults.seq_len, help="sequence length (static) or example length")
     p.add_argument("--batch", type=int, default=defaults.batch)

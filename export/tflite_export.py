@@ -1,0 +1,153 @@
+"""PyTorch -> TFLite (LiteRT) through litert-torch: builtin ops only, named signature.
+
+Static shapes (batch 1, seq 128 by default: delegates want them), int32 inputs. The
+module is converted with keyword sample inputs and a dict output, so the signature's
+inputs and outputs carry the model's names (input_ids ... -> logits) instead of the
+args_0 / output_0 a plain conversion gives. No TensorFlow is imported anywhere.
+
+After conversion the file is opened with ai-edge-litert's Interpreter twice: without
+delegates for the op histogram (and the builtin-ops check), and with the default XNNPACK
+delegate to count the nodes it takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pocketbert.errors import PocketbertError
+from pocketbert.export.spec import ExportSpec, random_inputs
+from pocketbert.models.modeling import PreTrainedModel
+
+MODEL_FILE = "model.tflite"
+INSTALL_HINT = "pip install 'pocketbert[tflite]' (litert-torch and ai-edge-litert)"
+
+
+class NamedOutputs(nn.Module):
+    """Keyword inputs and a dict output: litert-torch names the signature after both."""
+
+    def __init__(self, model: PreTrainedModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(self.model(**inputs))
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[list[str]]:
+    """Capture what C++ code writes to fd 2 (TFLite and the converter log there)."""
+    lines: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
+
+
+def interpreter_module():
+    """ai-edge-litert's interpreter, or the last tflite-runtime as a fallback."""
+    try:
+        from ai_edge_litert import interpreter
+    except ImportError:
+        try:
+            from tflite_runtime import interpreter  # type: ignore[no-redef]
+        except ImportError:
+            raise PocketbertError(f"running .tflite files needs ai-edge-litert: {INSTALL_HINT}") from None
+    return interpreter
+
+
+def inspect_tflite(path: Path) -> dict:
+    """Op histogram, builtin-only check and XNNPACK coverage of a .tflite file."""
+    interpreter = interpreter_module()
+    plain = interpreter.Interpreter(
+        str(path), experimental_op_resolver_type=interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
+    plain.allocate_tensors()
+    ops = Counter(op["op_name"] for op in plain._get_ops_details())
+    non_builtin = sorted(name for name in ops if name in ("CUSTOM", "DELEGATE") or name.startswith("Flex"))
+    with captured_stderr():
+        delegated = interpreter.Interpreter(str(path), num_threads=1)
+        delegated.allocate_tensors()
+    taken, partitions = delegated_nodes(delegated._get_ops_details())
+    left = Counter(op["op_name"] for op in plain._get_ops_details() if op["index"] not in taken)
+    xnnpack = {"nodes": len(taken), "of": sum(ops.values()), "partitions": partitions, "not_delegated": dict(left)}
+    return {
+        "op_histogram": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "builtin_ops_only": not non_builtin,
+        "non_builtin_ops": non_builtin,
+        "xnnpack": xnnpack,
+        "signatures": plain.get_signature_list(),
+    }
+
+
+def delegated_nodes(ops: list[dict]) -> tuple[set[int], int]:
+    """Indices of the nodes the delegate took, and its partition count.
+
+    The interpreter lists the original nodes plus one DELEGATE node per partition, whose
+    inputs/outputs are the partition's boundary tensors: walking producers back from its
+    outputs to its inputs finds exactly the nodes it replaced."""
+    delegates = [op for op in ops if op["op_name"] == "DELEGATE"]
+    producers = {int(t): op for op in ops if op["op_name"] != "DELEGATE" for t in op["outputs"]}
+    taken: set[int] = set()
+    for delegate in delegates:
+        boundary = {int(t) for t in delegate["inputs"]}
+        stack = [int(t) for t in delegate["outputs"]]
+        while stack:
+            tensor = stack.pop()
+            op = producers.get(tensor)
+            if tensor in boundary or op is None or op["index"] in taken:
+                continue
+            taken.add(op["index"])
+            stack.extend(int(t) for t in op["inputs"] if t >= 0)
+    return taken, len(delegates)
+
+
+def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> dict:
+    try:
+        # its import pulls torchao and jax, which log about GPU kernels this machine lacks
+        with captured_stderr(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.disable(logging.WARNING)
+            try:
+                import litert_torch
+            finally:
+                logging.disable(logging.NOTSET)
+    except ImportError:
+        raise PocketbertError(f"TFLite export needs litert-torch: {INSTALL_HINT}") from None
+    if not spec.static:
+        raise PocketbertError("TFLite exports are static: build the spec with static=True")
+    example = random_inputs(spec, model.config.vocab_size, spec.sizes(), seed=0)
+    sample = {name: torch.from_numpy(example[name]) for name in spec.input_names}
+    path = directory / MODEL_FILE
+    with captured_stderr() as log, contextlib.redirect_stdout(io.StringIO()):  # converter progress lines
+        try:
+            with torch.no_grad():
+                edge = litert_torch.convert(NamedOutputs(model).eval(), sample_kwargs=sample)
+                edge.export(str(path))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PocketbertError(f"TFLite conversion failed: {type(exc).__name__}: {first}") from None
+    details = inspect_tflite(path)
+    if not details["builtin_ops_only"]:
+        raise PocketbertError(f"{path}: needs non-builtin ops {details['non_builtin_ops']}")
+    from importlib import metadata
+
+    details["converter"] = f"litert-torch {metadata.version('litert-torch')}"
+    details["converter_log_lines"] = len(log)
+    return details

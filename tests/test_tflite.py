@@ -1,0 +1,88 @@
+"""TFLite exports through litert-torch: every architecture and head, builtin ops only,
+named int32 signature, XNNPACK coverage in the manifest, same answers as PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import perturb
+
+from pocketbert.benchmarks.runners import RunnerError, TorchRunner, open_runner
+from pocketbert.export import ExportOptions, export_model
+from pocketbert.export.spec import ExportSpec, random_inputs
+from pocketbert.export.validate import compare
+from pocketbert.models import create_checkpoint, load_model, registry
+from pocketbert.pipelines import pipeline
+
+SEQ = 32
+
+
+@pytest.fixture(scope="module")
+def conversions(tmp_path_factory):
+    """Convert every (architecture, head) once: conversion is the slow part."""
+    root = tmp_path_factory.mktemp("tflite")
+    done = {}
+    for arch, task in registry.all_pairs():
+        spec = registry.get_architecture(arch)
+        source = root / f"{arch}-{task}-ckpt"
+        perturb(spec.model_class(task)(spec.fake_config()).init_weights(0), seed=2).save_pretrained(source)
+        out = root / f"{arch}-{task}"
+        done[arch, task] = (source, out, export_model(source, None, "tflite", out, ExportOptions(seq_len=SEQ)))
+    return done
+
+
+@pytest.mark.parametrize("arch,task", registry.all_pairs())
+def test_every_architecture_and_head_converts_with_builtin_ops(arch, task, conversions):
+    source, out, manifest = conversions[arch, task]
+    model = load_model(source)
+    details = manifest["details"]
+    assert details["builtin_ops_only"] and not details["non_builtin_ops"]
+    assert sum(details["op_histogram"].values()) == details["xnnpack"]["of"]
+    assert details["xnnpack"]["nodes"] >= 0.9 * details["xnnpack"]["of"], details["xnnpack"]
+    signature = details["signatures"]["serving_default"]
+    assert sorted(signature["inputs"]) == sorted(model.input_names)  # real names, not args_0
+    assert sorted(signature["outputs"]) == sorted(model.output_names)
+    assert all(i["dtype"] == "int32" and isinstance(i["shape"][-1], int) for i in manifest["inputs"])
+    assert manifest["files"]["model"]["validation"]["max_abs_diff"] <= 1e-4
+    # any valid inputs, not only the validation case: other lengths of padding, other ids
+    runner, reference = open_runner(out), TorchRunner(model)
+    spec = ExportSpec.for_model(model, batch=1, sequence=SEQ, static=True)
+    for seed in range(3):
+        inputs = random_inputs(spec, model.config.vocab_size, spec.sizes(), seed=50 + seed)
+        inputs["attention_mask"][..., SEQ - 5 * seed - 3 :] = 0
+        compare(reference(inputs), runner(inputs), model.output_names, 1e-4, f"seed {seed}")
+
+
+def test_static_runner_refuses_other_shapes(conversions):
+    _, out, _ = conversions["bert", "question-answering"]
+    runner = open_runner(out)
+    with pytest.raises(RunnerError, match=r"takes exactly \(1, 32\)"):
+        runner({name: np.ones((1, 40), np.int64) for name in runner.input_names})
+
+
+def test_fill_mask_on_tflite_matches_the_checkpoint(tmp_path):
+    source = tmp_path / "m"
+    create_checkpoint("mobilebert", source, layers=2, seed=3)
+    export_model(source, "fill-mask", "tflite", tmp_path / "t")
+    text = ["The capital of France is [MASK].", "A [MASK] walked into the [MASK]."]
+    expected, got = pipeline("fill-mask", source)(text), pipeline("fill-mask", tmp_path / "t")(text)
+
+    def rows(result):
+        return [result] if isinstance(result, dict) else [r for item in result for r in rows(item)]
+
+    assert len(rows(got)) == len(rows(expected)) == 15
+    for g, e in zip(rows(got), rows(expected)):
+        assert g["token"] == e["token"] and g["sequence"] == e["sequence"]
+        assert abs(g["score"] - e["score"]) <= 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", list(registry.ARCHITECTURES))
+def test_paper_size_models_convert(arch, tmp_path):
+    source = tmp_path / "ckpt"
+    create_checkpoint(arch, source, task="fill-mask", seed=0)
+    manifest = export_model(source, "fill-mask", "tflite", tmp_path / "t")
+    entry, details = manifest["files"]["model"], manifest["details"]
+    print(f"{arch} tflite: convert {manifest['export_seconds']} s, {entry['bytes'] / 1e6:.1f} MB, "
+          f"max abs diff {entry['validation']['max_abs_diff']:.2e}, xnnpack {details['xnnpack']}, ops {details['op_histogram']}")
+    assert details["builtin_ops_only"] and entry["validation"]["passed"]
