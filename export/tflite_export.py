@@ -8,11 +8,17 @@ args_0 / output_0 a plain conversion gives. No TensorFlow is imported anywhere.
 After conversion the file is opened with ai-edge-litert's Interpreter twice: without
 delegates for the op histogram (and the builtin-ops check), and with the default XNNPACK
 delegate to count the nodes it takes.
+
+The vocabulary and a description of the signature go inside the file as named buffers of
+the model's ``metadata`` table, written with ai-edge-litert's flatbuffer schema. The
+richer TFLITE_METADATA format needs tflite-support, which is unmaintained and pins
+numpy < 2, so vocab.txt also sits beside the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import io
 import logging
 import os
@@ -118,6 +124,66 @@ def delegated_nodes(ops: list[dict]) -> tuple[set[int], int]:
     return taken, len(delegates)
 
 
+INPUT_DESCRIPTIONS = {
+    "input_ids": "WordPiece ids of [CLS] text [SEP] (pair: [CLS] a [SEP] b [SEP]), right-padded with [PAD]",
+    "attention_mask": "1 for real tokens, 0 for padding",
+    "token_type_ids": "0 for the first segment, 1 for the second",
+}
+
+
+def embed_metadata(path: Path, entries: dict[str, bytes]) -> None:
+    """Add named buffers to the model's own ``metadata`` table (the TFLite flatbuffer
+    schema from ai-edge-litert; no TensorFlow or tflite-support needed). An app reads them
+    by name from the flatbuffer."""
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = path.read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    model.metadata = [m for m in (model.metadata or []) if m.name.decode() not in entries]
+    for name, payload in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(payload, dtype=np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name.encode(), len(model.buffers) - 1
+        model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(data) + sum(map(len, entries.values())) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(builder.Output())
+
+
+def read_metadata(path: Path) -> dict[str, bytes]:
+    """The named metadata buffers of a .tflite file."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+    out = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        out[entry.Name().decode()] = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    return out
+
+
+def metadata_entries(model: PreTrainedModel, spec: ExportSpec) -> dict[str, bytes]:
+    """The vocabulary and a description of the signature, for apps that get only the file."""
+    entries = {}
+    source = getattr(model, "checkpoint_dir", None)
+    if source is not None and (Path(source) / "vocab.txt").is_file():
+        entries["pocketbert.vocab.txt"] = (Path(source) / "vocab.txt").read_bytes()
+    description = {
+        "architecture": model.config.model_type,
+        "task": model.task,
+        "inputs": [{**i, "description": INPUT_DESCRIPTIONS[i["name"]]} for i in spec.manifest_inputs("int32")],
+        "outputs": spec.manifest_outputs(),
+        "id2label": {str(k): v for k, v in (model.config.id2label or {}).items()},
+        "do_lower_case": True,
+    }
+    entries["pocketbert.signature.json"] = json.dumps(description, indent=1).encode()
+    return entries
+
+
 def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> dict:
     try:
         # its import pulls torchao and jax, which log about GPU kernels this machine lacks
@@ -143,7 +209,10 @@ def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> 
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise PocketbertError(f"TFLite conversion failed: {type(exc).__name__}: {first}") from None
+    entries = metadata_entries(model, spec)
+    embed_metadata(path, entries)
     details = inspect_tflite(path)
+    details["metadata"] = sorted(entries)
     if not details["builtin_ops_only"]:
         raise PocketbertError(f"{path}: needs non-builtin ops {details['non_builtin_ops']}")
     from importlib import metadata

@@ -3,6 +3,8 @@ named int32 signature, XNNPACK coverage in the manifest, same answers as PyTorch
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from helpers import perturb
@@ -71,6 +73,13 @@ def test_fill_mask_on_tflite_matches_the_checkpoint(tmp_path):
         return [result] if isinstance(result, dict) else [r for item in result for r in rows(item)]
 
     assert len(rows(got)) == len(rows(expected)) == 15
+    from pocketbert.export.tflite_export import read_metadata
+
+    embedded = read_metadata(tmp_path / "t" / "model.tflite")
+    assert embedded["pocketbert.vocab.txt"] == (source / "vocab.txt").read_bytes()
+    described = json.loads(embedded["pocketbert.signature.json"])
+    assert [i["name"] for i in described["inputs"]] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert described["inputs"][0]["shape"] == [1, 128] and described["outputs"][0]["name"] == "logits"
     for g, e in zip(rows(got), rows(expected)):
         assert g["token"] == e["token"] and g["sequence"] == e["sequence"]
         assert abs(g["score"] - e["score"]) <= 1e-4
