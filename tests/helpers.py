@@ -66,6 +66,14 @@ def perturb(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch
     return model
 
 
+def fake_model(arch: str, task: str, seed: int = 0, **changes):
+    """A tiny (fake-config) model of the registry with perturbed random weights."""
+    from pocketbert.models import registry
+
+    spec = registry.get_architecture(arch)
+    return perturb(spec.model_class(task)(spec.fake_config(**changes)).init_weights(seed), seed=seed + 1)
+
+
 def max_abs_diff(ours: dict, theirs, names) -> dict[str, float]:
     return {
         name: float((ours[name].detach() - getattr(theirs, name).detach()).abs().max()) for name in names

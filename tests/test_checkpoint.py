@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 import torch
-from helpers import hf_class, hf_config, inputs_for, perturb, quiet
+from helpers import fake_model, hf_class, hf_config, inputs_for, perturb, quiet
 from safetensors.torch import load_file, save_file
 
 from pocketbert.errors import CheckpointError, ConfigError, PocketbertError
@@ -20,8 +20,7 @@ from pocketbert.models.checkpoint import CheckpointWarning
 
 
 def save_ours(tmp_path, arch="mobilebert", task="fill-mask", name="ckpt", **changes):
-    model_cls = registry.get_architecture(arch).model_class(task)
-    model = perturb(model_cls(registry.get_architecture(arch).fake_config(**changes)).init_weights(0))
+    model = fake_model(arch, task, **changes)
     path = tmp_path / name
     model.save_pretrained(path)
     return model.eval(), path

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import perturb
+from helpers import fake_model
 
 from pocketbert.benchmarks.runners import RunnerError, open_runner
 from pocketbert.errors import PocketbertError
@@ -27,9 +27,7 @@ def fake_checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("fake")
     paths = {}
     for arch, task in registry.all_pairs():
-        spec = registry.get_architecture(arch)
-        model = perturb(spec.model_class(task)(spec.fake_config()).init_weights(0), seed=1)
-        model.save_pretrained(root / f"{arch}-{task}")
+        fake_model(arch, task).save_pretrained(root / f"{arch}-{task}")
         paths[arch, task] = root / f"{arch}-{task}"
     return paths
 

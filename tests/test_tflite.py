@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import perturb
+from helpers import fake_model
 
 from pocketbert.benchmarks.runners import RunnerError, TorchRunner, open_runner
 from pocketbert.export import ExportOptions, export_model
@@ -25,9 +25,8 @@ def conversions(tmp_path_factory):
     root = tmp_path_factory.mktemp("tflite")
     done = {}
     for arch, task in registry.all_pairs():
-        spec = registry.get_architecture(arch)
         source = root / f"{arch}-{task}-ckpt"
-        perturb(spec.model_class(task)(spec.fake_config()).init_weights(0), seed=2).save_pretrained(source)
+        fake_model(arch, task, seed=2).save_pretrained(source)
         out = root / f"{arch}-{task}"
         done[arch, task] = (source, out, export_model(source, None, "tflite", out, ExportOptions(seq_len=SEQ)))
     return done
