@@ -147,3 +147,31 @@ def single_texts() -> list[str]:
 def pair_texts() -> list[tuple[str, str]]:
     lines = corpus_lines()
     return EDGE_PAIRS + [(lines[i], lines[i + 1]) for i in range(0, 120, 2)]
+
+
+# Blocks whose characters are assigned since Unicode 6 or earlier, so the JDK's and
+# Rust's Unicode tables agree on their categories (newer code points are "unassigned" in
+# older tables, and tokenizers drops unassigned characters as control characters).
+STABLE_BLOCKS = [
+    (0x20, 0x7E), (0xA0, 0xFF), (0x100, 0x17F), (0x300, 0x36F), (0x391, 0x3C9), (0x410, 0x44F),
+    (0x2010, 0x2027), (0x4E00, 0x4FFF), (0x3041, 0x3096), (0xAC00, 0xAD00), (0x1F600, 0x1F64F),
+    (0x00, 0x1F), (0x2028, 0x2029), (0x3000, 0x3000), (0x200B, 0x200F),
+]
+
+
+def random_texts(count: int, seed: int = 0) -> list[str]:
+    """Deterministic random strings over STABLE_BLOCKS, with words, spaces and the odd [MASK]."""
+    import random
+
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 12)):
+            if rng.random() < 0.05:
+                parts.append("[MASK]")
+                continue
+            low, high = rng.choice(STABLE_BLOCKS)
+            parts.append("".join(chr(rng.randint(low, high)) for _ in range(rng.randint(1, 8))))
+        texts.append(rng.choice([" ", "", "  "]).join(parts))
+    return texts
