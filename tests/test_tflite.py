@@ -94,3 +94,29 @@ def test_paper_size_models_convert(arch, tmp_path):
     print(f"{arch} tflite: convert {manifest['export_seconds']} s, {entry['bytes'] / 1e6:.1f} MB, "
           f"max abs diff {entry['validation']['max_abs_diff']:.2e}, xnnpack {details['xnnpack']}, ops {details['op_histogram']}")
     assert details["builtin_ops_only"] and entry["validation"]["passed"]
+
+
+def test_android_assets_puts_everything_the_demo_loads(tmp_path, cli_env):
+    import subprocess
+    import sys
+
+    source = tmp_path / "ckpt"
+    create_checkpoint("distilbert", source, task="text-classification", layers=1, seed=4)
+    export_model(source, None, "tflite", tmp_path / "tflite", ExportOptions(seq_len=SEQ))
+    export_model(source, None, "torchscript", tmp_path / "ts")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pocketbert.cli", *map(str, args)], capture_output=True,
+                              text=True, env=cli_env)
+
+    done = cli("android-assets", tmp_path / "tflite", tmp_path / "assets")
+    assert done.returncode == 0, done.stderr
+    assets = tmp_path / "assets"
+    assert sorted(p.name for p in assets.iterdir()) == [
+        "config.json", "labels.txt", "manifest.json", "model.tflite", "vocab.txt"]
+    assert (assets / "labels.txt").read_text().splitlines() == ["LABEL_0", "LABEL_1"]
+    assert (assets / "model.tflite").read_bytes() == (tmp_path / "tflite" / "model.tflite").read_bytes()
+    assert json.loads((assets / "manifest.json").read_text())["inputs"][0]["shape"] == [1, SEQ]
+    wrong = cli("android-assets", tmp_path / "ts", tmp_path / "assets2")
+    assert wrong.returncode == 2 and "a torchscript export; the Android demo runs .tflite" in wrong.stderr
+    assert not (tmp_path / "assets2").exists()

@@ -278,7 +278,30 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_create, add_export, add_info, add_models, add_run]
+# ---- pocketbert android-assets ---------------------------------------------------------------------
+def add_android_assets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "android-assets",
+        help="copy a .tflite export into android_demo's assets",
+        description="Copy model.tflite, vocab.txt, manifest.json, config.json and labels.txt of a TFLite "
+        "export to ASSETS_DIR (android_demo/app/src/main/assets).",
+    )
+    p.add_argument("artifact", metavar="ARTIFACT", help="directory written by pocketbert export --format tflite")
+    p.add_argument("assets_dir", metavar="ASSETS_DIR")
+    p.set_defaults(run=run_android_assets)
+
+
+def run_android_assets(args: argparse.Namespace) -> int:
+    from pocketbert.export.android_assets import write_android_assets
+
+    written = write_android_assets(args.artifact, args.assets_dir)
+    print(f"wrote {', '.join(written)} to {args.assets_dir}")
+    return 0
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_android_assets, add_create, add_export, add_info, add_models, add_run,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

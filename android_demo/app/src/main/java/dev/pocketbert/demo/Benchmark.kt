@@ -1,0 +1,49 @@
+package dev.pocketbert.demo
+
+import android.os.Build
+import android.util.Log
+import org.json.JSONObject
+
+/**
+ * The mobilebert-pixel4 protocol of the MobileBERT paper (TFLite, 4 threads, seq 128,
+ * batch 1): warm-up runs, then timed runs (at least [numRuns] and at least [minSeconds]),
+ * median and p90. The result is logged as one JSON line under [TAG], which
+ * `adb logcat -s PocketBertBench` (and `pocketbert bench --device adb`) collects.
+ */
+object Benchmark {
+    const val TAG = "PocketBertBench"
+    const val PROTOCOL = "mobilebert-pixel4"
+    const val THREADS = 4
+
+    fun run(model: BertModel, warmupRuns: Int = 10, numRuns: Int = 50, minSeconds: Double = 1.0): JSONObject {
+        val encoding = model.encode("The capital of France is [MASK].")
+        val first = model.run(encoding).millis
+        repeat(warmupRuns) { model.run(encoding) }
+        val times = mutableListOf<Double>()
+        val start = System.nanoTime()
+        while (times.size < numRuns || (System.nanoTime() - start) / 1e9 < minSeconds) {
+            times += model.run(encoding).millis
+        }
+        val sorted = times.sorted()
+        fun percentile(p: Double) = sorted[((sorted.size - 1) * p).toInt()]
+        val line = JSONObject()
+            .put("protocol", PROTOCOL)
+            .put("task", model.task)
+            .put("threads", model.threads)
+            .put("seq_len", model.sequenceLength)
+            .put("batch", 1)
+            .put("warmup_runs", warmupRuns)
+            .put("num_runs", times.size)
+            .put("init_ms", model.initMillis)
+            .put("first_inference_ms", first)
+            .put("median_ms", percentile(0.5))
+            .put("p90_ms", percentile(0.9))
+            .put("mean_ms", times.average())
+            .put("min_ms", sorted.first())
+            .put("max_ms", sorted.last())
+            .put("device", "${Build.MANUFACTURER} ${Build.MODEL}")
+            .put("android_sdk", Build.VERSION.SDK_INT)
+        Log.i(TAG, line.toString())
+        return line
+    }
+}

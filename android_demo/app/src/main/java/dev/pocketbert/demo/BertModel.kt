@@ -1,0 +1,112 @@
+package dev.pocketbert.demo
+
+import android.content.Context
+import dev.pocketbert.tokenizer.BertTokenizer
+import dev.pocketbert.tokenizer.Encoding
+import dev.pocketbert.tokenizer.Truncation
+import org.json.JSONObject
+import org.tensorflow.lite.Interpreter
+import java.io.FileInputStream
+import java.nio.ByteBuffer
+import java.nio.ByteOrder
+import java.nio.MappedByteBuffer
+import java.nio.channels.FileChannel
+import kotlin.math.exp
+
+/** One inference: named float outputs and how long the interpreter took. */
+class Result(val outputs: Map<String, FloatArray>, val millis: Double)
+
+/**
+ * A .tflite export of pocketbert (model.tflite, vocab.txt, manifest.json, labels.txt in the
+ * app's assets) on LiteRT's Interpreter. Static shapes: every input is padded to the
+ * manifest's sequence length, as the export was validated.
+ */
+class BertModel(context: Context, val threads: Int, useXnnpack: Boolean = true) : AutoCloseable {
+    val manifest = JSONObject(context.assets.open("manifest.json").bufferedReader().readText())
+    val tokenizer: BertTokenizer = context.assets.open("vocab.txt").use { BertTokenizer.fromVocab(it, true) }
+    val labels: List<String> = runCatching {
+        context.assets.open("labels.txt").bufferedReader().readLines().filter { it.isNotBlank() }
+    }.getOrDefault(emptyList())
+    val task: String = manifest.getString("task")
+    val sequenceLength: Int = manifest.getJSONArray("inputs").getJSONObject(0).getJSONArray("shape").let { it.getInt(it.length() - 1) }
+    private val inputNames = (0 until manifest.getJSONArray("inputs").length()).map {
+        manifest.getJSONArray("inputs").getJSONObject(it).getString("name")
+    }
+    private val outputShapes: Map<String, IntArray> = (0 until manifest.getJSONArray("outputs").length()).associate {
+        val output = manifest.getJSONArray("outputs").getJSONObject(it)
+        val shape = output.getJSONArray("shape")
+        output.getString("name") to IntArray(shape.length()) { i -> shape.getInt(i) }
+    }
+    val initMillis: Double
+    private val interpreter: Interpreter
+
+    init {
+        val start = System.nanoTime()
+        val options = Interpreter.Options().setNumThreads(threads).setUseXNNPACK(useXnnpack)
+        interpreter = Interpreter(mapModel(context), options)
+        initMillis = (System.nanoTime() - start) / 1e6
+    }
+
+    private fun mapModel(context: Context): MappedByteBuffer {
+        context.assets.openFd("model.tflite").use { fd ->
+            FileInputStream(fd.fileDescriptor).channel.use { channel ->
+                return channel.map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
+            }
+        }
+    }
+
+    fun encode(text: String, pair: String? = null): Encoding =
+        tokenizer.encode(text, pair, sequenceLength, Truncation.LONGEST_FIRST, true)
+
+    fun run(encoding: Encoding): Result {
+        val arrays = mapOf(
+            "input_ids" to encoding.inputIds,
+            "attention_mask" to encoding.attentionMask,
+            "token_type_ids" to encoding.tokenTypeIds,
+        )
+        val inputs: Map<String, Any> = inputNames.associateWith { arrayOf(arrays.getValue(it)) }  // [1, S] int32
+        val buffers = outputShapes.mapValues { (_, shape) ->
+            ByteBuffer.allocateDirect(shape.fold(4) { bytes, dim -> bytes * dim }).order(ByteOrder.nativeOrder())
+        }
+        val start = System.nanoTime()
+        interpreter.runSignature(inputs, buffers)
+        val millis = (System.nanoTime() - start) / 1e6
+        val outputs = buffers.mapValues { (_, buffer) ->
+            buffer.rewind()
+            FloatArray(buffer.capacity() / 4).also { buffer.asFloatBuffer().get(it) }
+        }
+        return Result(outputs, millis)
+    }
+
+    /** Top-k tokens for every [MASK]: (token, probability) pairs. */
+    fun fillMask(text: String, topK: Int = 5): Pair<List<List<Pair<String, Float>>>, Double> {
+        val encoding = encode(text)
+        val result = run(encoding)
+        val logits = result.outputs.getValue("logits")
+        val vocab = logits.size / sequenceLength
+        val answers = encoding.inputIds.indices.filter { encoding.inputIds[it] == tokenizer.maskId }.map { position ->
+            val probs = softmax(logits, position * vocab, vocab)
+            probs.indices.sortedByDescending { probs[it] }.take(topK).map { tokenizer.idToToken(it) to probs[it] }
+        }
+        return answers to result.millis
+    }
+
+    /** Labels with probabilities, best first. */
+    fun classify(text: String): Pair<List<Pair<String, Float>>, Double> {
+        val result = run(encode(text))
+        val probs = softmax(result.outputs.getValue("logits"), 0, result.outputs.getValue("logits").size)
+        val ranked = probs.indices.sortedByDescending { probs[it] }.map { (labels.getOrNull(it) ?: "LABEL_$it") to probs[it] }
+        return ranked to result.millis
+    }
+
+    override fun close() = interpreter.close()
+
+    companion object {
+        fun softmax(values: FloatArray, offset: Int, length: Int): FloatArray {
+            val max = (offset until offset + length).maxOf { values[it] }
+            val exps = FloatArray(length) { exp((values[offset + it] - max).toDouble()).toFloat() }
+            val sum = exps.sum()
+            return FloatArray(length) { exps[it] / sum }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+package dev.pocketbert.demo
+
+import android.os.Bundle
+import android.widget.Button
+import android.widget.EditText
+import android.widget.LinearLayout
+import android.widget.ScrollView
+import android.widget.TextView
+import androidx.appcompat.app.AppCompatActivity
+import java.util.concurrent.Executors
+
+/** Fill-mask, text classification and the benchmark, on the model in assets/. */
+class MainActivity : AppCompatActivity() {
+    private val worker = Executors.newSingleThreadExecutor()
+    private lateinit var input: EditText
+    private lateinit var threads: EditText
+    private lateinit var output: TextView
+
+    override fun onCreate(savedInstanceState: Bundle?) {
+        super.onCreate(savedInstanceState)
+        val column = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL; setPadding(32, 32, 32, 32) }
+        input = EditText(this).apply { setText("The capital of France is [MASK].") }
+        threads = EditText(this).apply { setText("4"); hint = "threads" }
+        output = TextView(this).apply { setTextIsSelectable(true) }
+        column.addView(input)
+        column.addView(threads)
+        column.addView(button("Fill mask") { model, text -> fillMask(model, text) })
+        column.addView(button("Classify") { model, text -> classify(model, text) })
+        column.addView(button("Benchmark (mobilebert-pixel4)") { model, _ -> Benchmark.run(model).toString(2) })
+        column.addView(output)
+        setContentView(ScrollView(this).apply { addView(column) })
+    }
+
+    private fun button(label: String, action: (BertModel, String) -> String) = Button(this).apply {
+        text = label
+        setOnClickListener {
+            val text = input.text.toString()
+            val count = threads.text.toString().toIntOrNull() ?: Benchmark.THREADS
+            output.text = "running..."
+            worker.execute {
+                val shown = runCatching { BertModel(this@MainActivity, count).use { action(it, text) } }
+                    .getOrElse { "error: ${it.message}" }
+                runOnUiThread { output.text = shown }
+            }
+        }
+    }
+
+    private fun fillMask(model: BertModel, text: String): String {
+        val (answers, millis) = model.fillMask(text)
+        if (answers.isEmpty()) return "no [MASK] in the text"
+        return answers.joinToString("\n\n") { mask ->
+            mask.joinToString("\n") { (token, p) -> "%.4f  %s".format(p, token) }
+        } + "\n\n%.1f ms".format(millis)
+    }
+
+    private fun classify(model: BertModel, text: String): String {
+        val (ranked, millis) = model.classify(text)
+        return ranked.joinToString("\n") { (label, p) -> "%.4f  %s".format(p, label) } + "\n\n%.1f ms".format(millis)
+    }
+
+    override fun onDestroy() {
+        worker.shutdown()
+        super.onDestroy()
+    }
+}
