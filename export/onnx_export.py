@@ -14,6 +14,7 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.export import Dim
 
@@ -107,6 +108,47 @@ def _op_histogram(graph) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def split_unsqueezes(graph) -> int:
+    """Rewrite each Unsqueeze over several constant axes as a chain of single-axis ones.
+
+    The dynamo exporter folds ``mask[:, None, None, :]`` into one Unsqueeze(axes=[1, 2]);
+    onnxruntime's attention fusion looks for the mask path Unsqueeze -> Unsqueeze -> Cast ->
+    Sub -> Mul. Same function, one node more. Returns how many nodes were split."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.graph.initializer}
+    for node in graph.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    rewritten, split = [], 0
+    for node in graph.graph.node:
+        axes = constants.get(node.input[1]) if node.op_type == "Unsqueeze" and len(node.input) == 2 else None
+        if axes is None or axes.size < 2 or (axes < 0).any():
+            rewritten.append(node)
+            continue
+        current = node.input[0]
+        for i, axis in enumerate(sorted(int(a) for a in axes.ravel())):
+            axis_name = f"{node.name or node.output[0]}_axis{i}"
+            # a Constant node, not an initializer: the optimizer may move initializers to
+            # external data, where shape inference cannot read them
+            rewritten.append(helper.make_node(
+                "Constant", [], [axis_name], value=numpy_helper.from_array(np.array([axis], dtype=np.int64))
+            ))
+            output = node.output[0] if i == axes.size - 1 else f"{node.output[0]}_part{i}"
+            rewritten.append(helper.make_node("Unsqueeze", [current, axis_name], [output], name=f"{axis_name}_node"))
+            current = output
+        split += 1
+    del graph.graph.node[:]
+    graph.graph.node.extend(rewritten)
+    used = {name for node in graph.graph.node for name in node.input}
+    unused = [init for init in graph.graph.initializer if init.name not in used]
+    for init in unused:  # the old axes tensors
+        graph.graph.initializer.remove(init)
+    onnx.checker.check_model(graph)
+    return split
+
+
 def optimize(model: PreTrainedModel, directory: Path) -> dict:
     """onnxruntime's transformer optimizer (attention / LayerNorm / GELU fusion) -> a
     second file. Fusions need the patterns of BERT's graph; MobileBERT's NoNorm and
@@ -115,9 +157,11 @@ def optimize(model: PreTrainedModel, directory: Path) -> dict:
     from onnxruntime.transformers import optimizer
 
     config = model.config
+    graph = onnx.load(str(directory / MODEL_FILE))
+    split_unsqueezes(graph)
     with _quiet(), contextlib.redirect_stderr(io.StringIO()):
         optimized = optimizer.optimize_model(
-            str(directory / MODEL_FILE),
+            graph,
             model_type="bert",
             num_heads=config.num_attention_heads,
             hidden_size=getattr(config, "true_hidden_size", config.hidden_size),

@@ -11,6 +11,8 @@ constant (see ``MASK_BIAS``).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,9 +88,11 @@ def attend(
     query [B, h, S, d], key_t [B, h, d, S] (keys already transposed: SqueezeBERT's
     channels-first layout gives them that way for free), value [B, h, S, d],
     bias [B, 1, 1, S] -> context [B, h, S, d]. The scale is a Python constant from
-    ``head_size`` (not computed from a traced shape, which TorchScript would keep as a Pow).
+    ``head_size`` (not computed from a traced shape, which TorchScript would keep as a Pow),
+    applied as a division: MatMul -> Div -> Add -> Softmax is the pattern onnxruntime's
+    transformer optimizer fuses into one Attention op.
     """
-    scores = torch.matmul(query, key_t) * (head_size**-0.5)  # [B, h, S, S]
+    scores = torch.matmul(query, key_t) / math.sqrt(head_size)  # [B, h, S, S]
     probs = torch.softmax(scores + bias, dim=-1)
     return torch.matmul(probs, value)
 

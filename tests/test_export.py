@@ -117,13 +117,13 @@ def test_opset_17_uses_the_torchscript_based_exporter(fake_checkpoints, tmp_path
     assert not (tmp_path / "o16").exists()
 
 
-def test_optimizer_fuses_bert_layernorm_and_gelu_and_validates(fake_checkpoints, tmp_path):
+@pytest.mark.parametrize("opset", [17, 18])
+def test_optimizer_fuses_bert_attention_layernorm_gelu_and_validates(fake_checkpoints, tmp_path, opset):
     manifest = export_model(fake_checkpoints["bert", "text-classification"], None, "onnx", tmp_path / "opt",
-                            ExportOptions(optimize=True))
+                            ExportOptions(optimize=True, opset=opset))
     fused = manifest["details"]["optimizer"]["fused_operators"]
-    # 2 layers: residual + LayerNorm twice per layer, one GELU per layer, the embedding sum.
-    # (Attention does not fuse: onnxruntime 1.31 matches the mask path of transformers'
-    # own graphs only; see the closing note of issue 4.)
+    # 2 layers: one Attention, two residual + LayerNorm and one GELU per layer, the embedding sum
+    assert fused.get("Attention", 0) == 2, fused
     assert fused.get("SkipLayerNormalization", 0) == 4 and fused.get("BiasGelu", 0) == 2, fused
     assert fused.get("EmbedLayerNormalization", 0) == 1, fused
     assert manifest["files"]["optimized"]["validation"]["passed"]
