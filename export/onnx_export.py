@@ -159,9 +159,13 @@ def optimize(model: PreTrainedModel, directory: Path) -> dict:
     config = model.config
     graph = onnx.load(str(directory / MODEL_FILE))
     split_unsqueezes(graph)
+    # through a file: given a ModelProto, the optimizer externalises tensors that ORT's
+    # shape inference then cannot read (seen on full-size MobileBERT)
+    staged = directory / "model.staged.onnx"
+    onnx.save(graph, str(staged))
     with _quiet(), contextlib.redirect_stderr(io.StringIO()):
         optimized = optimizer.optimize_model(
-            graph,
+            str(staged),
             model_type="bert",
             num_heads=config.num_attention_heads,
             hidden_size=getattr(config, "true_hidden_size", config.hidden_size),
@@ -169,6 +173,7 @@ def optimize(model: PreTrainedModel, directory: Path) -> dict:
         )
         optimized.save_model_to_file(str(directory / OPTIMIZED_FILE))
         fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
+    staged.unlink()
     onnx.checker.check_model(str(directory / OPTIMIZED_FILE), full_check=True)
     return {"fused_operators": fused, "note": "contrib ops (com.microsoft) need the full ONNX Runtime, not every Mobile build"}
 
