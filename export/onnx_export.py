@@ -19,20 +19,13 @@ import torch
 from torch.export import Dim
 
 from pocketbert.errors import PocketbertError
-from pocketbert.export.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, random_inputs
+from pocketbert.export.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
 DYNAMO_OPSET = 18
 MIN_OPSET = 17
 MODEL_FILE = "model.onnx"
 OPTIMIZED_FILE = "model.optimized.onnx"
-
-
-def _example_args(spec: ExportSpec, vocab_size: int) -> tuple[torch.Tensor, ...]:
-    # dynamic exports trace at batch 2 / 3 choices: a size of 1 would be specialised
-    sizes = spec.sizes() if spec.static else {"batch": 2, "choices": 3, "sequence": max(spec.sequence, 16)}
-    inputs = random_inputs(spec, vocab_size, sizes, seed=0)
-    return tuple(torch.from_numpy(inputs[name]) for name in spec.input_names)
 
 
 def _dynamic_shapes(spec: ExportSpec):
@@ -65,7 +58,7 @@ def export_onnx(model: PreTrainedModel, spec: ExportSpec, directory: Path, opset
     if opset < MIN_OPSET:
         raise PocketbertError(f"--opset must be >= {MIN_OPSET}, got {opset}")
     path = directory / MODEL_FILE
-    args = _example_args(spec, model.config.vocab_size)
+    args = example_args(spec, model.config.vocab_size)
     wrapper = TupleOutputs(model).eval()
     names = dict(input_names=list(spec.input_names), output_names=list(spec.output_names))
     exporter = "dynamo" if opset >= DYNAMO_OPSET else "torchscript"

@@ -131,6 +131,14 @@ def random_inputs(
     return {name: inputs[name] for name in spec.input_names}
 
 
+def example_args(spec: ExportSpec, vocab_size: int) -> tuple[torch.Tensor, ...]:
+    """Positional example inputs for tracing. Dynamic exports trace at batch 2 and 3
+    choices: torch.export would specialise a size of 1."""
+    sizes = spec.sizes() if spec.static else {"batch": 2, "choices": 3, "sequence": max(spec.sequence, 16)}
+    inputs = random_inputs(spec, vocab_size, sizes, seed=0)
+    return tuple(torch.from_numpy(inputs[name]) for name in spec.input_names)
+
+
 def validation_shapes(spec: ExportSpec) -> list[dict[str, int]]:
     """Static: the one shape. Dynamic: at least three, incl. batch 1, a padded batch, and
     lengths that are neither the example's nor a power of two."""

@@ -13,8 +13,7 @@ from pathlib import Path
 import torch
 
 from pocketbert.errors import PocketbertError
-from pocketbert.export.onnx_export import _example_args
-from pocketbert.export.spec import ExportSpec, TupleOutputs
+from pocketbert.export.spec import ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
 MODEL_FILE = "model.pt"
@@ -22,7 +21,7 @@ LITE_FILE = "model.ptl"
 
 
 def export_torchscript(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> dict:
-    args = _example_args(spec, model.config.vocab_size)
+    args = example_args(spec, model.config.vocab_size)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")

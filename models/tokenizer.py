@@ -15,6 +15,7 @@ offsets are what transformers' BertTokenizerFast gives on the same vocab.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ class BertTokenizerFast:
         )
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
+        self._lock = threading.Lock()
 
     def _check_special_tokens(self, lookup) -> None:
         missing = [t for t in self.all_special_tokens if lookup(t) is None]
@@ -341,22 +343,9 @@ class BertTokenizerFast:
         if strategy is not None and max_length is None:
             max_length = self.model_max_length
         pad_to = self._padding_length(padding, max_length)
-        tok = self._tokenizer
-        try:
-            if strategy is not None:
-                tok.enable_truncation(max_length, stride=stride, strategy=strategy)
-            if pad_to is not False:
-                tok.enable_padding(
-                    direction="right", pad_id=self.pad_token_id, pad_type_id=0, pad_token=self.pad_token,
-                    length=pad_to,
-                )
-            inputs = [t if p is None else (t, p) for t, p in zip(texts, pairs)]
-            encodings = tok.encode_batch(inputs, add_special_tokens=add_special_tokens)
-        except Exception as exc:  # tokenizers raises plain Exceptions for impossible truncations
-            raise TokenizerError(f"cannot encode: {exc}") from None
-        finally:
-            tok.no_truncation()
-            tok.no_padding()
+        # truncation and padding are settings of the shared tokenizers object: one call at a time
+        with self._lock:
+            encodings = self._encode_batch(texts, pairs, strategy, max_length, stride, pad_to, add_special_tokens)
 
         if return_overflowing_tokens:
             flat, mapping = [], []
@@ -383,6 +372,24 @@ class BertTokenizerFast:
         elif not batched and not return_overflowing_tokens:
             data = {k: v[0] for k, v in data.items()}
         return BatchEncoding(data, encodings, batched or return_overflowing_tokens)
+
+    def _encode_batch(self, texts, pairs, strategy, max_length, stride, pad_to, add_special_tokens) -> list[Encoding]:
+        tok = self._tokenizer
+        try:
+            if strategy is not None:
+                tok.enable_truncation(max_length, stride=stride, strategy=strategy)
+            if pad_to is not False:
+                tok.enable_padding(
+                    direction="right", pad_id=self.pad_token_id, pad_type_id=0, pad_token=self.pad_token,
+                    length=pad_to,
+                )
+            inputs = [t if p is None else (t, p) for t, p in zip(texts, pairs)]
+            return tok.encode_batch(inputs, add_special_tokens=add_special_tokens)
+        except Exception as exc:  # tokenizers raises plain Exceptions for impossible truncations
+            raise TokenizerError(f"cannot encode: {exc}") from None
+        finally:
+            tok.no_truncation()
+            tok.no_padding()
 
     @staticmethod
     def _padding_length(padding: bool | str, max_length: int | None) -> int | None | bool:

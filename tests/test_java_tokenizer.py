@@ -9,7 +9,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from tokenizer_corpus import pair_texts, random_texts, single_texts
 
 from pocketbert.models import tokenizer as tk
