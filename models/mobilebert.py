@@ -152,6 +152,9 @@ class MobileBertLMPredictionHead(blocks.LMPredictionHead):
     """MLM head whose decoder is [embedding_size | extra ``dense`` rows] wide, so the tied
     128-wide word table can score 512-wide hidden states."""
 
+    # forward reads these Linears' weights directly: module-swapping quantizers must skip them
+    float_only_children = ("decoder", "dense")
+
     def __init__(self, config: MobileBertConfig):
         super().__init__(
             config.hidden_size, config.vocab_size, config.hidden_act, config.layer_norm_eps,

@@ -256,12 +256,21 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--atol", type=float, default=defaults.atol, help="validation tolerance (max abs diff)")
     p.add_argument("--ort", action="store_true", help="onnx: also write model.ort for ONNX Runtime Mobile")
     p.add_argument("--optimize", action="store_true", help="onnx: also write onnxruntime's fused transformer graph")
+    p.add_argument("--quantize", metavar="RECIPE", help="apply a recipe of this format (see pocketbert quantize)")
+    p.add_argument("--calibration", metavar="FILE", help="with --quantize: calibration text for static recipes")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     p.set_defaults(run=run_export)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from pocketbert.export import ExportOptions, export_model
+
+    if args.quantize:
+        from pocketbert.quantize import get_recipe
+
+        get_recipe(args.quantize, args.format)  # a recipe of another format is an error
+        args.source, args.recipe, args.exclude = args.model, args.quantize, []
+        return run_quantize(args)
 
     options = ExportOptions(
         seq_len=args.seq_len, batch=args.batch, static=args.static, opset=args.opset, atol=args.atol,
@@ -299,8 +308,50 @@ def run_android_assets(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- pocketbert quantize ---------------------------------------------------------------------------
+def add_quantize(sub: argparse._SubParsersAction) -> None:
+    from pocketbert.quantize.recipes import RECIPES
+
+    p = sub.add_parser(
+        "quantize",
+        help="apply an int8/float16 recipe to a checkpoint or a float export",
+        description="Quantize SOURCE (a checkpoint, exported to the recipe's format first, or a float "
+        "export of that format) with RECIPE into OUT_DIR; the manifest records the recipe, the "
+        "calibration and the agreement with the float model.",
+    )
+    p.add_argument("source", metavar="ARTIFACT_OR_MODEL")
+    p.add_argument("--recipe", required=True, choices=list(RECIPES), metavar="RECIPE", help="one of: %(choices)s")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
+    p.add_argument("--task", choices=_task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
+    p.add_argument("--calibration", metavar="FILE", help=".txt (a line each), .jsonl or .tsv with a text column")
+    p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN",
+                   help="keep matching layers in float (regex over node/tensor/module names)")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(run=run_quantize)
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    from pocketbert.quantize import quantize_model
+
+    manifest = quantize_model(
+        args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
+        exclude=tuple(args.exclude), seq_len=args.seq_len, force=args.force,
+    )
+    print(f"wrote {args.output}: {manifest['model_class']} with {args.recipe}")
+    for entry in manifest["files"].values():
+        for output, figures in entry["agreement_with_float"].items():
+            top1 = figures["top1_agreement"]
+            print(
+                f"  {entry['path']:<12} {entry['bytes'] / 1e6:7.1f} MB (float {entry['float_bytes'] / 1e6:.1f})  {output}: "
+                f"max abs diff {figures['max_abs_diff']:.3g}, cosine {figures['cosine']:.4f}"
+                + (f", top-1 agreement {top1:.3f}" if top1 is not None else "")
+            )
+    return 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_android_assets, add_create, add_export, add_info, add_models, add_run,
+    add_android_assets, add_create, add_export, add_info, add_models, add_quantize, add_run,
 ]
 
 

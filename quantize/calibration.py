@@ -1,0 +1,79 @@
+"""Calibration data: text through the tokenizer into model inputs.
+
+Text comes from a file — one example per line (.txt), JSON lines with a ``text`` field
+(.jsonl; ``text_pair`` optional), or TSV with a header that has a ``text`` column (.tsv) —
+or, by default, from the project's English corpus (250 sentences, models/data/corpus_en.txt).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.errors import PocketbertError
+from pocketbert.models.vocab import corpus_lines
+
+
+class CalibrationError(PocketbertError):
+    pass
+
+
+def read_texts(path: str | Path | None) -> list[tuple[str, str | None]]:
+    """(text, pair) examples from a calibration file, or the default corpus."""
+    if path is None:
+        return [(line, None) for line in corpus_lines()]
+    path = Path(path)
+    if not path.is_file():
+        raise CalibrationError(f"{path}: calibration file not found")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CalibrationError(f"{path}: not UTF-8 text") from None
+    if "\x00" in content:
+        raise CalibrationError(f"{path}: not a text file")
+    if path.suffix == ".jsonl":
+        examples = []
+        for number, line in enumerate(content.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                examples.append((str(row["text"]), row.get("text_pair")))
+            except (ValueError, KeyError, TypeError):
+                raise CalibrationError(f"{path}:{number}: expected a JSON object with a 'text' field") from None
+    elif path.suffix == ".tsv":
+        rows = list(csv.DictReader(io.StringIO(content), delimiter="\t"))
+        if not rows or "text" not in rows[0]:
+            raise CalibrationError(f"{path}: expected a TSV header with a 'text' column")
+        examples = [(row["text"], row.get("text_pair") or None) for row in rows if row["text"].strip()]
+    else:
+        examples = [(line, None) for line in content.splitlines() if line.strip()]
+    if not examples:
+        raise CalibrationError(f"{path}: no calibration text in it")
+    return examples
+
+
+def calibration_inputs(
+    tokenizer, input_names, examples: list[tuple[str, str | None]], max_length: int,
+    fixed_length: bool, limit: int = 100, dtype="int64", input_shape=None,
+) -> list[dict[str, np.ndarray]]:
+    """Batch-1 model inputs for up to ``limit`` examples (the MobileBERT paper calibrated on
+    100), padded to ``max_length`` when the graph is static; multiple-choice graphs
+    ([1, choices, S]) get each example repeated as every choice."""
+    padding = "max_length" if fixed_length else False
+    choices = None
+    if input_shape is not None and len(input_shape) == 3:
+        choices = input_shape[1] if isinstance(input_shape[1], int) else 1
+    out = []
+    for text, pair in examples[:limit]:
+        encoded = tokenizer(text, pair, truncation=True, max_length=max_length, padding=padding, return_tensors="np")
+        row = {}
+        for name in input_names:
+            value = encoded[name].astype(dtype)  # [1, S]
+            row[name] = np.repeat(value[:, None, :], choices, axis=1) if choices else value
+        out.append(row)
+    return out

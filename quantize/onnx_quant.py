@@ -1,0 +1,71 @@
+"""int8 for ONNX Runtime with onnxruntime.quantization: dynamic (weights int8, activations
+at run time) and static QDQ calibrated with MinMax, Entropy or Percentile."""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.quantize.recipes import Recipe
+
+
+def module_path(node) -> str:
+    """The PyTorch module a node came from, named as in the state dict
+    ("bert.encoder.layer.0.attention.self.query"), from the dynamo exporter's name scopes or
+    the TorchScript exporter's "/model/bert/encoder/layer.0/.../MatMul" node names."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            scopes = [s for s in ast.literal_eval(prop.value) if s.startswith("model")]
+            return scopes[-1].removeprefix("model").lstrip(".") if scopes else ""
+    parts = node.name.strip("/").split("/")
+    return ".".join(parts[1:-1]) if len(parts) > 2 and parts[0] == "model" else node.name
+
+
+def matching_nodes(model_path: Path, patterns: list[str]) -> dict[str, list[str]]:
+    """Node names whose module path (or own name) each exclude pattern matches (regex)."""
+    import onnx
+
+    nodes = onnx.load(str(model_path), load_external_data=False).graph.node
+    return {p: [n.name for n in nodes if re.search(p, module_path(n)) or re.search(p, n.name)] for p in patterns}
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader protocol over a list of input dicts."""
+
+    def __init__(self, inputs: list[dict[str, np.ndarray]]):
+        self.items = iter(inputs)
+
+    def get_next(self):
+        return next(self.items, None)
+
+    def rewind(self):  # pragma: no cover - not used by quantize_static's single pass
+        pass
+
+
+def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str]) -> dict:
+    logging.disable(logging.WARNING)  # advice on the root logger ("consider pre-processing")
+    try:
+        _quantize(recipe, source, target, calibration, excluded_nodes)
+    finally:
+        logging.disable(logging.NOTSET)
+    return {"tool": "onnxruntime.quantization"}
+
+
+def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str]) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    if recipe.method == "dynamic":
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
+                         nodes_to_exclude=excluded_nodes)
+    else:
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[recipe.calibration]
+        quantize_static(
+            str(source), str(target), _Reader(calibration), quant_format=QuantFormat.QDQ,
+            per_channel=recipe.per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+            calibrate_method=method, nodes_to_exclude=excluded_nodes,
+        )

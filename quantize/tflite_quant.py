@@ -1,0 +1,64 @@
+"""int8 / int16 / float16 for LiteRT with ai-edge-quantizer on the converted .tflite.
+
+Chosen over litert-torch's PT2E path, whose dynamic int8 files fail to load in 0.10.0
+(EMBEDDING_LOOKUP with an asymmetric zero point; DESIGN.md). Excluding layers adds
+``no_quantize`` entries for tensor-name patterns after the recipe's own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import warnings
+from pathlib import Path
+
+from pocketbert.quantize.recipes import Recipe
+
+SIGNATURE = "serving_default"
+
+
+def matching_tensors(model_path: Path, patterns: list[str]) -> dict[str, list[str]]:
+    from pocketbert.export.tflite_export import interpreter_module
+
+    interpreter = interpreter_module().Interpreter(str(model_path))
+    names = [t["name"] for t in interpreter.get_tensor_details()]
+    return {p: [n for n in names if re.search(p, n)] for p in patterns}
+
+
+def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
+    from ai_edge_quantizer import recipe as presets
+
+    if recipe.method == "float16":
+        entries = [{
+            "regex": ".*", "operation": "*", "algorithm_key": "float_casting",
+            "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
+                          "compute_precision": "FLOAT", "explicit_dequantize": True},
+        }]
+    else:
+        entries = {
+            ("dynamic", "float32"): presets.dynamic_wi8_afp32,
+            ("weight_only", "float32"): presets.weight_only_wi8_afp32,
+            ("static", "int8"): presets.static_wi8_ai8,
+            ("static", "int16"): presets.static_wi8_ai16,
+        }[recipe.method, recipe.activations]()
+    return entries + [{"regex": p, "operation": "*", "algorithm_key": "no_quantize"} for p in exclude]
+
+
+def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exclude: list[str]) -> dict:
+    from ai_edge_quantizer import quantizer
+
+    from pocketbert.export.tflite_export import captured_stderr
+
+    entries = recipe_entries(recipe, exclude)
+    with captured_stderr(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            qt = quantizer.Quantizer(str(source), entries)
+            result = qt.calibrate({SIGNATURE: calibration}) if recipe.needs_calibration else None
+            qt.quantize(result).export_model(str(target), overwrite=True)
+        finally:
+            logging.disable(logging.NOTSET)
+    return {"tool": "ai-edge-quantizer", "recipe_entries": entries}

@@ -1,0 +1,117 @@
+"""Quantization recipes in every format: applied from a checkpoint or a float export,
+recorded in the manifest with their agreement with the float model; calibration text in
+three file formats; selective exclusion; clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pocketbert.errors import PocketbertError
+from pocketbert.export import ExportOptions, export_model
+from pocketbert.models import create_checkpoint
+from pocketbert.pipelines import pipeline
+from pocketbert.quantize import RECIPES, quantize_model
+from pocketbert.quantize.calibration import CalibrationError, read_texts
+
+SEQ = 32
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("q") / "mobilebert"
+    create_checkpoint("mobilebert", path, task="fill-mask", layers=2, seed=7)
+    return path
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_every_recipe_applies_and_is_recorded(name, checkpoint, tmp_path):
+    recipe = RECIPES[name]
+    manifest = quantize_model(checkpoint, name, tmp_path / "q", seq_len=SEQ)
+    assert manifest["format"] == recipe.format
+    assert manifest["quantization"]["name"] == name and manifest["quantization"]["method"] == recipe.method
+    assert (manifest["quantization"]["calibration"] is not None) == recipe.needs_calibration
+    for entry in manifest["files"].values():
+        assert entry["bytes"] < entry["float_bytes"]  # every recipe shrinks the file
+        figures = entry["agreement_with_float"]["logits"]
+        assert figures["top1_agreement"] is not None and 0 <= figures["top1_agreement"] <= 1
+        if recipe.method in ("dynamic", "weight_only", "float16"):
+            assert figures["cosine"] > 0.99 and figures["top1_agreement"] > 0.8, figures
+    written = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert written["quantization"]["name"] == name
+    assert (tmp_path / "q" / "vocab.txt").is_file()
+
+
+def test_pipeline_runs_on_a_quantized_export(checkpoint, tmp_path):
+    quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "q", seq_len=SEQ)
+    got = pipeline("fill-mask", tmp_path / "q")("The capital of France is [MASK].")
+    expected = pipeline("fill-mask", checkpoint)("The capital of France is [MASK].")
+    assert len(got) == 5 and got[0]["token"] in [e["token"] for e in expected]
+
+
+def test_excluding_layers_keeps_them_in_float(checkpoint, tmp_path):
+    plain = quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "plain", seq_len=SEQ)
+    kept = quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "kept", exclude=(r"^cls\.",), seq_len=SEQ)
+    assert kept["quantization"]["excluded_nodes"]
+    assert kept["files"]["model"]["bytes"] > plain["files"]["model"]["bytes"]  # the head stayed float
+    ts = quantize_model(checkpoint, "torchscript-dynamic-int8-x86", tmp_path / "ts", exclude=("encoder",), seq_len=SEQ)
+    full_ts = quantize_model(checkpoint, "torchscript-dynamic-int8-x86", tmp_path / "ts2", seq_len=SEQ)
+    assert ts["files"]["model"]["bytes"] > full_ts["files"]["model"]["bytes"]
+    with pytest.warns(UserWarning, match="--exclude 'no_such_layer' matches nothing"):
+        quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "w", exclude=("no_such_layer",), seq_len=SEQ)
+
+
+def test_quantizing_a_float_export_and_refusing_the_wrong_one(checkpoint, tmp_path):
+    export_model(checkpoint, "fill-mask", "onnx", tmp_path / "float", ExportOptions(seq_len=SEQ))
+    manifest = quantize_model(tmp_path / "float", "onnx-static-int8-entropy", tmp_path / "q", seq_len=SEQ)
+    assert manifest["quantization"]["calibration"]["examples"] == 16
+    with pytest.raises(PocketbertError, match="recipe tflite-dynamic-int8 is for tflite"):
+        quantize_model(tmp_path / "float", "tflite-dynamic-int8", tmp_path / "x")
+    with pytest.raises(PocketbertError, match="already quantized"):
+        quantize_model(tmp_path / "q", "onnx-dynamic-int8", tmp_path / "y")
+    with pytest.raises(PocketbertError, match="unknown recipe"):
+        quantize_model(tmp_path / "float", "onnx-int3", tmp_path / "z")
+    assert not any((tmp_path / n).exists() for n in "xyz")
+
+
+def test_calibration_files(tmp_path):
+    (tmp_path / "a.txt").write_text("first line\n\nsecond line\n")
+    (tmp_path / "b.jsonl").write_text('{"text": "one", "text_pair": "two"}\n{"text": "three"}\n')
+    (tmp_path / "c.tsv").write_text("label\ttext\n1\thello there\n0\tgoodbye\n")
+    assert read_texts(tmp_path / "a.txt") == [("first line", None), ("second line", None)]
+    assert read_texts(tmp_path / "b.jsonl") == [("one", "two"), ("three", None)]
+    assert read_texts(tmp_path / "c.tsv") == [("hello there", None), ("goodbye", None)]
+    assert len(read_texts(None)) >= 200  # the project corpus
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x01\xff\xfe")
+    (tmp_path / "bad.jsonl").write_text('{"sentence": "no text field"}\n')
+    (tmp_path / "bad.tsv").write_text("label\tsentence\n1\tx\n")
+    for name, message in [("missing.txt", "not found"), ("empty.txt", "no calibration text"),
+                          ("binary.txt", "not UTF-8"), ("bad.jsonl", "'text' field"), ("bad.tsv", "'text' column")]:
+        with pytest.raises(CalibrationError, match=message):
+            read_texts(tmp_path / name)
+
+
+def test_cli_quantize_and_export_quantize(checkpoint, tmp_path, cli_env):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "pocketbert.cli", *map(str, args)], capture_output=True,
+                              text=True, env=cli_env)
+
+    done = cli("export", checkpoint, "--format", "onnx", "--quantize", "onnx-dynamic-int8", "-o", tmp_path / "e",
+               "--seq-len", SEQ)
+    assert done.returncode == 0, done.stderr
+    assert "top-1 agreement" in done.stdout
+    for args, message in [
+        (("export", checkpoint, "--format", "torchscript", "--quantize", "onnx-dynamic-int8", "-o", tmp_path / "a"),
+         "recipe onnx-dynamic-int8 is for onnx, not torchscript"),
+        (("quantize", checkpoint, "--recipe", "onnx-static-int8-minmax", "--calibration", tmp_path / "nope.txt",
+          "-o", tmp_path / "b"), "calibration file not found"),
+        (("quantize", tmp_path / "e", "--recipe", "onnx-dynamic-int8", "-o", tmp_path / "c"), "already quantized"),
+    ]:
+        done = cli(*args)
+        assert done.returncode == 2, done.stderr
+        assert message in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
