@@ -47,11 +47,20 @@ class _Reader:
 
 
 def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str]) -> dict:
+    import onnx
+
+    # the dynamo exporter's value_info can disagree with onnx's own shape inference, which
+    # the quantizer runs (seen on a 2-label classifier): let it infer shapes afresh
+    graph = onnx.load(str(source))
+    del graph.graph.value_info[:]
+    staged = target.with_name("float.staged.onnx")
+    onnx.save(graph, str(staged))
     logging.disable(logging.WARNING)  # advice on the root logger ("consider pre-processing")
     try:
-        _quantize(recipe, source, target, calibration, excluded_nodes)
+        _quantize(recipe, staged, target, calibration, excluded_nodes)
     finally:
         logging.disable(logging.NOTSET)
+        staged.unlink()
     return {"tool": "onnxruntime.quantization"}
 
 
