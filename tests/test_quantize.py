@@ -115,3 +115,22 @@ def test_cli_quantize_and_export_quantize(checkpoint, tmp_path, cli_env):
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
+
+
+def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
+    from pocketbert.quantize.scan import scan
+
+    rows = scan(checkpoint, "onnx-dynamic-int8", seq_len=SEQ)
+    assert [r["block"] for r in rows if r["block"].startswith("encoder")] != []
+    assert sorted(r["block"] for r in rows) == ["embeddings", "encoder.layer.0", "encoder.layer.1", "head"]
+    assert [r["mean_abs_diff"] for r in rows] == sorted((r["mean_abs_diff"] for r in rows), reverse=True)
+    ts_rows = scan(checkpoint, "torchscript-dynamic-int8-x86", seq_len=SEQ)
+    assert len(ts_rows) == 4
+    with pytest.raises(PocketbertError, match="--scan works on onnx and torchscript"):
+        scan(checkpoint, "tflite-dynamic-int8")
+    done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "quantize", str(checkpoint), "--recipe",
+                           "onnx-dynamic-int8", "--scan", "--seq-len", str(SEQ), "-o", str(tmp_path / "scan.json")],
+                          capture_output=True, text=True, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "encoder.layer.1" in done.stdout
+    assert len(json.loads((tmp_path / "scan.json").read_text())["blocks"]) == 4

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -321,9 +322,11 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", metavar="ARTIFACT_OR_MODEL")
     p.add_argument("--recipe", required=True, choices=list(RECIPES), metavar="RECIPE", help="one of: %(choices)s")
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
+    p.add_argument("-o", "--output", metavar="OUT_DIR", help="the quantized export (with --scan: a JSON report)")
     p.add_argument("--task", choices=_task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
     p.add_argument("--calibration", metavar="FILE", help=".txt (a line each), .jsonl or .tsv with a text column")
+    p.add_argument("--scan", action="store_true",
+                   help="quantize one block at a time and rank blocks by the error they add")
     p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN",
                    help="keep matching layers in float (regex over node/tensor/module names)")
     p.add_argument("--seq-len", type=int, default=128)
@@ -334,6 +337,10 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
 def run_quantize(args: argparse.Namespace) -> int:
     from pocketbert.quantize import quantize_model
 
+    if getattr(args, "scan", False):
+        return run_scan(args)
+    if not args.output:
+        raise PocketbertError("-o OUT_DIR is required (except with --scan)")
     manifest = quantize_model(
         args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
         exclude=tuple(args.exclude), seq_len=args.seq_len, force=args.force,
@@ -347,6 +354,19 @@ def run_quantize(args: argparse.Namespace) -> int:
                 f"max abs diff {figures['max_abs_diff']:.3g}, cosine {figures['cosine']:.4f}"
                 + (f", top-1 agreement {top1:.3f}" if top1 is not None else "")
             )
+    return 0
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from pocketbert.quantize.scan import scan
+
+    rows = scan(args.source, args.recipe, task=args.task, seq_len=args.seq_len, calibration_file=args.calibration)
+    print(f"{'block':<24} {'mean abs diff':>14} {'max abs diff':>13} {'top-1':>7}   (worst first, {args.recipe})")
+    for row in rows:
+        top1 = "-" if row["top1_agreement"] is None else f"{row['top1_agreement']:.3f}"
+        print(f"{row['block']:<24} {row['mean_abs_diff']:>14.4g} {row['max_abs_diff']:>13.4g} {top1:>7}")
+    if args.output:
+        Path(args.output).write_text(json.dumps({"recipe": args.recipe, "blocks": rows}, indent=2) + "\n")
     return 0
 
 
