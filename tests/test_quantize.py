@@ -134,3 +134,30 @@ def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
     assert done.returncode == 0, done.stderr
     assert "encoder.layer.1" in done.stdout
     assert len(json.loads((tmp_path / "scan.json").read_text())["blocks"]) == 4
+
+
+def test_sweep_writes_json_markdown_and_chart(checkpoint, tmp_path, cli_env):
+    done = subprocess.run(
+        [sys.executable, "-m", "pocketbert.cli", "quantize-sweep", str(checkpoint), "--formats", "onnx", "tflite",
+         "--recipes", "onnx-dynamic-int8", "tflite-float16", "--seq-len", str(SEQ), "--runs", "3",
+         "-o", str(tmp_path / "sweep")], capture_output=True, text=True, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    rows = {(r["format"], r["recipe"]): r for r in report["rows"]}
+    assert set(rows) == {("onnx", "float32"), ("tflite", "float32"), ("onnx", "onnx-dynamic-int8"), ("tflite", "tflite-float16")}
+    assert rows["onnx", "onnx-dynamic-int8"]["size_mb"] < rows["onnx", "float32"]["size_mb"]
+    assert all(r["latency_median_ms"] > 0 for r in rows.values())
+    assert "| onnx | onnx-dynamic-int8 |" in (tmp_path / "sweep" / "sweep.md").read_text()
+    assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_eval_data_errors(tmp_path):
+    from pocketbert.quantize.sweep import read_labelled
+
+    (tmp_path / "ok.tsv").write_text("text\tlabel\na fine day\tpleasant\n")
+    assert read_labelled(tmp_path / "ok.tsv") == [("a fine day", "pleasant")]
+    (tmp_path / "bad.jsonl").write_text('{"text": "no label"}\n')
+    with pytest.raises(PocketbertError, match="expected 'text' and 'label'"):
+        read_labelled(tmp_path / "bad.jsonl")
+    with pytest.raises(PocketbertError, match="not found"):
+        read_labelled(tmp_path / "missing.tsv")

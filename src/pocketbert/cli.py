@@ -370,8 +370,38 @@ def run_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- pocketbert quantize-sweep ----------------------------------------------------------------------
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    from pocketbert.export import FORMATS
+    from pocketbert.quantize.recipes import RECIPES
+
+    p = sub.add_parser(
+        "quantize-sweep",
+        help="every recipe against float: size, latency, agreement, accuracy (JSON, Markdown, PNG)",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint directory")
+    p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS), metavar="FORMAT")
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE")
+    p.add_argument("--eval-data", metavar="FILE", help="labelled text (.tsv/.jsonl with text and label) for accuracy")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--runs", type=int, default=20, help="timed runs per file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="sweep.json, sweep.md, sweep.png")
+    p.set_defaults(run=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from pocketbert.quantize.sweep import sweep
+
+    rows = sweep(args.model, args.formats, args.recipes, args.output, eval_data=args.eval_data,
+                 threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty())
+    print((Path(args.output) / "sweep.md").read_text(), end="")
+    print(f"wrote {len(rows)} rows to {args.output}/sweep.json, sweep.md, sweep.png")
+    return 0
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_android_assets, add_create, add_export, add_info, add_models, add_quantize, add_run,
+    add_android_assets, add_create, add_export, add_info, add_models, add_quantize, add_run, add_sweep,
 ]
 
 

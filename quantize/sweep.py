@@ -1,0 +1,137 @@
+"""Every recipe against float in every format: size, latency, closeness, task accuracy.
+
+One row per (format, recipe) plus the float row of each format: file size, median latency
+(batch 1, --seq-len, --threads), agreement with the float model (max/mean abs diff, top-1)
+and, with labelled data, accuracy and its delta to float. Written as JSON, a Markdown table
+and a PNG Pareto chart (latency vs accuracy, marker area = size).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.errors import PocketbertError
+from pocketbert.quantize.recipes import RECIPES
+
+
+def read_labelled(path: str | Path) -> list[tuple[str, str]]:
+    """(text, label) from .jsonl ({"text", "label"}) or .tsv (header with text and label)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PocketbertError(f"{path}: eval data not found")
+    content = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        rows = [json.loads(line) for line in content.splitlines() if line.strip()]
+    else:
+        rows = list(csv.DictReader(io.StringIO(content), delimiter="\t"))
+    if not rows or not all("text" in r and "label" in r for r in rows):
+        raise PocketbertError(f"{path}: expected 'text' and 'label' in every row")
+    return [(str(r["text"]), str(r["label"])) for r in rows]
+
+
+def _accuracy(pipe, data) -> float:
+    predictions = pipe([text for text, _ in data])
+    return float(np.mean([p[0]["label"] == label for p, (_, label) in zip(predictions, data)]))
+
+
+def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=128, runs=20, progress=True) -> list[dict]:
+    from rich.progress import Progress
+
+    from pocketbert.benchmarks import latency
+    from pocketbert.benchmarks.runners import open_runner
+    from pocketbert.export import ExportOptions, export_model
+    from pocketbert.pipelines import pipeline
+    from pocketbert.quantize import quantize_model
+
+    for name in recipes:
+        if name not in RECIPES:
+            raise PocketbertError(f"unknown recipe {name!r}")
+    chosen = [(fmt, None) for fmt in formats] + [(RECIPES[r].format, r) for r in recipes if RECIPES[r].format in formats]
+    data = read_labelled(eval_data) if eval_data else None
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pocketbert-sweep-") as work, Progress(disable=not progress) as bar:
+        task = bar.add_task("sweep", total=len(chosen))
+        floats = {}
+        for fmt, recipe in chosen:
+            bar.update(task, description=f"{fmt} {recipe or 'float32'}")
+            target = Path(work) / f"{fmt}-{recipe or 'float32'}"
+            if recipe is None:
+                manifest = export_model(model, "text-classification" if data else None, fmt, target,
+                                        ExportOptions(seq_len=seq_len))
+                floats[fmt] = target
+                entry = manifest["files"]["model"]
+                closeness = {"max_abs_diff": entry["validation"]["max_abs_diff"], "mean_abs_diff": None,
+                             "top1_agreement": 1.0}
+            else:
+                # torchscript recipes start from the PyTorch model, the others from the float file
+                base = model if fmt == "torchscript" else floats[fmt]
+                manifest = quantize_model(base, recipe, target, task="text-classification" if data else None,
+                                          seq_len=seq_len)
+                entry = manifest["files"]["model"]
+                closeness = next(iter(entry["agreement_with_float"].values()))
+            runner = open_runner(target, threads=threads)
+            inputs = _timing_inputs(runner, manifest, seq_len)
+            timing = latency.measure(runner, inputs, runs=runs)
+            row = {
+                "format": fmt, "recipe": recipe or "float32", "size_mb": round(entry["bytes"] / 1e6, 2),
+                "latency_median_ms": round(timing["median_ms"], 2), "latency_p90_ms": round(timing["p90_ms"], 2),
+                "max_abs_diff": closeness["max_abs_diff"], "mean_abs_diff": closeness["mean_abs_diff"],
+                "top1_agreement": closeness["top1_agreement"],
+            }
+            if data:
+                row["accuracy"] = _accuracy(pipeline("text-classification", target, threads=threads), data)
+            rows.append(row)
+            bar.advance(task)
+    if data:
+        base = {r["format"]: r["accuracy"] for r in rows if r["recipe"] == "float32"}
+        for row in rows:
+            row["accuracy_delta"] = round(row["accuracy"] - base[row["format"]], 4)
+    write_reports(rows, Path(out_dir), threads, seq_len)
+    return rows
+
+
+def _timing_inputs(runner, manifest, seq_len):
+    shape = [d if isinstance(d, int) else {"batch": 1, "sequence": seq_len, "choices": 2}[d]
+             for d in manifest["inputs"][0]["shape"]]
+    ids = np.full(shape, 1000, dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": np.ones(shape, np.int64), "token_type_ids": np.zeros(shape, np.int64)}
+
+
+def write_reports(rows: list[dict], out_dir: Path, threads: int, seq_len: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "sweep.json").write_text(json.dumps({"threads": threads, "seq_len": seq_len, "rows": rows}, indent=2) + "\n")
+    columns = ["format", "recipe", "size_mb", "latency_median_ms", "latency_p90_ms", "max_abs_diff", "top1_agreement"]
+    columns += [c for c in ("accuracy", "accuracy_delta") if c in rows[0]]
+
+    def cell(value):
+        return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    (out_dir / "sweep.md").write_text(f"Quantization sweep, seq {seq_len}, {threads} thread(s)\n\n" + "\n".join(lines) + "\n")
+    quality = "accuracy" if "accuracy" in rows[0] else "top1_agreement"
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for fmt in dict.fromkeys(r["format"] for r in rows):
+        chosen = [r for r in rows if r["format"] == fmt]
+        axes.scatter([r["latency_median_ms"] for r in chosen], [r[quality] for r in chosen],
+                     s=[max(20.0, r["size_mb"] * 3) for r in chosen], alpha=0.6, label=fmt)
+        for r in chosen:
+            axes.annotate(r["recipe"], (r["latency_median_ms"], r[quality]), fontsize=6)
+    axes.set_xlabel(f"median latency (ms), seq {seq_len}, {threads} thread(s)")
+    axes.set_ylabel(quality.replace("_", " "))
+    axes.set_title("recipes: latency vs " + quality.replace("_", " ") + " (marker area ~ size)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(out_dir / "sweep.png", dpi=120)
+    plt.close(figure)
