@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketbert.errors import PocketbertError
 from pocketbert.quantize.recipes import Recipe
 
 
@@ -58,6 +59,8 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     logging.disable(logging.WARNING)  # advice on the root logger ("consider pre-processing")
     try:
         _quantize(recipe, staged, target, calibration, excluded_nodes)
+    except (ValueError, RuntimeError) as exc:  # e.g. the entropy calibrator's histogram on a degenerate range
+        raise PocketbertError(f"onnxruntime could not apply {recipe.name}: {str(exc).splitlines()[0]}") from None
     finally:
         logging.disable(logging.NOTSET)
         staged.unlink()

@@ -71,8 +71,13 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=1
             else:
                 # torchscript recipes start from the PyTorch model, the others from the float file
                 base = model if fmt == "torchscript" else floats[fmt]
-                manifest = quantize_model(base, recipe, target, task="text-classification" if data else None,
-                                          seq_len=seq_len)
+                try:
+                    manifest = quantize_model(base, recipe, target, task="text-classification" if data else None,
+                                              seq_len=seq_len)
+                except PocketbertError as exc:  # one recipe failing is a result, not the end of the sweep
+                    rows.append({"format": fmt, "recipe": recipe, "error": str(exc)})
+                    bar.advance(task)
+                    continue
                 entry = manifest["files"]["model"]
                 closeness = next(iter(entry["agreement_with_float"].values()))
             runner = open_runner(target, threads=threads)
@@ -91,7 +96,8 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=1
     if data:
         base = {r["format"]: r["accuracy"] for r in rows if r["recipe"] == "float32"}
         for row in rows:
-            row["accuracy_delta"] = round(row["accuracy"] - base[row["format"]], 4)
+            if "accuracy" in row:
+                row["accuracy_delta"] = round(row["accuracy"] - base[row["format"]], 4)
     write_reports(rows, Path(out_dir), threads, seq_len)
     return rows
 
@@ -112,13 +118,16 @@ def write_reports(rows: list[dict], out_dir: Path, threads: int, seq_len: int) -
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sweep.json").write_text(json.dumps({"threads": threads, "seq_len": seq_len, "rows": rows}, indent=2) + "\n")
     columns = ["format", "recipe", "size_mb", "latency_median_ms", "latency_p90_ms", "max_abs_diff", "top1_agreement"]
-    columns += [c for c in ("accuracy", "accuracy_delta") if c in rows[0]]
+    columns += [c for c in ("accuracy", "accuracy_delta") if any(c in row for row in rows)]
 
     def cell(value):
         return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    failed = [row for row in rows if "error" in row]
+    lines += [""] + [f"- {row['format']} {row['recipe']} failed: {row['error']}" for row in failed] if failed else []
+    rows = [row for row in rows if "error" not in row]
     (out_dir / "sweep.md").write_text(f"Quantization sweep, seq {seq_len}, {threads} thread(s)\n\n" + "\n".join(lines) + "\n")
     quality = "accuracy" if "accuracy" in rows[0] else "top1_agreement"
     figure, axes = plt.subplots(figsize=(7, 4.5))
