@@ -15,7 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
-from pocketbert.atomic import atomic_directory
+from pocketbert.atomic import atomic_directory, refuse_existing
 from pocketbert.errors import PocketbertError
 from pocketbert.quantize.recipes import RECIPES, Recipe, get_recipe
 
@@ -60,6 +60,7 @@ def quantize_model(
     from pocketbert.quantize.calibration import calibration_inputs, read_texts
 
     recipe = get_recipe(recipe_name)
+    refuse_existing(out_dir, force)  # before exporting the float model, not after
     examples = read_texts(calibration_file) if recipe.needs_calibration else None
     with tempfile.TemporaryDirectory(prefix="pocketbert-quantize-") as work:
         artifact = _float_artifact(source, recipe, task, seq_len, Path(work))

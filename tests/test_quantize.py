@@ -72,6 +72,8 @@ def test_quantizing_a_float_export_and_refusing_the_wrong_one(checkpoint, tmp_pa
         quantize_model(tmp_path / "float", "tflite-dynamic-int8", tmp_path / "x")
     with pytest.raises(PocketbertError, match="already quantized"):
         quantize_model(tmp_path / "q", "onnx-dynamic-int8", tmp_path / "y")
+    with pytest.raises(PocketbertError, match="already exists"):  # refused before any export work
+        quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "float")
     with pytest.raises(PocketbertError, match="unknown recipe"):
         quantize_model(tmp_path / "float", "onnx-int3", tmp_path / "z")
     assert not any((tmp_path / n).exists() for n in "xyz")

@@ -31,6 +31,15 @@ def _chmod_like_new(path: Path, mode: int) -> None:
     os.chmod(path, mode & ~_umask())
 
 
+def refuse_existing(target: str | Path, force: bool) -> None:
+    """The check atomic_directory makes, for callers that want it before slow work."""
+    target = Path(target)
+    if target.exists() and not target.is_dir():
+        raise PocketbertError(f"{target}: exists and is not a directory")
+    if _is_nonempty_dir(target) and not force:
+        raise PocketbertError(f"{target}: already exists and is not empty (use --force to replace it)")
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
     """Yield an empty temporary directory that becomes ``target`` if the block succeeds.
@@ -39,10 +48,7 @@ def atomic_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
     replaced only after the new one is complete.
     """
     target = Path(target)
-    if target.exists() and not target.is_dir():
-        raise PocketbertError(f"{target}: exists and is not a directory")
-    if _is_nonempty_dir(target) and not force:
-        raise PocketbertError(f"{target}: already exists and is not empty (use --force to replace it)")
+    refuse_existing(target, force)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:

@@ -60,17 +60,19 @@ class Pipeline:
         than the model allows -> truncated with a warning, or an error without truncation."""
         if not text.strip() and not (pair or "").strip():
             raise PipelineError("empty input")
-        full = len(self.tokenizer(text, pair)["input_ids"])
-        if full > self.max_length:
-            if not self.truncation:
+        padding = "max_length" if self.runner.fixed_sequence_length else False
+        encoding = self.tokenizer(
+            text, pair, truncation=True, max_length=self.max_length, padding=padding, return_tensors="np", **kwargs
+        )
+        if int(encoding["attention_mask"].sum()) == self.max_length:  # full: was anything cut off?
+            full = len(self.tokenizer(text, pair)["input_ids"])
+            if full > self.max_length and not self.truncation:
                 raise PipelineError(
                     f"input is {full} tokens, the model takes at most {self.max_length} (truncation is off)"
                 )
-            warnings.warn(f"input is {full} tokens; truncated to the model's {self.max_length}", stacklevel=3)
-        padding = "max_length" if self.runner.fixed_sequence_length else False
-        return self.tokenizer(
-            text, pair, truncation=True, max_length=self.max_length, padding=padding, return_tensors="np", **kwargs
-        )
+            if full > self.max_length:
+                warnings.warn(f"input is {full} tokens; truncated to the model's {self.max_length}", stacklevel=3)
+        return encoding
 
     def run(self, encoding) -> dict[str, np.ndarray]:
         return self.runner({name: encoding[name] for name in self.runner.input_names if name in encoding})
