@@ -34,6 +34,19 @@ def matching_nodes(model_path: Path, patterns: list[str]) -> dict[str, list[str]
     return {p: [n.name for n in nodes if re.search(p, module_path(n)) or re.search(p, n.name)] for p in patterns}
 
 
+def softmax_nodes(graph) -> list[str]:
+    """Every Softmax and the Add that feeds it the masked scores (recipes with float_softmax)."""
+    producers = {output: node for node in graph.node for output in node.output}
+    names = []
+    for node in graph.node:
+        if node.op_type == "Softmax":
+            names.append(node.name)
+            feeder = producers.get(node.input[0])
+            if feeder is not None and feeder.op_type == "Add":
+                names.append(feeder.name)
+    return names
+
+
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over a list of input dicts."""
 
@@ -56,6 +69,8 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     del graph.graph.value_info[:]
     staged = target.with_name("float.staged.onnx")
     onnx.save(graph, str(staged))
+    kept_float = softmax_nodes(graph.graph) if recipe.float_softmax else []
+    excluded_nodes = sorted({*excluded_nodes, *kept_float})
     logging.disable(logging.WARNING)  # advice on the root logger ("consider pre-processing")
     try:
         _quantize(recipe, staged, target, calibration, excluded_nodes)
@@ -64,7 +79,7 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     finally:
         logging.disable(logging.NOTSET)
         staged.unlink()
-    return {"tool": "onnxruntime.quantization"}
+    return {"tool": "onnxruntime.quantization", "float_softmax_nodes": kept_float}
 
 
 def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str]) -> None:

@@ -22,6 +22,11 @@ class Recipe:
     per_channel: bool = False
     calibration: str | None = None  # static recipes: minmax | entropy | percentile
     engine: str | None = None  # torchscript: the quantized engine the weights are packed for
+    # static recipes: keep each attention's mask add and softmax in float. The additive mask
+    # (-10000 on padded keys) would otherwise set the int8 range of the scores: one step of
+    # ~40, every real score in one bucket, attention uniform, accuracy at chance.
+    float_softmax: bool = False
+    io: str = "float"  # tflite static: float32 outputs, or the int8 codes (app dequantizes)
     description: str = ""
 
     @property
@@ -39,20 +44,22 @@ RECIPES: dict[str, Recipe] = {
         Recipe("onnx-dynamic-int8", "onnx", "dynamic", description="int8 weights, activations quantized at run time"),
         Recipe("onnx-dynamic-int8-per-channel", "onnx", "dynamic", per_channel=True,
                description="as onnx-dynamic-int8 with one scale per output channel"),
-        Recipe("onnx-static-int8-minmax", "onnx", "static", activations="int8", per_channel=True, calibration="minmax",
+        Recipe("onnx-static-int8-minmax", "onnx", "static", float_softmax=True, activations="int8", per_channel=True, calibration="minmax",
                description="QDQ int8 weights and activations, ranges from calibration min/max"),
-        Recipe("onnx-static-int8-entropy", "onnx", "static", activations="int8", per_channel=True, calibration="entropy",
+        Recipe("onnx-static-int8-entropy", "onnx", "static", float_softmax=True, activations="int8", per_channel=True, calibration="entropy",
                description="QDQ int8, activation ranges minimising KL divergence"),
-        Recipe("onnx-static-int8-percentile", "onnx", "static", activations="int8", per_channel=True,
+        Recipe("onnx-static-int8-percentile", "onnx", "static", float_softmax=True, activations="int8", per_channel=True,
                calibration="percentile", description="QDQ int8, activation ranges at the 99.999th percentile"),
         # LiteRT: ai-edge-quantizer on the converted .tflite
         Recipe("tflite-dynamic-int8", "tflite", "dynamic", per_channel=True,
                description="dynamic-range int8 (weights int8, activations quantized at run time)"),
         Recipe("tflite-weight-only-int8", "tflite", "weight_only", per_channel=True,
                description="int8 weights dequantized to float at load: smaller file, float compute"),
-        Recipe("tflite-static-int8", "tflite", "static", activations="int8", per_channel=True, calibration="minmax",
-               description="full integer: int8 weights and activations (float I/O), calibrated"),
-        Recipe("tflite-static-a16w8", "tflite", "static", activations="int16", per_channel=True, calibration="minmax",
+        Recipe("tflite-static-int8", "tflite", "static", float_softmax=True, activations="int8", per_channel=True, calibration="minmax",
+               description="int8 weights and activations (float I/O; mask add and softmax in float), calibrated"),
+        Recipe("tflite-full-integer-int8", "tflite", "static", activations="int8", per_channel=True, calibration="minmax",
+               io="int8", description="every op int8, int8 logits out: for integer-only accelerators"),
+        Recipe("tflite-static-a16w8", "tflite", "static", float_softmax=True, activations="int16", per_channel=True, calibration="minmax",
                description="int8 weights with 16-bit activations, calibrated"),
         Recipe("tflite-float16", "tflite", "float16", weights="float16",
                description="float16 weights (FLOAT_CASTING), float32 compute"),

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from pocketbert.quantize.recipes import Recipe
+from pocketbert.quantize.tflite_io import float_outputs
 
 SIGNATURE = "serving_default"
 
@@ -25,6 +26,25 @@ def matching_tensors(model_path: Path, patterns: list[str]) -> dict[str, list[st
     interpreter = interpreter_module().Interpreter(str(model_path))
     names = [t["name"] for t in interpreter.get_tensor_details()]
     return {p: [n for n in names if re.search(p, n)] for p in patterns}
+
+
+def softmax_entries(model_path: Path) -> list[dict]:
+    """``no_quantize`` for every SOFTMAX and the ADD that feeds it the masked scores (by its
+    output tensor's exact name: ai-edge-quantizer matches "name;", an op's output names
+    each followed by ";")."""
+    from pocketbert.export.tflite_export import interpreter_module
+
+    interpreter = interpreter_module().Interpreter(str(model_path))
+    ops = interpreter._get_ops_details()
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
+    producers = {output: op for op in ops for output in op["outputs"]}
+    entries = [{"regex": ".*", "operation": "SOFTMAX", "algorithm_key": "no_quantize"}]
+    for op in ops:
+        feeder = producers.get(op["inputs"][0]) if op["op_name"] == "SOFTMAX" else None
+        if feeder is not None and feeder["op_name"] == "ADD":
+            entries.append({"regex": f"^{re.escape(names[feeder['outputs'][0]])};$", "operation": "ADD",
+                            "algorithm_key": "no_quantize"})
+    return entries
 
 
 def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
@@ -51,7 +71,7 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
 
     from pocketbert.export.tflite_export import captured_stderr
 
-    entries = recipe_entries(recipe, exclude)
+    entries = recipe_entries(recipe, exclude) + (softmax_entries(source) if recipe.float_softmax else [])
     with captured_stderr(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
@@ -61,4 +81,5 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
             qt.quantize(result).export_model(str(target), overwrite=True)
         finally:
             logging.disable(logging.NOTSET)
-    return {"tool": "ai-edge-quantizer", "recipe_entries": entries}
+    dequantized = float_outputs(target) if recipe.io == "float" else []
+    return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized}

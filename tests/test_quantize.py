@@ -45,6 +45,31 @@ def test_every_recipe_applies_and_is_recorded(name, checkpoint, tmp_path):
     assert (tmp_path / "q" / "vocab.txt").is_file()
 
 
+def test_static_recipes_keep_softmax_float_and_choose_the_output_type(checkpoint, tmp_path):
+    import numpy as np
+
+    from pocketbert.benchmarks.runners import TfliteRunner
+    from pocketbert.export.tflite_export import interpreter_module
+
+    onnx_static = quantize_model(checkpoint, "onnx-static-int8-minmax", tmp_path / "onnx", seq_len=SEQ)
+    # one Softmax and the Add feeding it the masked scores per layer
+    assert len(onnx_static["quantization"]["details"]["float_softmax_nodes"]) == 2 * 2
+    for name, softmax_input, output in [("tflite-static-int8", np.float32, np.float32),
+                                        ("tflite-full-integer-int8", np.int8, np.int8)]:
+        quantize_model(checkpoint, name, tmp_path / name, seq_len=SEQ)
+        interpreter = interpreter_module().Interpreter(str(tmp_path / name / "model.tflite"))
+        tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+        softmaxes = [op for op in interpreter._get_ops_details() if op["op_name"] == "SOFTMAX"]
+        assert softmaxes and all(tensors[op["inputs"][0]]["dtype"] == softmax_input for op in softmaxes)
+        signature = interpreter.get_signature_runner()
+        assert signature.get_output_details()["logits"]["dtype"] == output
+        if output == np.int8:  # the runner hands back real logits: (code - zero point) * scale
+            ids = {k: np.ones(d["shape"], d["dtype"]) for k, d in signature.get_input_details().items()}
+            scale, zero = signature.get_output_details()["logits"]["quantization"]
+            raw = signature(**ids)["logits"].astype(np.float32)
+            np.testing.assert_allclose(TfliteRunner(tmp_path / name / "model.tflite")(ids)["logits"], (raw - zero) * scale)
+
+
 def test_pipeline_runs_on_a_quantized_export(checkpoint, tmp_path):
     quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "q", seq_len=SEQ)
     got = pipeline("fill-mask", tmp_path / "q")("The capital of France is [MASK].")
