@@ -1,0 +1,85 @@
+"""``pocketbert export`` and ``android-assets``."""
+
+from __future__ import annotations
+
+import argparse
+
+from pocketbert.commands.common import task_names
+
+
+
+# ---- pocketbert export -------------------------------------------------------------------------
+def add_export(sub: argparse._SubParsersAction) -> None:
+    from pocketbert.export import FORMATS, ExportOptions
+
+    defaults = ExportOptions()
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint to an Android-ready file, validated against PyTorch",
+        description="Export MODEL (checkpoint directory or hub id) to OUT_DIR: the model file(s), config, "
+        "tokenizer files and manifest.json. Every file is validated against the PyTorch model on fresh "
+        "inputs; a failed export leaves nothing behind.",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--task", choices=task_names(), metavar="TASK", help="head to export (default: from config.json)")
+    p.add_argument("--format", required=True, choices=list(FORMATS), help="one of: %(choices)s (tflite is always static)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
+    p.add_argument("--seq-len", type=int, default=defaults.seq_len, help="sequence length (static) or example length")
+    p.add_argument("--batch", type=int, default=defaults.batch)
+    p.add_argument("--static", action="store_true", help="fixed batch and sequence length (delegates want them)")
+    p.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset (>= 17; default %(default)s)")
+    p.add_argument("--atol", type=float, default=defaults.atol, help="validation tolerance (max abs diff)")
+    p.add_argument("--ort", action="store_true", help="onnx: also write model.ort for ONNX Runtime Mobile")
+    p.add_argument("--optimize", action="store_true", help="onnx: also write onnxruntime's fused transformer graph")
+    p.add_argument("--quantize", metavar="RECIPE", help="apply a recipe of this format (see pocketbert quantize)")
+    p.add_argument("--calibration", metavar="FILE", help="with --quantize: calibration text for static recipes")
+    p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pocketbert.export import ExportOptions, export_model
+
+    if args.quantize:
+        from pocketbert.quantize import get_recipe
+
+        get_recipe(args.quantize, args.format)  # a recipe of another format is an error
+        args.source, args.recipe, args.exclude = args.model, args.quantize, []
+        from pocketbert.commands.quantize import run_quantize
+
+        return run_quantize(args)
+
+    options = ExportOptions(
+        seq_len=args.seq_len, batch=args.batch, static=args.static, opset=args.opset, atol=args.atol,
+        ort=args.ort, optimize=args.optimize,
+    )
+    manifest = export_model(args.model, args.task, args.format, args.output, options, force=args.force)
+    print(f"wrote {args.output}: {manifest['model_class']} as {manifest['format']} in {manifest['export_seconds']} s")
+    for role, entry in manifest["files"].items():
+        check = entry["validation"]
+        print(
+            f"  {entry['path']:<22} {entry['bytes'] / 1e6:8.1f} MB  max abs diff {check['max_abs_diff']:.2e} "
+            f"(atol {check['atol']:g}, {len(check['cases'])} input shapes)"
+        )
+    return 0
+
+
+# ---- pocketbert android-assets ---------------------------------------------------------------------
+def add_android_assets(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "android-assets",
+        help="copy a .tflite export into android_demo's assets",
+        description="Copy model.tflite, vocab.txt, manifest.json, config.json and labels.txt of a TFLite "
+        "export to ASSETS_DIR (android_demo/app/src/main/assets).",
+    )
+    p.add_argument("artifact", metavar="ARTIFACT", help="directory written by pocketbert export --format tflite")
+    p.add_argument("assets_dir", metavar="ASSETS_DIR")
+    p.set_defaults(run=run_android_assets)
+
+
+def run_android_assets(args: argparse.Namespace) -> int:
+    from pocketbert.export.android_assets import write_android_assets
+
+    written = write_android_assets(args.artifact, args.assets_dir)
+    print(f"wrote {', '.join(written)} to {args.assets_dir}")
+    return 0

@@ -1,0 +1,103 @@
+"""``pocketbert quantize`` (with ``--scan``) and ``quantize-sweep``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pocketbert.commands.common import task_names
+from pocketbert.errors import PocketbertError
+
+
+
+# ---- pocketbert quantize ---------------------------------------------------------------------------
+def add_quantize(sub: argparse._SubParsersAction) -> None:
+    from pocketbert.quantize.recipes import RECIPES
+
+    p = sub.add_parser(
+        "quantize",
+        help="apply an int8/float16 recipe to a checkpoint or a float export",
+        description="Quantize SOURCE (a checkpoint, exported to the recipe's format first, or a float "
+        "export of that format) with RECIPE into OUT_DIR; the manifest records the recipe, the "
+        "calibration and the agreement with the float model.",
+    )
+    p.add_argument("source", metavar="ARTIFACT_OR_MODEL")
+    p.add_argument("--recipe", required=True, choices=list(RECIPES), metavar="RECIPE", help="one of: %(choices)s")
+    p.add_argument("-o", "--output", metavar="OUT_DIR", help="the quantized export (with --scan: a JSON report)")
+    p.add_argument("--task", choices=task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
+    p.add_argument("--calibration", metavar="FILE", help=".txt (a line each), .jsonl or .tsv with a text column")
+    p.add_argument("--scan", action="store_true",
+                   help="quantize one block at a time and rank blocks by the error they add")
+    p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN",
+                   help="keep matching layers in float (regex over node/tensor/module names)")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(run=run_quantize)
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    from pocketbert.quantize import quantize_model
+
+    if getattr(args, "scan", False):
+        return run_scan(args)
+    if not args.output:
+        raise PocketbertError("-o OUT_DIR is required (except with --scan)")
+    manifest = quantize_model(
+        args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
+        exclude=tuple(args.exclude), seq_len=args.seq_len, force=args.force,
+    )
+    print(f"wrote {args.output}: {manifest['model_class']} with {args.recipe}")
+    for entry in manifest["files"].values():
+        for output, figures in entry["agreement_with_float"].items():
+            top1 = figures["top1_agreement"]
+            print(
+                f"  {entry['path']:<12} {entry['bytes'] / 1e6:7.1f} MB (float {entry['float_bytes'] / 1e6:.1f})  {output}: "
+                f"max abs diff {figures['max_abs_diff']:.3g}, cosine {figures['cosine']:.4f}"
+                + (f", top-1 agreement {top1:.3f}" if top1 is not None else "")
+            )
+    return 0
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from pocketbert.quantize.scan import scan
+
+    rows = scan(args.source, args.recipe, task=args.task, seq_len=args.seq_len, calibration_file=args.calibration)
+    print(f"{'block':<24} {'mean abs diff':>14} {'max abs diff':>13} {'top-1':>7}   (worst first, {args.recipe})")
+    for row in rows:
+        top1 = "-" if row["top1_agreement"] is None else f"{row['top1_agreement']:.3f}"
+        print(f"{row['block']:<24} {row['mean_abs_diff']:>14.4g} {row['max_abs_diff']:>13.4g} {top1:>7}")
+    if args.output:
+        Path(args.output).write_text(json.dumps({"recipe": args.recipe, "blocks": rows}, indent=2) + "\n")
+    return 0
+
+
+# ---- pocketbert quantize-sweep ----------------------------------------------------------------------
+def add_sweep(sub: argparse._SubParsersAction) -> None:
+    from pocketbert.export import FORMATS
+    from pocketbert.quantize.recipes import RECIPES
+
+    p = sub.add_parser(
+        "quantize-sweep",
+        help="every recipe against float: size, latency, agreement, accuracy (JSON, Markdown, PNG)",
+    )
+    p.add_argument("model", metavar="MODEL", help="checkpoint directory")
+    p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS), metavar="FORMAT")
+    p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE")
+    p.add_argument("--eval-data", metavar="FILE", help="labelled text (.tsv/.jsonl with text and label) for accuracy")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--runs", type=int, default=20, help="timed runs per file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="sweep.json, sweep.md, sweep.png")
+    p.set_defaults(run=run_sweep)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from pocketbert.quantize.sweep import sweep
+
+    rows = sweep(args.model, args.formats, args.recipes, args.output, eval_data=args.eval_data,
+                 threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty())
+    print((Path(args.output) / "sweep.md").read_text(), end="")
+    print(f"wrote {len(rows)} rows to {args.output}/sweep.json, sweep.md, sweep.png")
+    return 0

@@ -1,0 +1,111 @@
+"""``pocketbert run``: a pipeline over a checkpoint or any exported file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pocketbert.errors import PocketbertError
+
+
+
+# ---- pocketbert run ----------------------------------------------------------------------------
+def _pipeline_tasks() -> list[str]:
+    from pocketbert.pipelines import PIPELINES
+
+    return list(PIPELINES)
+
+
+def add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run a task pipeline on text (arguments, or one input per line on stdin)",
+        description="Run a task on each TEXT, or on each line of stdin when no TEXT is given. "
+        "Pair inputs are tab-separated: question<TAB>context, sentence<TAB>sentence, "
+        "prompt<TAB>choice<TAB>choice...",
+    )
+    p.add_argument("--task", required=True, choices=_pipeline_tasks(), metavar="TASK", help="one of: %(choices)s")
+    p.add_argument("--model", required=True, metavar="MODEL", help="checkpoint directory or hub id")
+    p.add_argument("text", nargs="*", metavar="TEXT")
+    p.add_argument("--top-k", type=int, default=None, help="answers per input (fill-mask default 5, others 1)")
+    p.add_argument("--context", help="question answering: the context every question is asked about")
+    p.add_argument("--aggregation", default="first", help="token-classification: none, simple, first, average, max")
+    p.add_argument("--no-truncation", action="store_true", help="error on inputs longer than the model allows")
+    p.add_argument("--threads", type=int, help="intra-op threads")
+    p.add_argument("--device", default="cpu", help="only cpu is supported")
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+    p.set_defaults(run=run_run)
+
+
+def _read_stdin_lines() -> list[str]:
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise PocketbertError(f"stdin is not UTF-8 (line {line}, byte {exc.start})") from None
+    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+
+
+def _task_input(task: str, line: str, context: str | None):
+    parts = line.split("\t")
+    if task == "question-answering":
+        if context is not None:
+            return (line, context)
+        if len(parts) != 2:
+            raise PocketbertError(f"question answering needs a context: use --context or 'question<TAB>context' ({line[:40]!r})")
+        return tuple(parts)
+    if task == "next-sentence-prediction":
+        if len(parts) != 2:
+            raise PocketbertError(f"next-sentence prediction needs 'sentence<TAB>sentence' ({line[:40]!r})")
+        return tuple(parts)
+    if task == "multiple-choice":
+        if len(parts) < 3:
+            raise PocketbertError(f"multiple choice needs 'prompt<TAB>choice<TAB>choice...' ({line[:40]!r})")
+        return tuple(parts)
+    if task == "text-classification" and len(parts) == 2:
+        return tuple(parts)
+    return line
+
+
+def _print_human(task: str, text: str, result) -> None:
+    print(text.replace("\t", " | "))
+    rows = result if task != "fill-mask" or not result or isinstance(result[0], dict) else [r for mask in result for r in mask]
+    for row in rows:
+        score = f"{row.get('score', 0.0):.4f}"
+        if task == "fill-mask":
+            print(f"  {score}  {row['token_str']:<15} {row['sequence']}")
+        elif task == "question-answering":
+            print(f"  {score}  {row['answer']!r} [{row['start']}:{row['end']}]")
+        elif task == "multiple-choice":
+            print(f"  {score}  {row['choice']}")
+        elif task == "token-classification":
+            label = row.get("entity_group", row.get("entity"))
+            print(f"  {score}  {label:<12} {row['word']!r} [{row['start']}:{row['end']}]")
+        else:
+            print(f"  {score}  {row['label']}")
+
+
+def run_run(args: argparse.Namespace) -> int:
+    from pocketbert.pipelines import pipeline
+
+    if args.device != "cpu":
+        raise PocketbertError(f"device {args.device!r} is not available: pocketbert runs models on the CPU")
+    lines = args.text or _read_stdin_lines()
+    if not lines or not any(line.strip() for line in lines):
+        raise PocketbertError("empty input: give TEXT arguments or lines on stdin")
+    items = [_task_input(args.task, line, args.context) for line in lines]  # check before loading
+    pipe = pipeline(args.task, args.model, threads=args.threads, truncation=not args.no_truncation)
+    options = {}
+    if args.top_k is not None:
+        options["top_k"] = args.top_k
+    if args.task == "token-classification":
+        options["aggregation"] = args.aggregation
+    for line, item in zip(lines, items):
+        result = pipe(item, **options)
+        if args.json:
+            print(json.dumps({"input": line, "result": result}, ensure_ascii=False))
+        else:
+            _print_human(args.task, line, result)
+    return 0
