@@ -1,0 +1,189 @@
+"""Latency of one input (checkpoint or model file), measured the way benchmark_model does.
+
+Each measurement runs in a fresh Python process (``python -m pocketbert.benchmarks.harness
+SPEC_JSON``): init time then includes the runtime's real cold start, one input's threads
+or memory cannot leak into the next, and the process's peak RSS belongs to one model.
+Protocol per benchmark_model: load (init), one first inference, warm-up runs (at least
+``warmup_runs`` and at least ``warmup_secs``), then timed runs (at least ``num_runs`` and at
+least ``min_secs``). Inputs are full-length (every position a real token), as the papers'
+seq-128 figures are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.benchmarks.results import Measurement
+from pocketbert.errors import PocketbertError
+
+FORMAT_BY_SUFFIX = {".onnx": ("onnx", "onnxruntime"), ".ort": ("ort", "onnxruntime"),
+                    ".pt": ("torchscript", "torch"), ".ptl": ("torchscript-lite", "torch"),
+                    ".tflite": ("tflite", "litert"), ".pte": ("executorch", "executorch")}
+
+
+@dataclass(frozen=True)
+class Settings:
+    threads: int | None = None  # None: the runtime's default
+    seq_len: int = 128
+    batch: int = 1
+    warmup_runs: int = 1
+    warmup_secs: float = 0.5
+    num_runs: int = 50
+    min_secs: float = 1.0
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def warn_oversubscribed(threads: int | None) -> None:
+    cores = available_cores()
+    if threads is not None and threads > cores:
+        warnings.warn(f"{threads} threads on {cores} cores: threads share cores, latency is not what "
+                      f"{threads} real cores would give", stacklevel=2)
+
+
+def describe(path: Path) -> dict:
+    """Format, runtime, architecture, recipe and size of an input, from its manifest or
+    config.json, without loading the model."""
+    from pocketbert.export.artifact import Artifact, is_artifact
+
+    path = Path(path)
+    if not path.exists():
+        raise PocketbertError(f"{path}: no such file or directory")
+    if path.is_dir() and not is_artifact(path):
+        if not (path / "config.json").is_file():
+            raise PocketbertError(f"{path}: neither a checkpoint (config.json) nor an export (manifest.json)")
+        config = json.loads((path / "config.json").read_text())
+        weights = sum(f.stat().st_size for f in path.glob("*.safetensors")) + sum(f.stat().st_size for f in path.glob("*.bin"))
+        return {"format": "pytorch", "runtime": "torch", "architecture": config.get("model_type"),
+                "quantization": None, "file_bytes": weights or None, "file": path}
+    artifact = Artifact.open(path if path.is_dir() else path.parent)
+    file = artifact.model_path() if path.is_dir() else path
+    if file.suffix not in FORMAT_BY_SUFFIX:
+        raise PocketbertError(f"{file}: unknown model file type (known: {', '.join(FORMAT_BY_SUFFIX)})")
+    fmt, runtime = FORMAT_BY_SUFFIX[file.suffix]
+    config = json.loads((artifact.directory / "config.json").read_text())
+    recipe = (artifact.manifest.get("quantization") or {}).get("name")
+    return {"format": fmt, "runtime": runtime, "architecture": config.get("model_type"), "quantization": recipe,
+            "file_bytes": file.stat().st_size, "file": file}
+
+
+def full_length_inputs(runner, vocab_size: int, batch: int, seq_len: int) -> dict[str, np.ndarray]:
+    """[CLS] random pieces [SEP], no padding; token types split in two segments."""
+    seq = runner.fixed_sequence_length or seq_len
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000 if vocab_size > 2000 else 5, vocab_size, size=(batch, seq))
+    inputs = {"input_ids": ids, "attention_mask": np.ones((batch, seq), dtype=np.int64),
+              "token_type_ids": np.concatenate([np.zeros((batch, seq // 2)), np.ones((batch, seq - seq // 2))], 1)}
+    return {name: inputs[name].astype(np.int64) for name in runner.input_names}
+
+
+def measure_here(path: Path, settings: Settings, label: str | None = None) -> Measurement:
+    """The measurement itself, in this process (the subprocess entry point calls this)."""
+    from pocketbert.benchmarks.flops import model_flops
+    from pocketbert.benchmarks.runners import open_runner
+    from pocketbert.models.configs import load_config
+
+    info = describe(path)
+    rss_before = _peak_rss_mb()
+    start = time.perf_counter()
+    runner = open_runner(path, threads=settings.threads)
+    init_ms = (time.perf_counter() - start) * 1e3
+    config_dir = path if info["format"] == "pytorch" else info["file"].parent
+    config = load_config(config_dir)
+    inputs = full_length_inputs(runner, config.vocab_size, settings.batch, settings.seq_len)
+    seq = inputs["input_ids"].shape[-1]
+    if seq != settings.seq_len:
+        warnings.warn(f"{path} takes exactly {seq} tokens: measured at {seq}, not {settings.seq_len}", stacklevel=2)
+
+    first_ms = _timed(runner, inputs)
+    warmup = _repeat(runner, inputs, settings.warmup_runs, settings.warmup_secs)
+    timed = np.array(_repeat(runner, inputs, settings.num_runs, settings.min_secs))
+    task = _task(config_dir)
+    result = Measurement(
+        label=label or _label(path, info), input=str(path), format=info["format"], runtime=info["runtime"],
+        device="host", threads=settings.threads, seq_len=seq, batch=settings.batch,
+        architecture=info["architecture"], quantization=info["quantization"], file_bytes=info["file_bytes"],
+        init_ms=init_ms, first_inference_ms=first_ms, warmup_runs=len(warmup),
+        warmup_avg_ms=float(np.mean(warmup)), runs=len(timed), median_ms=float(np.median(timed)),
+        mean_ms=float(timed.mean()), p90_ms=float(np.percentile(timed, 90)), std_ms=float(timed.std()),
+        min_ms=float(timed.min()), max_ms=float(timed.max()), peak_rss_mb=_peak_rss_mb(),
+        extra={"rss_before_load_mb": rss_before, "task": task},
+    )
+    return result.with_flops(model_flops(config, seq, settings.batch, task=task)["total"])
+
+
+def measure(path: str | Path, settings: Settings, label: str | None = None, timeout: float = 1800) -> Measurement:
+    """``measure_here`` in a fresh process; its one-line error becomes ours."""
+    path = Path(path)
+    describe(path)  # bad input fails here, before a process starts
+    spec = json.dumps({"path": str(path), "settings": asdict(settings), "label": label})
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    try:
+        done = subprocess.run([sys.executable, "-m", "pocketbert.benchmarks.harness", spec],
+                              capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        raise PocketbertError(f"{path}: measurement did not finish in {timeout:.0f} s") from None
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise PocketbertError(f"{path}: {lines[-1] if lines else f'measurement failed (exit {done.returncode})'}")
+    return Measurement(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _timed(runner, inputs) -> float:
+    begin = time.perf_counter()
+    runner(inputs)
+    return (time.perf_counter() - begin) * 1e3
+
+
+def _repeat(runner, inputs, count: int, seconds: float) -> list[float]:
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < count or time.perf_counter() - start < seconds:
+        times.append(_timed(runner, inputs))
+    return times
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def _task(directory: Path) -> str | None:
+    manifest = directory / "manifest.json"
+    if manifest.is_file():
+        return json.loads(manifest.read_text()).get("task")
+    from pocketbert.models.configs import load_config
+    from pocketbert.models.registry import class_for_config
+
+    return class_for_config(load_config(directory)).task  # a checkpoint: from config.json
+
+
+def _label(path: Path, info: dict) -> str:
+    name = info["architecture"] or path.name
+    return f"{name} {info['format']}" + (f" {info['quantization']}" if info["quantization"] else "")
+
+
+def _main(spec_json: str) -> int:
+    spec = json.loads(spec_json)
+    try:
+        result = measure_here(Path(spec["path"]), Settings(**spec["settings"]), spec["label"])
+    except PocketbertError as exc:
+        print(" ".join(str(exc).split()), file=sys.stderr)
+        return 2
+    print(json.dumps(result.to_dict()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))

@@ -1,0 +1,134 @@
+"""The papers' latency protocols as presets, and the models they measure.
+
+Each protocol fixes what the paper fixed (runtime, threads, sequence length, batch, the
+model pair) and carries the paper's figures, so a run here prints the measured latency and
+speedup beside them. Phones and this machine differ by a constant-ish factor per runtime;
+the *ratio* to BERT-base is what should reproduce.
+
+Sources (DESIGN.md): MobileBERT (arXiv 2004.02984) Table 5: Pixel 4, TFLite, 4 threads,
+seq 128, 62 ms vs BERT-base 342 ms. SqueezeBERT (arXiv 2006.11316) Table 2: Pixel 3,
+PyTorch Mobile (TorchScript), seq 128, batch 1, BERT-base 1690 ms, SqueezeBERT 390 ms
+(4.3x); the paper does not state threads: 4 (the Pixel 3's big cores) is assumed.
+DistilBERT (arXiv 1910.01108) Table 3: a batch-1 pass over STS-B dev on CPU, 668 s vs 410 s
+(1.63x); threads and length unstated: all cores and seq 128 are assumed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pocketbert.errors import PocketbertError
+
+BASELINE = "bert"
+TASK = "text-classification"  # "classify a text snippet": a 2-label head, not the MLM decoder
+
+# How each runtime column is produced: (export format or None for the eager model, file in the export)
+RUNTIME_FILES: dict[str, tuple[str | None, str | None]] = {
+    "pytorch": (None, None),
+    "onnx": ("onnx", "model.onnx"),
+    "torchscript": ("torchscript", "model.ptl"),  # the lite-interpreter file PyTorch Mobile loads
+    "tflite": ("tflite", "model.tflite"),
+}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    model: str  # architecture measured against BASELINE
+    runtime: str  # the paper's runtime: a RUNTIME_FILES key
+    threads: int | None  # None: every core
+    seq_len: int
+    batch: int
+    device: str  # the paper's device
+    paper_model_ms: float | None
+    paper_baseline_ms: float | None
+    paper_speedup: float
+    source: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol("mobilebert-pixel4", "MobileBERT vs BERT-base, TFLite, 4 threads, seq 128, batch 1",
+                 "mobilebert", "tflite", 4, 128, 1, "Pixel 4", 62.0, 342.0, 342.0 / 62.0,
+                 "MobileBERT, arXiv 2004.02984, Table 5"),
+        Protocol("squeezebert-pixel3", "SqueezeBERT vs BERT-base, PyTorch Mobile (TorchScript lite), seq 128, batch 1",
+                 "squeezebert", "torchscript", 4, 128, 1, "Pixel 3", 390.0, 1690.0, 4.3,
+                 "SqueezeBERT, arXiv 2006.11316, Table 2 (threads unstated; 4 assumed)"),
+        Protocol("distilbert-cpu", "DistilBERT vs BERT-base, PyTorch eager on CPU, batch 1",
+                 "distilbert", "pytorch", None, 128, 1, "CPU (STS-B dev pass: 410 s vs 668 s)", None, None,
+                 668.0 / 410.0, "DistilBERT, arXiv 1910.01108, Table 3 (threads and length unstated)"),
+    )
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise PocketbertError(f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS)})")
+    return PROTOCOLS[name]
+
+
+def model_input(work_dir: Path, arch: str, runtime: str, seq_len: int) -> Path:
+    """The file (or checkpoint) a protocol measures for ``arch`` in ``runtime``: created and
+    exported under ``work_dir`` on first use (paper-size, random weights: fp32 latency does
+    not depend on the values), reused afterwards.
+
+    Layout: work_dir/ARCH/checkpoint, work_dir/ARCH/FORMAT (the main job writes the same)."""
+    from pocketbert.export import ExportOptions, export_model
+    from pocketbert.export.artifact import Artifact, is_artifact
+    from pocketbert.models import create_checkpoint
+
+    if runtime not in RUNTIME_FILES:
+        raise PocketbertError(f"unknown runtime {runtime!r} (known: {', '.join(RUNTIME_FILES)})")
+    checkpoint = work_dir / arch / "checkpoint"
+    if not (checkpoint / "config.json").is_file():
+        create_checkpoint(arch, checkpoint, task=TASK, force=True)
+    fmt, file_name = RUNTIME_FILES[runtime]
+    if fmt is None:
+        return checkpoint
+    export_dir = work_dir / arch / fmt
+    if is_artifact(export_dir):
+        fixed = Artifact.open(export_dir).fixed_sequence_length
+        if fixed not in (None, seq_len):
+            warnings.warn(f"{export_dir} takes {fixed} tokens, not {seq_len}: exporting again", stacklevel=2)
+        else:
+            return export_dir / file_name
+    export_model(checkpoint, TASK, fmt, export_dir, ExportOptions(seq_len=seq_len, static=True), force=True)
+    return export_dir / file_name
+
+
+def run_protocol(protocol: Protocol, work_dir: Path, runtimes: list[str], thread_counts: list[int | None],
+                 measure_one, status=lambda text: None) -> dict:
+    """Measure the protocol's model and BERT-base in each runtime at each thread count.
+
+    ``measure_one(path, threads, seq_len, batch, label) -> Measurement`` does the timing (on
+    this host, or on a phone over adb); ``status`` hears what is being prepared/measured."""
+    measurements, speedups = [], []
+    for runtime in runtimes:
+        paths = {}
+        for arch in (protocol.model, BASELINE):
+            status(f"{protocol.name}: preparing {arch} for {runtime}")
+            paths[arch] = model_input(work_dir, arch, runtime, protocol.seq_len)
+        for threads in thread_counts:
+            medians = {}
+            for arch, path in paths.items():
+                status(f"{protocol.name}: {arch} {runtime}, {threads} thread(s)")
+                result = measure_one(path, threads, protocol.seq_len, protocol.batch, f"{arch} {runtime}")
+                result.extra["protocol"] = protocol.name
+                measurements.append(result)
+                medians[arch] = result.median_ms if result.median_ms is not None else result.mean_ms
+            model_ms, baseline_ms = medians[protocol.model], medians[BASELINE]
+            speedup = baseline_ms / model_ms if model_ms else None
+            speedups.append({
+                "runtime": runtime, "threads": threads, "model_ms": model_ms, "baseline_ms": baseline_ms,
+                "speedup": speedup, "paper_speedup": protocol.paper_speedup,
+                "ratio_to_paper": speedup / protocol.paper_speedup if speedup else None,
+                "paper_runtime": runtime == protocol.runtime,
+            })
+    return {"protocol": protocol.to_dict(), "speedups": speedups, "measurements": measurements}

@@ -1,0 +1,52 @@
+"""One latency measurement, whoever made it: the host harness, or benchmark_model on a
+phone over adb. The JSON report is a list of these (``to_dict``) plus the run's context;
+the schema is documented field by field here and in docs/benchmark-report.md.
+
+Times are milliseconds. Fields a tool does not report stay None (benchmark_model prints
+no median or p90; the host harness has no "overall memory footprint").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Measurement:
+    label: str  # what the row is called in tables: "mobilebert tflite", a file name ...
+    input: str  # the checkpoint directory or model file measured
+    format: str  # pytorch | onnx | ort | torchscript | torchscript-lite | tflite | executorch
+    runtime: str  # torch | onnxruntime | litert | benchmark_model
+    device: str  # "host" or "adb:SERIAL"
+    threads: int | None
+    seq_len: int
+    batch: int
+    architecture: str | None = None  # model_type from config.json
+    quantization: str | None = None  # recipe name, None for float
+    file_bytes: int | None = None
+    init_ms: float | None = None  # load the file / build the session
+    first_inference_ms: float | None = None
+    warmup_runs: int = 0
+    warmup_avg_ms: float | None = None
+    runs: int = 0  # timed runs: at least num_runs and at least min_secs of them
+    median_ms: float | None = None
+    mean_ms: float | None = None
+    p90_ms: float | None = None
+    std_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    peak_rss_mb: float | None = None  # the measuring process's peak resident set
+    flops: float | None = None  # analytic, per inference (benchmarks/flops.py)
+    gflops_per_s: float | None = None  # flops / median (or mean when there is no median)
+    extra: dict = field(default_factory=dict)  # tool-specific: benchmark_model's memory lines ...
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_flops(self, flops: float | None) -> Measurement:
+        """Fill ``flops`` and the achieved rate from the central time."""
+        self.flops = flops
+        central = self.median_ms if self.median_ms is not None else self.mean_ms
+        if flops and central:
+            self.gflops_per_s = flops / (central * 1e-3) / 1e9
+        return self

@@ -1,0 +1,128 @@
+"""``pocketbert bench``: latency of any input, or of the papers' protocols, with reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from pocketbert.errors import PocketbertError
+
+
+def add_bench(sub: argparse._SubParsersAction) -> None:
+    from pocketbert.benchmarks.harness import Settings
+    from pocketbert.benchmarks.protocols import PROTOCOLS, RUNTIME_FILES
+
+    defaults = Settings()
+    p = sub.add_parser(
+        "bench",
+        help="latency of checkpoints and exported files, or of the papers' protocols (JSON, Markdown, PNG)",
+        description="Measure each INPUT (checkpoint dir, export dir, .onnx/.ort/.pt/.ptl/.tflite) like "
+        "benchmark_model: init, first inference, warm-up, then timed runs (>= --num-runs and >= --min-secs); "
+        "median, mean, p90, std, min, max, peak RSS, analytic GFLOP/s against a GEMM peak measured in the "
+        "same run. --protocol runs a paper's preset (model vs BERT-base; created and exported under "
+        "--work-dir when missing) and puts the paper's numbers beside the measured ones.",
+    )
+    p.add_argument("inputs", nargs="*", metavar="INPUT")
+    p.add_argument("--protocol", nargs="+", choices=[*PROTOCOLS, "all"], metavar="NAME",
+                   help="one or more of: %(choices)s")
+    p.add_argument("--work-dir", default="out/models", metavar="DIR",
+                   help="protocols: where the paper-size checkpoints and exports live (default: %(default)s)")
+    p.add_argument("--runtimes", nargs="+", choices=list(RUNTIME_FILES), metavar="RUNTIME",
+                   help="protocols: runtimes to measure (default: the paper's); one of: %(choices)s")
+    p.add_argument("--threads", nargs="+", type=int, metavar="N",
+                   help="thread counts to measure (default: the protocol's, else the runtime's default)")
+    p.add_argument("--seq-len", type=int, default=defaults.seq_len)
+    p.add_argument("--batch", type=int, default=defaults.batch)
+    p.add_argument("--warmup-runs", type=int, default=defaults.warmup_runs)
+    p.add_argument("--num-runs", type=int, default=defaults.num_runs)
+    p.add_argument("--min-secs", type=float, default=defaults.min_secs)
+    p.add_argument("--device", default="host", metavar="host|adb[:SERIAL]",
+                   help="adb: run .tflite files on a phone with --benchmark-model")
+    p.add_argument("--benchmark-model", metavar="PATH", help="with --device adb: TFLite's benchmark_model for the phone")
+    p.add_argument("--taskset", metavar="MASK", help="with --device adb: pin to these cores (e.g. f0 = big cores)")
+    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--markdown", metavar="FILE")
+    p.add_argument("--plot", metavar="FILE.png")
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from pocketbert.benchmarks import protocols as presets
+    from pocketbert.benchmarks.flops import gemm_peak_gflops
+    from pocketbert.benchmarks.harness import Settings, available_cores, warn_oversubscribed
+    from pocketbert.benchmarks.report import build_report, to_markdown, write_reports
+
+    if not args.inputs and not args.protocol:
+        raise PocketbertError("give INPUT files to measure, or --protocol (see pocketbert bench --help)")
+    if args.plot and not args.plot.endswith(".png"):
+        raise PocketbertError(f"--plot {args.plot}: the chart is a PNG (FILE.png)")
+    measure_one = _measure_function(args)
+    base = Settings(seq_len=args.seq_len, batch=args.batch, warmup_runs=args.warmup_runs,
+                    num_runs=args.num_runs, min_secs=args.min_secs)
+    names = list(presets.PROTOCOLS) if args.protocol and "all" in args.protocol else args.protocol or []
+    chosen = [presets.get_protocol(name) for name in names]
+    thread_counts = set(args.threads or [])
+    for protocol in chosen:
+        thread_counts |= set(args.threads or [protocol.threads or available_cores()])
+    for threads in thread_counts:
+        warn_oversubscribed(threads)
+
+    measurements, protocol_results = [], []
+    with Progress(disable=not sys.stderr.isatty(), transient=True) as bar:
+        task = bar.add_task("benchmark", total=None)
+
+        def status(text: str) -> None:
+            bar.update(task, description=text)
+
+        for path in args.inputs:
+            for threads in args.threads or [None]:
+                status(f"{path}, {threads or 'default'} thread(s)")
+                measurements.append(measure_one(Path(path), threads, base.seq_len, base.batch, None))
+        for protocol in chosen:
+            threads = args.threads or [protocol.threads or available_cores()]
+            result = presets.run_protocol(protocol, Path(args.work_dir), args.runtimes or [protocol.runtime],
+                                          threads, measure_one, status)
+            measurements += result.pop("measurements")
+            protocol_results.append(result)
+        host_threads = sorted({m.threads for m in measurements if m.device == "host" and m.threads})
+        peaks = {}
+        for threads in host_threads:
+            status(f"GEMM peak, {threads} thread(s)")
+            peaks[str(threads)] = gemm_peak_gflops(threads)
+
+    report = build_report([m.to_dict() for m in measurements], protocol_results, peaks)
+    print(to_markdown(report))
+    for written in write_reports(report, args.json, args.markdown, args.plot):
+        print(f"wrote {written}", file=sys.stderr)
+    return 0
+
+
+def _measure_function(args: argparse.Namespace):
+    """``(path, threads, seq_len, batch, label) -> Measurement`` on this host or on a phone."""
+    from pocketbert.benchmarks.harness import Settings, measure
+
+    base = Settings(warmup_runs=args.warmup_runs, num_runs=args.num_runs, min_secs=args.min_secs)
+    if args.device == "host":
+        if args.benchmark_model or args.taskset:
+            raise PocketbertError("--benchmark-model and --taskset need --device adb[:SERIAL]")
+
+        def on_host(path, threads, seq_len, batch, label):
+            return measure(path, replace(base, threads=threads, seq_len=seq_len, batch=batch), label)
+
+        return on_host
+    kind, _, serial = args.device.partition(":")
+    if kind != "adb":
+        raise PocketbertError(f"--device {args.device}: expected host, adb or adb:SERIAL")
+    if not args.benchmark_model:
+        raise PocketbertError("--device adb needs --benchmark-model PATH (TFLite's benchmark_model built for the phone)")
+    from pocketbert.benchmarks.device import run_on_device
+
+    def on_device(path, threads, seq_len, batch, label):
+        return run_on_device(path, Path(args.benchmark_model), serial or None, replace(base, threads=threads),
+                             taskset=args.taskset, label=label)
+
+    return on_device
