@@ -91,12 +91,11 @@ def full_length_inputs(runner, vocab_size: int, batch: int, seq_len: int) -> dic
 
 def measure_here(path: Path, settings: Settings, label: str | None = None) -> Measurement:
     """The measurement itself, in this process (the subprocess entry point calls this)."""
-    from pocketbert.benchmarks.flops import model_flops
     from pocketbert.benchmarks.runners import open_runner
     from pocketbert.models.configs import load_config
 
     info = describe(path)
-    rss_before = _peak_rss_mb()
+    rss_before = _current_rss_mb()
     start = time.perf_counter()
     runner = open_runner(path, threads=settings.threads)
     init_ms = (time.perf_counter() - start) * 1e3
@@ -110,7 +109,6 @@ def measure_here(path: Path, settings: Settings, label: str | None = None) -> Me
     first_ms = _timed(runner, inputs)
     warmup = _repeat(runner, inputs, settings.warmup_runs, settings.warmup_secs)
     timed = np.array(_repeat(runner, inputs, settings.num_runs, settings.min_secs))
-    task = _task(config_dir)
     result = Measurement(
         label=label or _label(path, info), input=str(path), format=info["format"], runtime=info["runtime"],
         device="host", threads=settings.threads, seq_len=seq, batch=settings.batch,
@@ -119,9 +117,23 @@ def measure_here(path: Path, settings: Settings, label: str | None = None) -> Me
         warmup_avg_ms=float(np.mean(warmup)), runs=len(timed), median_ms=float(np.median(timed)),
         mean_ms=float(timed.mean()), p90_ms=float(np.percentile(timed, 90)), std_ms=float(timed.std()),
         min_ms=float(timed.min()), max_ms=float(timed.max()), peak_rss_mb=_peak_rss_mb(),
-        extra={"rss_before_load_mb": rss_before, "task": task},
+        extra={"rss_before_load_mb": rss_before},
     )
-    return result.with_flops(model_flops(config, seq, settings.batch, task=task)["total"])
+    return annotate(result, path)
+
+
+def annotate(result: Measurement, path: Path) -> Measurement:
+    """Architecture, recipe, task and analytic FLOPs of what was measured (the host harness
+    and the adb flow alike)."""
+    from pocketbert.benchmarks.flops import model_flops
+    from pocketbert.models.configs import load_config
+
+    info = describe(path)
+    directory = Path(path) if info["format"] == "pytorch" else info["file"].parent
+    task = _task(directory)
+    result.architecture, result.quantization = info["architecture"], info["quantization"]
+    result.extra["task"] = task
+    return result.with_flops(model_flops(load_config(directory), result.seq_len, result.batch, task=task)["total"])
 
 
 def measure(path: str | Path, settings: Settings, label: str | None = None, timeout: float = 1800) -> Measurement:
@@ -157,6 +169,18 @@ def _repeat(runner, inputs, count: int, seconds: float) -> list[float]:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def _current_rss_mb() -> float | None:
+    """Resident memory now (Linux /proc), to tell the model's share of the peak from the
+    interpreter's and the libraries'."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def _task(directory: Path) -> str | None:

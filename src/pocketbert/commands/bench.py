@@ -119,10 +119,15 @@ def _measure_function(args: argparse.Namespace):
         raise PocketbertError(f"--device {args.device}: expected host, adb or adb:SERIAL")
     if not args.benchmark_model:
         raise PocketbertError("--device adb needs --benchmark-model PATH (TFLite's benchmark_model built for the phone)")
-    from pocketbert.benchmarks.device import run_on_device
+    from pocketbert.benchmarks.device import run_benchmark_model
+    from pocketbert.benchmarks.harness import annotate
 
     def on_device(path, threads, seq_len, batch, label):
-        return run_on_device(path, Path(args.benchmark_model), serial or None, replace(base, threads=threads),
-                             taskset=args.taskset, label=label)
+        if Path(path).suffix != ".tflite":
+            raise PocketbertError(f"{path}: --device adb runs .tflite files (benchmark_model is LiteRT's tool)")
+        result = run_benchmark_model(Path(path), Path(args.benchmark_model), serial or None, threads or 4,
+                                     base.warmup_runs, base.num_runs, base.min_secs, taskset_mask=args.taskset)
+        result.label = label or result.label
+        return annotate(result, Path(path))
 
     return on_device

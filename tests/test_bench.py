@@ -1,0 +1,110 @@
+"""pocketbert bench: measurements like benchmark_model's, paper protocols with speedups,
+reports in three forms, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from pocketbert.benchmarks.harness import Settings, measure, measure_here
+from pocketbert.benchmarks.protocols import PROTOCOLS, run_protocol
+from pocketbert.cli import main
+from pocketbert.export import ExportOptions, export_model
+from pocketbert.models import create_checkpoint
+
+SEQ = 32
+FAST = ["--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1", "--seq-len", str(SEQ)]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A protocol work dir holding 2-layer models (the protocols reuse what exists)."""
+    root = tmp_path_factory.mktemp("bench")
+    for arch in ("mobilebert", "bert"):
+        create_checkpoint(arch, root / arch / "checkpoint", task="text-classification", layers=2, seed=1)
+    export_model(root / "mobilebert" / "checkpoint", None, "onnx", root / "mobilebert" / "onnx",
+                 ExportOptions(seq_len=SEQ, static=True))
+    return root
+
+
+def test_measurement_fields_are_consistent(work):
+    result = measure(work / "mobilebert" / "onnx" / "model.onnx", Settings(threads=1, seq_len=SEQ, num_runs=5, min_secs=0))
+    assert (result.format, result.runtime, result.architecture, result.device) == ("onnx", "onnxruntime", "mobilebert", "host")
+    assert result.runs >= 5 and result.warmup_runs >= 1 and result.seq_len == SEQ and result.threads == 1
+    assert result.min_ms <= result.median_ms <= result.p90_ms <= result.max_ms
+    assert result.min_ms <= result.mean_ms <= result.max_ms and result.std_ms >= 0
+    assert result.init_ms > 0 and result.first_inference_ms > 0
+    assert result.peak_rss_mb >= result.extra["rss_before_load_mb"] > 50  # torch and the runtime are in
+    assert result.flops > 0 and result.gflops_per_s == pytest.approx(result.flops / result.median_ms / 1e6)
+    assert result.file_bytes == (work / "mobilebert" / "onnx" / "model.onnx").stat().st_size
+
+
+def test_timed_runs_last_at_least_min_secs(work):
+    result = measure_here(work / "mobilebert" / "checkpoint", Settings(threads=1, seq_len=SEQ, num_runs=1, min_secs=0.3))
+    assert result.runs > 1 and result.mean_ms * result.runs >= 300 * 0.99
+
+
+def test_bench_inputs_write_json_markdown_and_png(work, tmp_path, capsys):
+    out = tmp_path / "r"
+    code = main(["bench", str(work / "mobilebert" / "checkpoint"), str(work / "mobilebert" / "onnx"), "--threads", "1",
+                 *FAST, "--json", f"{out}.json", "--markdown", f"{out}.md", "--plot", f"{out}.png"])
+    assert code == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["schema_version"] == 1 and report["host"]["cores"] >= 1
+    assert report["gemm_peak_gflops"]["1"] > 0
+    assert [m["format"] for m in report["measurements"]] == ["pytorch", "onnx"]
+    assert "| mobilebert onnx | 1 |" in (tmp_path / "r.md").read_text()
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "mobilebert pytorch" in capsys.readouterr().out
+
+
+def test_protocol_measures_the_pair_and_compares_with_the_paper(work, tmp_path):
+    work_dir = tmp_path / "w"
+    shutil.copytree(work, work_dir)
+    protocol = PROTOCOLS["mobilebert-pixel4"]
+    calls = []
+
+    def fake_measure(path, threads, seq_len, batch, label):  # the timing itself is tested above
+        calls.append((path, threads, seq_len, batch))
+        result = measure(path, Settings(threads=threads, seq_len=SEQ, batch=batch, num_runs=2, min_secs=0), label)
+        return result
+
+    result = run_protocol(protocol, work_dir, ["tflite", "onnx"], [1, 2], fake_measure)
+    assert (work_dir / "bert" / "tflite" / "model.tflite").is_file()  # exported on first use
+    assert {(c[0].name, c[1]) for c in calls} == {(f, t) for f in ("model.tflite", "model.onnx") for t in (1, 2)}
+    assert all(c[2] == 128 and c[3] == 1 for c in calls)  # the paper's seq len and batch are passed on
+    rows = result["speedups"]
+    assert [(r["runtime"], r["threads"]) for r in rows] == [("tflite", 1), ("tflite", 2), ("onnx", 1), ("onnx", 2)]
+    for row in rows:
+        assert row["speedup"] == pytest.approx(row["baseline_ms"] / row["model_ms"])
+        assert row["paper_speedup"] == pytest.approx(342 / 62)
+    assert [r["paper_runtime"] for r in rows] == [True, True, False, False]
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "give INPUT files to measure, or --protocol"),
+    (["no/such/dir"], "no/such/dir: no such file or directory"),
+    (["{ckpt}", "--plot", "chart.jpg"], "the chart is a PNG"),
+    (["{ckpt}", "--device", "usb"], "expected host, adb or adb:SERIAL"),
+    (["{ckpt}", "--device", "adb"], "--device adb needs --benchmark-model"),
+    (["{ckpt}", "--benchmark-model", "bm"], "need --device adb"),
+])
+def test_bad_input_is_one_line(work, args, message, capsys):
+    args = [a.replace("{ckpt}", str(work / "mobilebert" / "checkpoint")) for a in args]
+    assert main(["bench", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_truncated_file_and_oversubscribed_threads(work, tmp_path, capsys):
+    broken = tmp_path / "onnx"
+    shutil.copytree(work / "mobilebert" / "onnx", broken)
+    model = broken / "model.onnx"
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    assert main(["bench", str(model), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "sha256 differs" in err and len(err.strip().splitlines()) == 1
+    assert main(["bench", str(work / "mobilebert" / "onnx"), "--threads", "64", *FAST]) == 0
+    assert "pocketbert: warning: 64 threads on" in capsys.readouterr().err
