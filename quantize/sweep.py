@@ -8,8 +8,6 @@ and a PNG Pareto chart (latency vs accuracy, marker area = size).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import tempfile
 from pathlib import Path
@@ -21,29 +19,18 @@ from pocketbert.quantize.recipes import RECIPES
 
 
 def read_labelled(path: str | Path) -> list[tuple[str, str]]:
-    """(text, label) from .jsonl ({"text", "label"}) or .tsv (header with text and label)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PocketbertError(f"{path}: eval data not found")
-    content = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        rows = [json.loads(line) for line in content.splitlines() if line.strip()]
-    else:
-        rows = list(csv.DictReader(io.StringIO(content), delimiter="\t"))
-    if not rows or not all("text" in r and "label" in r for r in rows):
-        raise PocketbertError(f"{path}: expected 'text' and 'label' in every row")
-    return [(str(r["text"]), str(r["label"])) for r in rows]
+    """(text, label) from .jsonl ({"text", "label"}) or .tsv (header with text and label);
+    the reading (and its errors) is ``benchmarks.eval_data.read_classification``'s."""
+    from pocketbert.benchmarks.eval_data import read_classification
 
-
-def _accuracy(pipe, data) -> float:
-    predictions = pipe([text for text, _ in data])
-    return float(np.mean([p[0]["label"] == label for p, (_, label) in zip(predictions, data)]))
+    return [(example.text, str(example.label)) for example in read_classification(path)]
 
 
 def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=128, runs=20, progress=True) -> list[dict]:
     from rich.progress import Progress
 
     from pocketbert.benchmarks import latency
+    from pocketbert.benchmarks.eval_data import classification_accuracy
     from pocketbert.benchmarks.runners import open_runner
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.pipelines import pipeline
@@ -53,7 +40,14 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=1
         if name not in RECIPES:
             raise PocketbertError(f"unknown recipe {name!r}")
     chosen = [(fmt, None) for fmt in formats] + [(RECIPES[r].format, r) for r in recipes if RECIPES[r].format in formats]
-    data = read_labelled(eval_data) if eval_data else None
+    data = None
+    if eval_data:
+        from pocketbert.benchmarks.eval_data import label_ids, read_classification
+        from pocketbert.models.checkpoint import resolve
+        from pocketbert.models.configs import load_config
+
+        data = read_classification(eval_data)
+        label_ids(data, load_config(resolve(model)), eval_data)  # labels the model does not have: before any export
     rows = []
     with tempfile.TemporaryDirectory(prefix="pocketbert-sweep-") as work, Progress(disable=not progress) as bar:
         task = bar.add_task("sweep", total=len(chosen))
@@ -90,7 +84,8 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=1
                 "top1_agreement": closeness["top1_agreement"],
             }
             if data:
-                row["accuracy"] = _accuracy(pipeline("text-classification", target, threads=threads), data)
+                row["accuracy"] = classification_accuracy(pipeline("text-classification", target, threads=threads),
+                                                          data, eval_data)
             rows.append(row)
             bar.advance(task)
     if data:

@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
 # The main job: set up, then build the built-in default models (paper-size MobileBERT,
-# SqueezeBERT, DistilBERT and the BERT-base baseline, random weights), export each to ONNX
-# (+ .ort), TorchScript (.pt/.ptl) and TFLite (seq 128) with validation, and run the docs' fill-mask example
-# on every exported file. Everything lands in out/.
+# SqueezeBERT, DistilBERT and the BERT-base baseline, random weights, a 2-label
+# classification head: "classify a text snippet", as the papers timed), export each to
+# ONNX, TorchScript (.pt/.ptl) and TFLite (seq 128) with validation plus the default int8
+# file (LiteRT dynamic-range int8, the fastest measured), run a classification on every
+# file, check parity of every file, and run the three paper protocols on this machine
+# (1 and 2 threads, every runtime). Report: out/report/bench.{md,json,png} + parity-*.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1
 pb=.venv/bin/pocketbert
+start=$SECONDS
+models=out/models
+report=out/report
+mkdir -p "$report"
 $pb models
+text="a quiet garden in the morning, calm and lovely."
 for arch in $($pb models --names); do
-  $pb create "$arch" "out/models/$arch" --force
-  $pb export "out/models/$arch" --task fill-mask --format onnx --ort -o "out/exports/$arch-onnx" --force
-  $pb export "out/models/$arch" --task fill-mask --format torchscript -o "out/exports/$arch-torchscript" --force
-  $pb export "out/models/$arch" --task fill-mask --format tflite --seq-len 128 -o "out/exports/$arch-tflite" --force
-  for target in "out/exports/$arch-onnx/model.onnx" "out/exports/$arch-onnx/model.ort" \
-                "out/exports/$arch-torchscript/model.pt" "out/exports/$arch-torchscript/model.ptl" \
-                "out/exports/$arch-tflite/model.tflite"; do
-    echo "== $target"
-    echo "The capital of France is [MASK]." | $pb run --task fill-mask --model "$target" --top-k 3
+  dir="$models/$arch"
+  $pb create "$arch" "$dir/checkpoint" --task text-classification --force
+  $pb export "$dir/checkpoint" --format onnx -o "$dir/onnx" --force
+  $pb export "$dir/checkpoint" --format torchscript -o "$dir/torchscript" --force
+  $pb export "$dir/checkpoint" --format tflite --seq-len 128 -o "$dir/tflite" --force
+  $pb quantize "$dir/tflite" --recipe tflite-dynamic-int8 -o "$dir/tflite-dynamic-int8" --force
+  for target in "$dir/onnx/model.onnx" "$dir/torchscript/model.pt" "$dir/torchscript/model.ptl" \
+                "$dir/tflite/model.tflite" "$dir/tflite-dynamic-int8/model.tflite"; do
+    echo "== $target: $($pb run --task text-classification --model "$target" "$text")"
   done
+  $pb parity "$dir/checkpoint" "$dir/onnx" "$dir/torchscript" "$dir/tflite" --max-abs 1e-4 \
+    --json "$report/parity-$arch.json"                       # fp32: gated
+  $pb parity "$dir/checkpoint" "$dir/tflite-dynamic-int8" --json "$report/parity-$arch-int8.json"  # reported
+  echo "-- $arch done at $((SECONDS - start)) s"
 done
+$pb bench --protocol all --work-dir "$models" --runtimes tflite onnx torchscript pytorch --threads 1 2 \
+  --num-runs 20 --min-secs 1 \
+  --json "$report/bench.json" --markdown "$report/bench.md" --plot "$report/bench.png"
+echo "main job finished in $((SECONDS - start)) s; report in $report/"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from pocketbert.models import registry
-from pocketbert.models.tokenizer import BertTokenizerFast
 from pocketbert.models.vocab import build_vocab
 from pocketbert.pipelines import pipeline
 from pocketbert.quantize import quantize_model

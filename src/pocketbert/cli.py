@@ -12,14 +12,14 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from pocketbert import __version__
-from pocketbert.commands import bench, create, export, quantize, run
+from pocketbert.commands import bench, create, export, parity, quantize, run
 from pocketbert.errors import PocketbertError
 
 EXIT_USAGE = 2
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    export.add_android_assets, bench.add_bench, create.add_create, export.add_export, create.add_info, create.add_models,
+    export.add_android_assets, bench.add_bench, create.add_create, export.add_export, create.add_info, create.add_models, parity.add_parity,
     quantize.add_quantize, run.add_run, quantize.add_sweep,
 ]
 

@@ -1,0 +1,395 @@
+"""Does a shipped file still compute what the PyTorch checkpoint computes? The check an
+app's CI gates on (``pocketbert parity``).
+
+For every model file of every artifact given (an artifact directory: each file its
+manifest lists; or one model file inside an artifact), against the checkpoint loaded
+with the artifact's head:
+
+* random ids over the artifact's validation shapes (``export.validate.agreement``);
+* real sentences from the project corpus (models/data/corpus_en.txt), tokenized with
+  the artifact's tokenizer and padded to its fixed length when it has one;
+
+each giving, per output, max and mean abs diff, cosine similarity and top-1 agreement
+(argmax over the last axis, real tokens only for per-token outputs). With labelled data
+(see ``benchmarks/eval_data.py``): the task metric of the file and of PyTorch on the same
+tokens (accuracy, or SQuAD exact match and F1; in points, 0..100) and the delta.
+
+Thresholds turn figures into ``passed`` and ``failures``: a max abs diff over
+``max_abs`` or a top-1 agreement under ``min_top1`` (random or sentences), a metric more
+than ``max_metric_drop`` points under PyTorch's, and always outputs that are missing,
+of another shape or not finite. Problems with the inputs themselves (no such artifact, a
+file that does not match its manifest's sha256, eval data that does not fit the task)
+are ``PocketbertError``s instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.errors import PocketbertError
+
+SENTENCES = 32  # real sentences per file
+DYNAMIC_BATCH = 8  # sentences per call for graphs without a fixed batch
+DEFAULT_SEQ_LEN = 128
+
+
+class ParityError(PocketbertError):
+    """Arguments parity cannot check (no such artifact, a checkpoint that does not fit it)."""
+
+
+@dataclass
+class Target:
+    """One model file of an artifact."""
+
+    artifact: object  # export.artifact.Artifact
+    role: str
+    path: Path
+
+    @property
+    def manifest(self) -> dict:
+        return self.artifact.manifest
+
+
+# ---- arguments ----------------------------------------------------------------------------------------
+def check_thresholds(max_abs=None, min_top1=None, max_metric_drop=None) -> None:
+    if max_abs is not None and not max_abs >= 0:
+        raise ParityError(f"--max-abs must be >= 0, got {max_abs:g}")
+    if min_top1 is not None and not 0 <= min_top1 <= 1:
+        raise ParityError(f"--min-top1 is a fraction between 0 and 1, got {min_top1:g}")
+    if max_metric_drop is not None and not max_metric_drop >= 0:
+        raise ParityError(f"--max-metric-drop must be >= 0 (points), got {max_metric_drop:g}")
+
+
+def resolve_targets(path: str | Path) -> list[Target]:
+    """The model files an argument names, each checked against its manifest's sha256."""
+    from pocketbert.export.artifact import Artifact, is_artifact
+
+    path = Path(path)
+    if not path.exists():
+        raise ParityError(f"{path}: no such artifact directory or model file")
+    if path.is_dir():
+        artifact = Artifact.open(path)  # no manifest.json: ArtifactError
+        roles = list(artifact.manifest["files"])
+    else:
+        if not is_artifact(path.parent):
+            raise ParityError(f"{path}: not inside an export artifact (no manifest.json beside it)")
+        artifact = Artifact.open(path.parent)
+        roles = [r for r, entry in artifact.manifest["files"].items() if entry.get("path") == path.name]
+        if not roles:
+            raise ParityError(f"{path}: not a model file listed in {path.parent / 'manifest.json'}")
+    if not roles:
+        raise ParityError(f"{path}: its manifest lists no model files")
+    return [Target(artifact, role, artifact.model_path(role)) for role in roles]
+
+
+def load_reference(model_dir, task: str):
+    """The checkpoint with the artifact's head, as a TorchRunner. A head the checkpoint has
+    no weights for would be random: refused."""
+    from pocketbert.benchmarks.runners import TorchRunner
+    from pocketbert.models import load_model
+    from pocketbert.models.checkpoint import CheckpointWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(model_dir, task=task)
+    for w in caught:
+        if issubclass(w.category, CheckpointWarning) and "newly initialised" in str(w.message):
+            raise ParityError(
+                f"{model_dir}: no trained weights for the {task} head the artifact has "
+                f"({' '.join(str(w.message).split())}); pass the checkpoint the artifact was exported from"
+            )
+        if not issubclass(w.category, CheckpointWarning):  # another head's weights going unused is fine
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return TorchRunner(model)
+
+
+def check_same_model(target: Target, model_dir) -> None:
+    """An artifact of another architecture or vocabulary cannot be this checkpoint's export."""
+    from pocketbert.export.artifact import is_artifact
+    from pocketbert.models.checkpoint import resolve
+    from pocketbert.models.configs import load_config
+
+    if is_artifact(model_dir):
+        raise ParityError(f"{model_dir}: an export artifact; MODEL is the PyTorch checkpoint it was exported from")
+    ours = load_config(resolve(model_dir))
+    theirs = load_config(target.artifact.directory)
+    if theirs.model_type != ours.model_type:
+        raise ParityError(f"{target.artifact.directory} is a {theirs.model_type} export; "
+                          f"{model_dir} is a {ours.model_type} checkpoint")
+    if theirs.vocab_size != ours.vocab_size:
+        raise ParityError(f"{target.artifact.directory} has a vocabulary of {theirs.vocab_size} tokens; "
+                          f"{model_dir} has {ours.vocab_size}")
+
+
+def spec_for(target: Target, model, seq_len: int | None):
+    """The ExportSpec of the file: its fixed shape, or dynamic at ``seq_len`` (default: the
+    length it was exported with)."""
+    from pocketbert.export.spec import ExportSpec
+
+    shape = target.manifest["inputs"][0]["shape"]
+    static = all(isinstance(d, int) for d in shape)
+    options = target.manifest.get("options") or {}
+    sequence = shape[-1] if isinstance(shape[-1], int) else (seq_len or options.get("seq_len") or DEFAULT_SEQ_LEN)
+    return ExportSpec.for_model(
+        model,
+        batch=shape[0] if isinstance(shape[0], int) else 1,
+        sequence=sequence,
+        static=static,
+        choices=shape[1] if len(shape) == 3 and isinstance(shape[1], int) else 4,
+    )
+
+
+class _Guarded:
+    """A runner whose failures to run become ValidationErrors (recorded as parity failures)."""
+
+    def __init__(self, runner, name: str):
+        self.runner, self.name = runner, name
+        self.input_names, self.output_names = runner.input_names, runner.output_names
+        self.fixed_sequence_length = runner.fixed_sequence_length
+
+    def __call__(self, inputs):
+        from pocketbert.export.validate import ValidationError
+
+        try:
+            return self.runner(inputs)
+        except PocketbertError:
+            raise
+        except Exception as exc:
+            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            shape = list(np.shape(inputs.get("input_ids")))
+            raise ValidationError(f"{self.name} fails to run input shape {shape} ({text})") from None
+
+
+# ---- real sentences ---------------------------------------------------------------------------------
+def corpus_sentences(count: int = SENTENCES) -> list[str]:
+    """``count`` sentences spread over the project corpus (varied lengths and topics)."""
+    from pocketbert.models.vocab import corpus_lines
+
+    lines = corpus_lines()
+    count = min(count, len(lines) - 1)
+    return [lines[round(i * (len(lines) - 2) / max(count - 1, 1))] for i in range(count)]
+
+
+def sentence_batches(tokenizer, spec, task: str, count: int = SENTENCES) -> list[dict[str, np.ndarray]]:
+    """Model inputs for corpus sentences: single sentences, or (sentence, next sentence)
+    pairs for tasks that read two texts, or a sentence with the following ones as choices
+    for multiple choice. Padded to the fixed shape of a static graph (a last partial batch
+    is filled up with sentences from the start); otherwise batches of DYNAMIC_BATCH padded
+    to their longest, at most the spec's sequence length."""
+    from pocketbert.models.vocab import corpus_lines
+
+    lines = corpus_lines()
+    firsts = corpus_sentences(count)
+    multiple_choice = task == "multiple-choice"
+    choices = (spec.choices if spec.static else 3) if multiple_choice else 1
+    if multiple_choice:
+        seconds = [[firsts[(i + k) % len(firsts)] for k in range(1, choices + 1)] for i in range(len(firsts))]
+    elif task in ("question-answering", "next-sentence-prediction"):
+        seconds = [[lines[(lines.index(line) + 1) % len(lines)]] for line in firsts]
+    else:
+        seconds = None
+    size = spec.batch if spec.static else DYNAMIC_BATCH
+    order = list(range(len(firsts)))
+    order += order[: (-len(order)) % size]
+    batches = []
+    for start in range(0, len(order), size):
+        chosen = order[start : start + size]
+        texts = [firsts[i] for i in chosen for _ in range(choices)]
+        pairs = None if seconds is None else [pair for i in chosen for pair in seconds[i]]
+        encoded = tokenizer(texts, pairs, truncation=True, max_length=spec.sequence,
+                            padding="max_length" if spec.static else True, return_tensors="np")
+        batch = {}
+        for name in spec.input_names:
+            value = np.asarray(encoded[name], dtype=np.int64)  # [B * C, S]
+            batch[name] = value.reshape(len(chosen), choices, -1) if multiple_choice else value
+        batches.append(batch)
+    return batches
+
+
+def closeness(reference, candidate, batches, output_names, label: str) -> dict:
+    """Per output over all batches, as ``agreement`` reports random inputs: max abs diff,
+    mean abs diff, the lowest cosine, top-1 agreement (real tokens of per-token outputs)."""
+    from pocketbert.export.validate import OutputValuesError, compare
+
+    totals: dict[str, dict[str, list[float]]] = {}
+    for inputs in batches:
+        where = f"{label} on corpus sentences at input shape {list(inputs['input_ids'].shape)}"
+        expected, got = reference(inputs), candidate(inputs)
+        compare(expected, got, output_names, np.inf, where)
+        mask = inputs["attention_mask"].astype(bool)
+        for name in output_names:
+            a, b = expected[name].astype(np.float64), got[name].astype(np.float64)
+            if not np.isfinite(b).all():
+                raise OutputValuesError(f"{where}: output {name} has non-finite values")
+            keep = mask if a.ndim == mask.ndim + 1 else np.ones(a.shape[:-1], dtype=bool)
+            stats = totals.setdefault(name, {"max": [], "mean": [], "cos": [], "top1": [], "tokens": []})
+            diff = np.abs(a - b)
+            stats["max"].append(float(diff.max()) if diff.size else 0.0)
+            stats["mean"].append(float(diff.mean()) if diff.size else 0.0)
+            stats["cos"].append(float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
+            if a.ndim >= 2 and a.shape[-1] > 1 and keep.any():
+                stats["top1"].append(float((a.argmax(-1) == b.argmax(-1))[keep].sum()))
+                stats["tokens"].append(float(keep.sum()))
+    return {
+        name: {
+            "max_abs_diff": max(s["max"]),
+            "mean_abs_diff": float(np.mean(s["mean"])),
+            "cosine": min(s["cos"]),
+            "top1_agreement": sum(s["top1"]) / sum(s["tokens"]) if s["tokens"] else None,
+        }
+        for name, s in totals.items()
+    }
+
+
+# ---- labelled data ----------------------------------------------------------------------------------
+def _tokenizer_dir(target: Target, model_dir) -> Path:
+    from pocketbert.models.checkpoint import resolve
+
+    if target.manifest.get("tokenizer_files"):
+        return target.artifact.directory
+    return resolve(model_dir)  # an artifact exported without tokenizer files: the checkpoint's
+
+
+def task_metrics(pipe, data) -> dict[str, float]:
+    """Accuracy, or exact match and F1, in points (0..100)."""
+    from pocketbert.benchmarks import eval_data
+
+    if data.kind == "classification":
+        return {"accuracy": 100.0 * eval_data.classification_accuracy(pipe, data.examples, data.path)}
+    return eval_data.squad_scores(eval_data.predict_answers(pipe, data.examples, data.path), data.examples)
+
+
+def evaluate(target: Target, runner, reference, tokenizer, config, data, cache: dict) -> dict:
+    """The metric of the file and of PyTorch (same tokenizer, same maximum length)."""
+    from pocketbert.pipelines import PIPELINES
+
+    cls = PIPELINES[data.task]
+    pipe = cls(runner, tokenizer, config)
+    key = (target.manifest["task"], pipe.max_length)
+    if key not in cache:
+        ref = cls(reference, tokenizer, config)
+        ref.max_length = pipe.max_length  # read exactly as the file reads (its fixed length truncates)
+        cache[key] = task_metrics(ref, data)
+    ours, theirs = task_metrics(pipe, data), cache[key]
+    return {
+        name: {"artifact": ours[name], "pytorch": theirs[name], "delta": ours[name] - theirs[name]}
+        for name in ours
+    }
+
+
+# ---- thresholds ---------------------------------------------------------------------------------------
+def threshold_failures(entry: dict, max_abs=None, min_top1=None, max_metric_drop=None) -> list[str]:
+    """What in an entry's figures breaks a threshold, one line each."""
+    failures = []
+    for check, title in (("random", "random inputs"), ("sentences", "corpus sentences")):
+        for output, figures in (entry.get(check) or {}).items():
+            diff, top1 = figures["max_abs_diff"], figures["top1_agreement"]
+            if max_abs is not None and not diff <= max_abs:
+                failures.append(f"{output}: max abs diff {diff:.3g} > {max_abs:g} ({title})")
+            if min_top1 is not None and top1 is not None and not top1 >= min_top1:
+                failures.append(f"{output}: top-1 agreement {top1:.4f} < {min_top1:g} ({title})")
+    if max_metric_drop is not None:
+        for metric, figures in (entry.get("eval") or {}).items():
+            drop = -figures["delta"]
+            if not drop <= max_metric_drop + 1e-9:
+                failures.append(f"{metric}: {figures['artifact']:.2f} is {drop:.2f} points under PyTorch's "
+                                f"{figures['pytorch']:.2f} (max drop {max_metric_drop:g})")
+    return failures
+
+
+# ---- the check ----------------------------------------------------------------------------------------
+def check_file(target: Target, model_dir, reference, data=None, seq_len=None, sentences: int = SENTENCES,
+               eval_cache: dict | None = None) -> dict:
+    """Figures for one model file (no thresholds applied; structural failures listed)."""
+    from pocketbert.benchmarks.runners import runner_for_file
+    from pocketbert.export.validate import ValidationError, agreement
+    from pocketbert.models.configs import load_config
+    from pocketbert.models.tokenizer import load_tokenizer
+
+    model = reference.model
+    spec = spec_for(target, model, seq_len)
+    runner = runner_for_file(target.path, target.manifest)
+    guarded = _Guarded(runner, target.path.name)
+    quantization = target.manifest.get("quantization")
+    entry = {
+        "artifact": str(target.artifact.directory),
+        "file": str(target.path),
+        "role": target.role,
+        "format": target.manifest["format"],
+        "task": target.manifest["task"],
+        "quantization": quantization.get("name") if isinstance(quantization, dict) else None,
+        "fixed_sequence_length": spec.sequence if spec.static else None,
+        "random": None,
+        "sentences": None,
+        "sentence_count": 0,
+        "eval": None,
+        "failures": [],
+    }
+    try:
+        entry["random"] = agreement(reference, guarded, spec, model.config.vocab_size, label=target.path.name)
+    except ValidationError as exc:
+        entry["failures"].append(f"random inputs: {' '.join(str(exc).split())}")
+    tokenizer = load_tokenizer(_tokenizer_dir(target, model_dir))
+    batches = sentence_batches(tokenizer, spec, target.manifest["task"], sentences)
+    entry["sentence_count"] = len(corpus_sentences(sentences))
+    try:
+        entry["sentences"] = closeness(reference, guarded, batches, spec.output_names, target.path.name)
+    except ValidationError as exc:
+        entry["failures"].append(f"corpus sentences: {' '.join(str(exc).split())}")
+    if data is not None and not entry["failures"]:
+        config = load_config(target.artifact.directory)
+        try:
+            entry["eval"] = evaluate(target, guarded, reference, tokenizer, config, data,
+                                     eval_cache if eval_cache is not None else {})
+        except ValidationError as exc:
+            entry["failures"].append(f"eval data: {' '.join(str(exc).split())}")
+    return entry
+
+
+def parity(model_dir, artifacts, eval_data=None, max_abs=None, min_top1=None, seq_len=None,
+           max_metric_drop=None, sentences: int = SENTENCES) -> dict:
+    """Check every model file of ``artifacts`` against the checkpoint ``model_dir``.
+
+    Returns {"model", "thresholds", "eval_data", "artifacts": [entry per file], "passed"};
+    each entry has per-output figures under "random" and "sentences", task metrics under
+    "eval" (with ``eval_data``), "passed" and "failures". Every argument is checked (files
+    against their sha256, eval data against each artifact's task) before any model runs.
+    """
+    from pocketbert.benchmarks.eval_data import read_eval_data
+
+    check_thresholds(max_abs, min_top1, max_metric_drop)
+    if not artifacts:
+        raise ParityError("give at least one ARTIFACT (an export directory or a model file in one)")
+    if seq_len is not None and seq_len < 3:
+        raise ParityError(f"--seq-len must be >= 3, got {seq_len}")
+    if max_metric_drop is not None and eval_data is None:
+        raise ParityError("--max-metric-drop needs --eval-data")
+    data = read_eval_data(eval_data) if eval_data is not None else None
+    targets = [target for path in artifacts for target in resolve_targets(path)]
+    for target in targets:
+        check_same_model(target, model_dir)
+        if data is not None:
+            data.check_task(target.manifest["task"], str(target.path))
+    references: dict[str, object] = {}
+    eval_cache: dict = {}
+    entries = []
+    for target in targets:
+        task = target.manifest["task"]
+        if task not in references:
+            references[task] = load_reference(model_dir, task)
+        entry = check_file(target, model_dir, references[task], data, seq_len, sentences, eval_cache)
+        entry["failures"] += threshold_failures(entry, max_abs, min_top1, max_metric_drop)
+        entry["passed"] = not entry["failures"]
+        entries.append(entry)
+    return {
+        "model": str(model_dir),
+        "thresholds": {"max_abs": max_abs, "min_top1": min_top1, "max_metric_drop": max_metric_drop},
+        "eval_data": data.describe() if data is not None else None,
+        "sentences": sentences,
+        "artifacts": entries,
+        "passed": all(entry["passed"] for entry in entries),
+    }
