@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError
+from pocketbert.textfile import read_text_file
 
 CLASSIFICATION_SUFFIXES = (".tsv", ".jsonl")
 SQUAD_SUFFIXES = (".json",)
@@ -81,16 +82,7 @@ class EvalData:
 
 # ---- reading -------------------------------------------------------------------------------------
 def _read_text(path: Path) -> str:
-    if not path.exists():
-        raise EvalDataError(f"{path}: eval data not found")
-    if not path.is_file():
-        raise EvalDataError(f"{path}: eval data is not a file")
-    try:
-        content = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise EvalDataError(f"{path}: eval data is not UTF-8 text") from None
-    if "\x00" in content:
-        raise EvalDataError(f"{path}: eval data is not a text file")
+    content = read_text_file(path, "eval data", EvalDataError)
     if not content.strip():
         raise EvalDataError(f"{path}: eval data is empty")
     return content

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError
+from pocketbert.textfile import read_text_file
 from pocketbert.models.vocab import corpus_lines
 
 
@@ -27,14 +28,7 @@ def read_texts(path: str | Path | None) -> list[tuple[str, str | None]]:
     if path is None:
         return [(line, None) for line in corpus_lines()]
     path = Path(path)
-    if not path.is_file():
-        raise CalibrationError(f"{path}: calibration file not found")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CalibrationError(f"{path}: not UTF-8 text") from None
-    if "\x00" in content:
-        raise CalibrationError(f"{path}: not a text file")
+    content = read_text_file(path, "calibration file", CalibrationError)
     if path.suffix == ".jsonl":
         examples = []
         for number, line in enumerate(content.splitlines(), 1):

@@ -110,16 +110,14 @@ def write_reports(rows: list[dict], out_dir: Path, threads: int, seq_len: int) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pocketbert.benchmarks.report import markdown_table
+
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sweep.json").write_text(json.dumps({"threads": threads, "seq_len": seq_len, "rows": rows}, indent=2) + "\n")
     columns = ["format", "recipe", "size_mb", "latency_median_ms", "latency_p90_ms", "max_abs_diff", "top1_agreement"]
     columns += [c for c in ("accuracy", "accuracy_delta") if any(c in row for row in rows)]
 
-    def cell(value):
-        return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    lines = [markdown_table(columns, rows)]
     failed = [row for row in rows if "error" in row]
     lines += [""] + [f"- {row['format']} {row['recipe']} failed: {row['error']}" for row in failed] if failed else []
     rows = [row for row in rows if "error" not in row]

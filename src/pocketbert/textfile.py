@@ -1,0 +1,22 @@
+"""Reading a user's text file (calibration text, eval data) with one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pocketbert.errors import PocketbertError
+
+
+def read_text_file(path: Path, what: str, error: type[PocketbertError] = PocketbertError) -> str:
+    """The file's text (UTF-8, a BOM dropped); ``what`` names it in messages ("eval data")."""
+    if not path.exists():
+        raise error(f"{path}: {what} not found")
+    if not path.is_file():
+        raise error(f"{path}: {what} is not a file")
+    try:
+        content = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise error(f"{path}: {what} is not UTF-8 text") from None
+    if "\x00" in content:
+        raise error(f"{path}: {what} is not a text file")
+    return content
