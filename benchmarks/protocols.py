@@ -120,7 +120,7 @@ def run_protocol(protocol: Protocol, work_dir: Path, runtimes: list[str], thread
             for arch, path in paths.items():
                 status(f"{protocol.name}: {arch} {runtime}, {threads} thread(s)")
                 result = measure_one(path, threads, protocol.seq_len, protocol.batch, f"{arch} {runtime}")
-                result.extra["protocol"] = protocol.name
+                result.extra.setdefault("protocols", []).append(protocol.name)  # BERT-base serves several
                 measurements.append(result)
                 medians[arch] = result.median_ms if result.median_ms is not None else result.mean_ms
             model_ms, baseline_ms = medians[protocol.model], medians[BASELINE]

@@ -108,3 +108,20 @@ def test_truncated_file_and_oversubscribed_threads(work, tmp_path, capsys):
     assert "sha256 differs" in err and len(err.strip().splitlines()) == 1
     assert main(["bench", str(work / "mobilebert" / "onnx"), "--threads", "64", *FAST]) == 0
     assert "pocketbert: warning: 64 threads on" in capsys.readouterr().err
+
+
+def test_cli_protocols_share_the_baseline_and_report_the_paper(work, tmp_path, capsys):
+    work_dir = tmp_path / "w"
+    shutil.copytree(work, work_dir)
+    create_checkpoint("squeezebert", work_dir / "squeezebert" / "checkpoint", task="text-classification", layers=2)
+    code = main(["bench", "--protocol", "mobilebert-pixel4", "squeezebert-pixel3", "--runtimes", "onnx",
+                 "--threads", "1", "--work-dir", str(work_dir), *FAST[:6], "--json", str(tmp_path / "r.json")])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "r.json").read_text())
+    labels = sorted(m["label"] for m in report["measurements"])
+    assert labels == ["bert onnx", "mobilebert onnx", "squeezebert onnx"]  # BERT-base measured once
+    (bert,) = [m for m in report["measurements"] if m["architecture"] == "bert"]
+    assert bert["extra"]["protocols"] == ["mobilebert-pixel4", "squeezebert-pixel3"] and bert["seq_len"] == 128
+    assert [p["protocol"]["paper_speedup"] for p in report["protocols"]] == [pytest.approx(342 / 62), 4.3]
+    out = capsys.readouterr().out
+    assert "## squeezebert-pixel3" in out and "390 ms, BERT-base 1690 ms" in out

@@ -60,7 +60,7 @@ def run_bench(args: argparse.Namespace) -> int:
         raise PocketbertError("give INPUT files to measure, or --protocol (see pocketbert bench --help)")
     if args.plot and not args.plot.endswith(".png"):
         raise PocketbertError(f"--plot {args.plot}: the chart is a PNG (FILE.png)")
-    measure_one = _measure_function(args)
+    measure_one = _measured_once(_measure_function(args))
     base = Settings(seq_len=args.seq_len, batch=args.batch, warmup_runs=args.warmup_runs,
                     num_runs=args.num_runs, min_secs=args.min_secs)
     names = list(presets.PROTOCOLS) if args.protocol and "all" in args.protocol else args.protocol or []
@@ -86,7 +86,7 @@ def run_bench(args: argparse.Namespace) -> int:
             threads = args.threads or [protocol.threads or available_cores()]
             result = presets.run_protocol(protocol, Path(args.work_dir), args.runtimes or [protocol.runtime],
                                           threads, measure_one, status)
-            measurements += result.pop("measurements")
+            measurements += [m for m in result.pop("measurements") if not any(m is seen for seen in measurements)]
             protocol_results.append(result)
         host_threads = sorted({m.threads for m in measurements if m.device == "host" and m.threads})
         peaks = {}
@@ -99,6 +99,19 @@ def run_bench(args: argparse.Namespace) -> int:
     for written in write_reports(report, args.json, args.markdown, args.plot):
         print(f"wrote {written}", file=sys.stderr)
     return 0
+
+
+def _measured_once(measure_one):
+    """Protocols share BERT-base: measure each (file, threads, seq len, batch) once per run."""
+    done = {}
+
+    def cached(path, threads, seq_len, batch, label):
+        key = (str(Path(path).resolve()), threads, seq_len, batch)
+        if key not in done:
+            done[key] = measure_one(path, threads, seq_len, batch, label)
+        return done[key]
+
+    return cached
 
 
 def _measure_function(args: argparse.Namespace):
