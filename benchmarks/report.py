@@ -33,7 +33,7 @@ def host_info() -> dict:
             "python": platform.python_version(), "versions": versions()}
 
 
-def build_report(measurements: list[dict], protocols: list[dict], gemm_peak: dict[str, float]) -> dict:
+def build_report(measurements: list[dict], protocols: list[dict], gemm_peak: dict[str, dict[str, float]]) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -64,8 +64,8 @@ MEASUREMENT_COLUMNS = [
 ]
 
 
-def _measurement_row(m: dict, gemm_peak: dict[str, float]) -> dict:
-    peak = gemm_peak.get(str(m["threads"]))
+def _measurement_row(m: dict, gemm_peak: dict[str, dict[str, float]]) -> dict:
+    peak = gemm_peak.get(str(m["threads"]), {}).get("peak")
     return {**m, "size_mb": m["file_bytes"] / 1e6 if m.get("file_bytes") else None,
             "gflops": m["flops"] / 1e9 if m.get("flops") else None,
             "peak_share": 100 * m["gflops_per_s"] / peak if peak and m.get("gflops_per_s") else None}
@@ -78,20 +78,21 @@ def protocol_rows(protocol: dict) -> list[dict]:
 
 def to_markdown(report: dict) -> str:
     host = report["host"]
-    peaks = ", ".join(f"{t} thread(s) {v:.1f}" for t, v in report["gemm_peak_gflops"].items())
+    peaks = "; ".join(f"{t} thread(s): " + ", ".join(f"{engine} {v:.0f}" for engine, v in rates.items())
+                      for t, rates in report["gemm_peak_gflops"].items())
     parts = [
         "# pocketbert benchmark report",
         "",
         f"{report['created']} on {host['cpu']} ({host['cores']} cores, {host['machine']}); fp32 GEMM peak "
-        f"measured in this run (GFLOP/s): {peaks or '-'}.",
+        f"measured in this run (GFLOP/s; '% of GEMM peak' uses the best engine): {peaks or '-'}.",
     ]
     for protocol in report["protocols"]:
         p = protocol["protocol"]
-        paper = (f"paper: {p['model']} {p['paper_model_ms']:g} ms, BERT-base {p['paper_baseline_ms']:g} ms"
-                 if p["paper_model_ms"] else f"paper: {p['device']}")
+        paper = (f"paper: {p['model']} {p['paper_model_ms']:g} ms, BERT-base {p['paper_baseline_ms']:g} ms, "
+                 if p["paper_model_ms"] else "paper: ")
         parts += [
             "", f"## {p['name']}: {p['description']}", "",
-            f"{paper}, speedup {p['paper_speedup']:.2f}x on {p['device']} ({p['source']}).", "",
+            f"{paper}speedup {p['paper_speedup']:.2f}x on {p['device']} ({p['source']}).", "",
             markdown_table(
                 ["runtime", "threads", "model_ms", "baseline_ms", "speedup", "paper_speedup", "ratio_to_paper"],
                 protocol_rows(protocol),

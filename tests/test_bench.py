@@ -53,7 +53,7 @@ def test_bench_inputs_write_json_markdown_and_png(work, tmp_path, capsys):
     assert code == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["schema_version"] == 1 and report["host"]["cores"] >= 1
-    assert report["gemm_peak_gflops"]["1"] > 0
+    assert report["gemm_peak_gflops"]["1"]["peak"] > 0
     assert [m["format"] for m in report["measurements"]] == ["pytorch", "onnx"]
     assert "| mobilebert onnx | 1 |" in (tmp_path / "r.md").read_text()
     assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -189,8 +189,10 @@ def test_backbone_without_pooler_equals_task_none(arch):
 
 
 # ---- gemm peak ----------------------------------------------------------------------------------
-def test_gemm_peak_is_positive_finite_and_restores_threads():
+def test_gemm_peak_measures_each_engine_and_restores_threads():
     before = torch.get_num_threads()
-    peak = gemm_peak_gflops(threads=1, size=128, seconds=0.05)
-    assert math.isfinite(peak) and peak > 0
+    rates = gemm_peak_gflops(threads=1, size=128, seconds=0.05)
+    assert set(rates) == {"torch", "onnxruntime", "peak"}
+    assert all(math.isfinite(v) and v > 0 for v in rates.values())
+    assert rates["peak"] == max(rates["torch"], rates["onnxruntime"])
     assert torch.get_num_threads() == before
