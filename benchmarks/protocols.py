@@ -30,6 +30,7 @@ RUNTIME_FILES: dict[str, tuple[str | None, str | None]] = {
     "onnx": ("onnx", "model.onnx"),
     "torchscript": ("torchscript", "model.ptl"),  # the lite-interpreter file PyTorch Mobile loads
     "tflite": ("tflite", "model.tflite"),
+    "executorch": ("executorch", "model.pte"),  # the optional extra
 }
 
 

@@ -1,4 +1,4 @@
-"""PyTorch -> ONNX / TorchScript / TFLite, validated, in an artifact directory.
+"""PyTorch -> ONNX / TorchScript / TFLite / ExecuTorch, validated, in an artifact directory.
 
 ``export_model(checkpoint, task, format, out_dir)`` loads the checkpoint, writes the model
 file(s) into a temporary directory, validates every file against the PyTorch model on
@@ -26,6 +26,7 @@ class ExportOptions:
     seq_len: int = 128
     batch: int = 1
     static: bool = False
+    dynamic: bool = False  # formats that are static by default (executorch): dynamic batch and sequence
     opset: int = 18
     atol: float = DEFAULT_ATOL
     ort: bool = False  # onnx: also write .ort for ONNX Runtime Mobile
@@ -62,6 +63,14 @@ def _export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path, op
     return {"model": tflite_export.MODEL_FILE}, tflite_export.export_tflite(model, spec, directory)
 
 
+def _export_executorch(model: PreTrainedModel, spec: ExportSpec, directory: Path, options: ExportOptions):
+    from pocketbert.export import executorch_export
+
+    if options.ort or options.optimize:
+        raise PocketbertError("--ort and --optimize apply to --format onnx only")
+    return {"model": executorch_export.MODEL_FILE}, executorch_export.export_executorch(model, spec, directory)
+
+
 @dataclass(frozen=True)
 class Format:
     """An exporter (writes files into a directory, returns them by role and the manifest
@@ -69,6 +78,7 @@ class Format:
 
     export: Callable
     static_only: bool = False
+    static_by_default: bool = False  # static unless options.dynamic
     input_dtype: str = "int64"
 
 
@@ -77,6 +87,8 @@ FORMATS: dict[str, Format] = {
     "torchscript": Format(_export_torchscript),
     # delegates want static shapes; LiteRT converts ids to int32
     "tflite": Format(_export_tflite, static_only=True, input_dtype="int32"),
+    # XNNPACK takes no symbolic reshapes and memory is planned for the largest input
+    "executorch": Format(_export_executorch, static_by_default=True),
 }
 
 
@@ -94,8 +106,11 @@ def export_model(
     if fmt not in FORMATS:
         raise PocketbertError(f"unsupported format {fmt!r} (supported: {', '.join(FORMATS)})")
     form = FORMATS[fmt]
+    if options.dynamic and (options.static or form.static_only):
+        raise PocketbertError(f"--dynamic: {fmt} exports are always static" if form.static_only
+                              else "--static and --dynamic exclude each other")
     model = load_model(model_ref, task=task)
-    static = options.static or form.static_only
+    static = options.static or form.static_only or (form.static_by_default and not options.dynamic)
     spec = ExportSpec.for_model(model, batch=options.batch, sequence=options.seq_len, static=static)
     io = {"inputs": spec.manifest_inputs(form.input_dtype), "outputs": spec.manifest_outputs()}
     with atomic_directory(out_dir, force=force) as tmp:

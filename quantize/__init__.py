@@ -60,6 +60,10 @@ def quantize_model(
     from pocketbert.quantize.calibration import calibration_inputs, read_texts
 
     recipe = get_recipe(recipe_name)
+    if recipe.format == "executorch":
+        from pocketbert.export.executorch_export import require
+
+        require()  # the install hint before any work
     refuse_existing(out_dir, force)  # before exporting the float model, not after
     examples = read_texts(calibration_file) if recipe.needs_calibration else None
     with tempfile.TemporaryDirectory(prefix="pocketbert-quantize-") as work:
@@ -76,6 +80,16 @@ def quantize_model(
             start = time.perf_counter()
             target = tmp / float_file.name
             excluded = _resolve_exclusions(recipe, float_file, exclude)
+            calibration = None
+            if recipe.needs_calibration:
+                tokenizer = load_tokenizer(artifact.directory)
+                dtype = "int32" if recipe.format == "tflite" else "int64"
+                # padded to one length: onnxruntime's percentile/entropy calibrators
+                # stack activations across examples
+                calibration = calibration_inputs(
+                    tokenizer, spec.input_names, examples, spec.sequence, True, dtype=dtype, input_shape=shape,
+                    limit=calibration_limit(recipe),
+                )
             if recipe.format == "torchscript":
                 from pocketbert.export.torchscript_export import export_torchscript
                 from pocketbert.quantize.torchscript_quant import quantize_linears
@@ -83,25 +97,21 @@ def quantize_model(
                 float_model = load_model(source, task=manifest["task"])
                 details = export_torchscript(quantize_linears(recipe, float_model, list(exclude)), spec, tmp)
                 files = {"model": "model.pt", "lite": "model.ptl"}
+            elif recipe.format == "executorch":
+                from pocketbert.quantize.executorch_quant import quantize_executorch
+
+                float_model = _pytorch_model(source, manifest)
+                details = quantize_executorch(recipe, float_model, spec, tmp, calibration, list(exclude))
+                files = {"model": float_file.name}
+            elif recipe.format == "onnx":
+                from pocketbert.quantize.onnx_quant import quantize_onnx
+
+                details = quantize_onnx(recipe, float_file, target, calibration, excluded)
+                files = {"model": float_file.name}
             else:
-                calibration = None
-                if recipe.needs_calibration:
-                    tokenizer = load_tokenizer(artifact.directory)
-                    dtype = "int32" if recipe.format == "tflite" else "int64"
-                    # padded to one length: onnxruntime's percentile/entropy calibrators
-                    # stack activations across examples
-                    calibration = calibration_inputs(
-                        tokenizer, spec.input_names, examples, spec.sequence, True, dtype=dtype, input_shape=shape,
-                        limit=calibration_limit(recipe),
-                    )
-                if recipe.format == "onnx":
-                    from pocketbert.quantize.onnx_quant import quantize_onnx
+                from pocketbert.quantize.tflite_quant import quantize_tflite
 
-                    details = quantize_onnx(recipe, float_file, target, calibration, excluded)
-                else:
-                    from pocketbert.quantize.tflite_quant import quantize_tflite
-
-                    details = quantize_tflite(recipe, float_file, target, calibration, list(exclude))
+                details = quantize_tflite(recipe, float_file, target, calibration, list(exclude))
                 files = {"model": float_file.name}
             seconds = time.perf_counter() - start
             reference = runner_for_file(float_file, manifest)
@@ -133,6 +143,24 @@ def quantize_model(
             }
             write_manifest(tmp, json.loads(json.dumps(quantized, default=str)))
     return quantized
+
+
+def _pytorch_model(source, manifest):
+    """The model an executorch recipe quantizes: the checkpoint given, or the one the float
+    artifact was exported from (its manifest's ``source``)."""
+    from pocketbert.export.artifact import is_artifact
+    from pocketbert.models import load_model
+
+    if not is_artifact(source):
+        return load_model(source, task=manifest["task"])
+    origin = manifest.get("source")
+    try:
+        return load_model(origin, task=manifest["task"])
+    except (PocketbertError, OSError, TypeError) as exc:
+        raise PocketbertError(
+            f"executorch recipes quantize the PyTorch model: {source} was exported from {origin}, "
+            f"which cannot be loaded ({exc}); pass the checkpoint instead"
+        ) from None
 
 
 def calibration_limit(recipe: Recipe) -> int:

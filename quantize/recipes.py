@@ -15,12 +15,12 @@ from pocketbert.errors import PocketbertError
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    format: str  # onnx | tflite | torchscript
+    format: str  # onnx | tflite | torchscript | executorch
     method: str  # dynamic | static | weight_only | float16
     weights: str = "int8"  # int8 | float16
     activations: str = "float32"  # float32 (dynamic range: int8 at run time) | int8 | int16
     per_channel: bool = False
-    calibration: str | None = None  # static recipes: minmax | entropy | percentile
+    calibration: str | None = None  # static recipes: minmax | entropy | percentile | histogram
     engine: str | None = None  # torchscript: the quantized engine the weights are packed for
     # static recipes: keep each attention's mask add and softmax in float. The additive mask
     # (-10000 on padded keys) would otherwise set the int8 range of the scores: one step of
@@ -68,6 +68,11 @@ RECIPES: dict[str, Recipe] = {
                description="int8 Linear weights packed for QNNPACK (ARM phones)"),
         Recipe("torchscript-dynamic-int8-x86", "torchscript", "dynamic", engine="x86",
                description="int8 Linear weights packed for x86 (FBGEMM/oneDNN): for measuring here"),
+        # ExecuTorch: PT2E with the XNNPACK quantizer (torchao) on the PyTorch model, lowered to XNNPACK
+        Recipe("executorch-dynamic-int8", "executorch", "dynamic", per_channel=True,
+               description="int8 per-channel Linear/Conv weights, activations quantized at run time (XNNPACK)"),
+        Recipe("executorch-static-int8", "executorch", "static", float_softmax=True, activations="int8", per_channel=True,
+               calibration="histogram", description="int8 weights and activations (mask add and softmax in float), calibrated"),
     )
 }
 

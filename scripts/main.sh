@@ -31,6 +31,6 @@ for arch in $($pb models --names); do
   echo "-- $arch done at $((SECONDS - start)) s"
 done
 $pb bench --protocol all --work-dir "$models" --runtimes tflite onnx torchscript pytorch --threads 1 2 \
-  --num-runs 20 --min-secs 1 \
+  --num-runs 10 --min-secs 0.5 \
   --json "$report/bench.json" --markdown "$report/bench.md" --plot "$report/bench.png"
 echo "main job finished in $((SECONDS - start)) s; report in $report/"

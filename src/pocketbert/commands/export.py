@@ -22,11 +22,14 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head to export (default: from config.json)")
-    p.add_argument("--format", required=True, choices=list(FORMATS), help="one of: %(choices)s (tflite is always static)")
+    p.add_argument("--format", required=True, choices=list(FORMATS),
+                   help="one of: %(choices)s (tflite is always static, executorch static unless --dynamic)")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
     p.add_argument("--seq-len", type=int, default=defaults.seq_len, help="sequence length (static) or example length")
     p.add_argument("--batch", type=int, default=defaults.batch)
     p.add_argument("--static", action="store_true", help="fixed batch and sequence length (delegates want them)")
+    p.add_argument("--dynamic", action="store_true",
+                   help="executorch: dynamic batch (1-8) and sequence length (the default of onnx and torchscript)")
     p.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset (>= 17; default %(default)s)")
     p.add_argument("--atol", type=float, default=defaults.atol, help="validation tolerance (max abs diff)")
     p.add_argument("--ort", action="store_true", help="onnx: also write model.ort for ONNX Runtime Mobile")
@@ -50,7 +53,7 @@ def run_export(args: argparse.Namespace) -> int:
         return run_quantize(args)
 
     options = ExportOptions(
-        seq_len=args.seq_len, batch=args.batch, static=args.static, opset=args.opset, atol=args.atol,
+        seq_len=args.seq_len, batch=args.batch, static=args.static, dynamic=args.dynamic, opset=args.opset, atol=args.atol,
         ort=args.ort, optimize=args.optimize,
     )
     manifest = export_model(args.model, args.task, args.format, args.output, options, force=args.force)

@@ -1,0 +1,191 @@
+"""int8 for ExecuTorch: PT2E quantization with the XNNPACK quantizer (torchao), then lowered.
+
+    torch.export -> prepare_pt2e(XNNPACKQuantizer) -> calibrate -> convert_pt2e
+                 -> torch.export -> XNNPACK .pte (export/executorch_export.lower)
+
+Like the TorchScript recipes these quantize the PyTorch model, not a float file: given a
+float .pte artifact, the checkpoint it was exported from (its manifest's ``source``) is
+quantized with the artifact's shapes.
+
+- dynamic: int8 per-channel weights of every Linear (and SqueezeBERT's Conv1d), activations
+  quantized at run time by XNNPACK; one example input runs through the weight observers.
+- static: int8 weights and activations (histogram observers, calibrated on text) for
+  Linear/Conv, add and mul. The additive mask (-10000 on padded keys) and the add that
+  puts it on the attention scores stay float (``float_softmax``): quantized with the
+  scores, the -10000 sets their int8 range and DistilBERT falls to chance (tested).
+- weights-only subgraphs stay float in both (see ``kept_float``).
+
+The spike's "IndexError: tensors used as indices must be long, int, byte or bool tensors"
+is a quantizer bug, not a model one. ``XNNPACKQuantizer.transform_for_annotation``
+(``_convert_scalars_to_attrs``, executorch 1.5.1) lifts every Python scalar of an
+aten.add/mul into a *float32* buffer whatever the node's dtype, so an int64 index such as
+``torch.arange(n) + 0`` (transformers' mask and position code, which the spike exported)
+becomes float and indexing fails; reported upstream as pytorch/executorch#22062, fixed by
+#22065 (not in 1.5.1). None of our 24 (architecture, head) graphs, static or dynamic, has an
+integer add/mul with a scalar (positions are sliced from a buffer, the mask is cast to
+float first), so ours never hit it; the quantizer here still carries the upstream fix
+(lifted scalars keep the node's dtype) rather than skipping the transform, which the
+float scalars of add/mul need for their quantization parameters. A second quirk of 1.5.1:
+its ``cat`` annotator ignores the filter function, so annotations the filter rejects are
+removed after annotation.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+from pocketbert.export import executorch_export
+from pocketbert.export.spec import ExportSpec, TupleOutputs, example_args
+from pocketbert.models.modeling import PreTrainedModel
+from pocketbert.quantize.recipes import Recipe
+
+
+def lift_scalars_keeping_dtype(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """The XNNPACK quantizer's scalar-to-buffer transform, with the buffer in the node's
+    own dtype (int64 stays int64) instead of always float32."""
+    from torchao.quantization.pt2e.utils import get_new_attr_name_with_prefix
+
+    targets = (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor)
+    for node in model.graph.nodes:
+        if node.op != "call_function" or node.target not in targets:
+            continue
+        args = []
+        for arg in node.args:
+            if isinstance(arg, torch.fx.Node):
+                args.append(arg)
+                continue
+            name = get_new_attr_name_with_prefix("_tensor_constant_")(model)
+            value = torch.tensor(arg, dtype=node.meta["val"].dtype)
+            model.register_buffer(name, value)
+            with model.graph.inserting_before(node):
+                attr = model.graph.create_node("get_attr", name, (), {})
+                attr.meta["val"] = node.meta["val"].fake_mode.from_tensor(value, static_shapes=True)
+            args.append(attr)
+        node.args = tuple(args)
+    model.recompile()
+    return model
+
+
+def quantizer_for(recipe: Recipe, graph: torch.fx.GraphModule, input_names, exclude: list[str]):
+    """An XNNPACKQuantizer configured by the recipe, with our scalar transform and a filter
+    keeping in float what ``kept_float`` names and the modules ``exclude`` matches; and
+    those node names by reason (for the manifest)."""
+    xnnpack = executorch_export.require("executorch.backends.xnnpack.quantizer.xnnpack_quantizer")
+
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+
+    kept = kept_float(graph, input_names, recipe.float_softmax)
+    names = {name for group in kept.values() for name in group}
+    patterns = [re.compile(p) for p in exclude]
+
+    def quantize_node(node: torch.fx.Node) -> bool:
+        if node.name in names:
+            return False
+        return not any(p.search(path) for path in module_paths(node) for p in patterns)
+
+    class Quantizer(xnnpack.XNNPACKQuantizer):
+        def transform_for_annotation(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            return lift_scalars_keeping_dtype(model)
+
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            # the cat annotator ignores the filter (executorch 1.5.1): drop what it set
+            model = super().annotate(model)
+            for node in model.graph.nodes:
+                if node.op == "call_function" and not quantize_node(node):
+                    node.meta.pop(Q_ANNOTATION_KEY, None)
+            return model
+
+    config = xnnpack.get_symmetric_quantization_config(
+        is_per_channel=recipe.per_channel, is_dynamic=recipe.method == "dynamic"
+    )
+    return Quantizer().set_global(config).set_filter_function(quantize_node), kept
+
+
+def module_paths(node: torch.fx.Node) -> list[str]:
+    """Module paths (``distilbert.transformer.layer.0.attention.q_lin`` ...) of a node, as
+    in the model's state dict (the export wrapper's ``model.`` prefix removed)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return [path.removeprefix("model.") for path, _ in stack.values()]
+
+
+def kept_float(graph: torch.fx.GraphModule, input_names, float_softmax: bool) -> dict[str, list[str]]:
+    """Nodes the quantizer must leave alone, by reason:
+
+    - weight_only: computed from weights alone (MobileBERT's MLM head concatenates two
+      weight matrices). Quantized, the static recipe put activation quantizers on weights
+      and XNNPACK refused the matmul they feed; left float, export folds them into one weight.
+    - mask (with ``float_softmax``): the additive mask (nodes that depend on
+      attention_mask but not on input_ids) and the adds putting it on the attention scores.
+    """
+    placeholders = {n.name: n for n in graph.graph.nodes if n.op == "placeholder"}
+    inputs = dict(zip(input_names, placeholders.values()))
+
+    def downstream(start: torch.fx.Node) -> set[torch.fx.Node]:
+        seen, stack = set(), [start]
+        while stack:
+            for user in stack.pop().users:
+                if user not in seen:
+                    seen.add(user)
+                    stack.append(user)
+        return seen
+
+    reached = {name: downstream(node) for name, node in inputs.items()}
+    computed = [n for n in graph.graph.nodes if n.op == "call_function"]
+    kept = {"weight_only": [n.name for n in computed if not any(n in r for r in reached.values())], "mask": []}
+    if float_softmax:
+        mask = reached["attention_mask"] - reached["input_ids"]
+        softmax = (torch.ops.aten.softmax.int, torch.ops.aten._softmax.default)
+        mask |= {n for n in computed if n.target == torch.ops.aten.add.Tensor and any(u.target in softmax for u in n.users)}
+        kept["mask"] = [n.name for n in computed if n in mask]
+    return kept
+
+
+def quantize_executorch(
+    recipe: Recipe,
+    model: PreTrainedModel,
+    spec: ExportSpec,
+    directory,
+    calibration: list[dict[str, np.ndarray]] | None,
+    exclude: list[str],
+) -> dict:
+    """Quantize ``model`` with the recipe and write model.pte into ``directory``."""
+    from pocketbert.errors import PocketbertError
+
+    pt2e = executorch_export.require("torchao.quantization.pt2e.quantize_pt2e")
+    vocab = model.config.vocab_size
+    program = executorch_export.export_program(TupleOutputs(model).eval(), spec, vocab)
+    graph = program.module()
+    quantizer, kept = quantizer_for(recipe, graph, spec.input_names, exclude)
+    examples = [example_args(spec, vocab)] if calibration is None else [
+        tuple(torch.from_numpy(np.asarray(row[name], dtype=np.int64)) for name in spec.input_names)
+        for row in calibration
+    ]
+    try:
+        with executorch_export.quiet(), torch.no_grad():
+            prepared = pt2e.prepare_pt2e(graph, quantizer)
+            for args in examples:  # calibration (static) or the weight observers (dynamic)
+                prepared(*args)
+            converted = pt2e.convert_pt2e(prepared)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise PocketbertError(f"PT2E quantization failed: {type(exc).__name__}: {first}") from None
+    quantized = executorch_export.export_program(converted, spec, vocab)
+    details = executorch_export.lower(quantized, directory / executorch_export.MODEL_FILE)
+    details["quantized_layers"] = quantized_layers(converted)
+    details["kept_float"] = kept
+    return details
+
+
+def quantized_layers(graph: torch.fx.GraphModule) -> dict[str, int]:
+    """Linear/conv nodes of the converted graph by whether their weight comes dequantized
+    from int8 (what the recipe quantized) or stays float."""
+    layers = (torch.ops.aten.linear.default, torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default)
+    counts = {"int8": 0, "float": 0}
+    for node in graph.graph.nodes:
+        if node.op == "call_function" and node.target in layers:
+            weight = node.args[1]
+            counts["int8" if "dequantize" in str(getattr(weight, "target", "")) else "float"] += 1
+    return counts
