@@ -36,19 +36,15 @@ it when it is missing raises ``PocketbertError`` with the install command.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
-import logging
-import warnings
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch.export import Dim
 
 from pocketbert.errors import PocketbertError
+from pocketbert.quiet import quiet_libraries
 from pocketbert.export.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
@@ -58,17 +54,10 @@ NOT_INSTALLED = f"executorch is not installed: {INSTALL_HINT}"
 MAX_DYNAMIC_BATCH = 8  # dynamic exports: memory is planned for the largest input
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
+def quiet():
     """executorch's import pulls torchao, which logs about CUDA kernels this machine lacks;
-    export and lowering warn about their own internals. Keep the CLI to pocketbert's lines."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
-        try:
-            yield
-        finally:
-            logging.disable(logging.NOTSET)
+    export and lowering warn about their own internals."""
+    return quiet_libraries()
 
 
 def require(module: str = "executorch"):

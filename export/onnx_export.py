@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ import torch
 from torch.export import Dim
 
 from pocketbert.errors import PocketbertError
+from pocketbert.quiet import quiet_libraries
 from pocketbert.export.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
@@ -38,19 +37,6 @@ def _dynamic_shapes(spec: ExportSpec):
     return {"inputs": tuple(per_input for _ in spec.input_names)}
 
 
-@contextlib.contextmanager
-def _quiet():
-    """torch.onnx and onnxruntime's tools print progress and log about their own internals
-    (a missing torchvision ...): keep the CLI to pocketbert's own lines."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
-        try:
-            yield
-        finally:
-            logging.disable(logging.NOTSET)
-
-
 def export_onnx(model: PreTrainedModel, spec: ExportSpec, directory: Path, opset: int = DYNAMO_OPSET) -> dict:
     """Write model.onnx and check it with onnx.checker (full check). Returns manifest details."""
     import onnx
@@ -63,7 +49,7 @@ def export_onnx(model: PreTrainedModel, spec: ExportSpec, directory: Path, opset
     names = dict(input_names=list(spec.input_names), output_names=list(spec.output_names))
     exporter = "dynamo" if opset >= DYNAMO_OPSET else "torchscript"
     try:
-        with _quiet(), torch.no_grad():
+        with quiet_libraries(), torch.no_grad():
             if exporter == "dynamo":
                 torch.onnx.export(
                     wrapper, args, str(path), dynamo=True, opset_version=opset, external_data=False,
@@ -156,7 +142,7 @@ def optimize(model: PreTrainedModel, directory: Path) -> dict:
     # shape inference then cannot read (seen on full-size MobileBERT)
     staged = directory / "model.staged.onnx"
     onnx.save(graph, str(staged))
-    with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+    with quiet_libraries(), contextlib.redirect_stderr(io.StringIO()):
         optimized = optimizer.optimize_model(
             str(staged),
             model_type="bert",
@@ -176,7 +162,7 @@ def convert_to_ort(directory: Path) -> Path:
     from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
 
     out = directory / "ort"
-    with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+    with quiet_libraries(), contextlib.redirect_stderr(io.StringIO()):
         convert_onnx_models_to_ort(directory / MODEL_FILE, output_dir=out, optimization_styles=[OptimizationStyle.Fixed])
     produced = sorted(out.glob("*.ort"))
     if not produced:
