@@ -29,21 +29,12 @@ op for op against ``FlopCounterMode`` on the real modules.
   (``output.bottleneck``); 0 for the others.
 * ``head``: whatever the task model computes after the encoder (see ``model_flops``).
 
-Paper numbers at sequence length 128 (backbone, task=None), see ``PAPER_GFLOPS``:
-
-* BERT-base: 22.35 G here vs 22.5 G quoted by the MobileBERT and SqueezeBERT papers (-0.7%).
-* SqueezeBERT: 7.40 G vs 7.42 G in its paper (-0.3%).
-* DistilBERT: 11.17 G, exactly half of BERT-base's encoder (6 of its 12 layers); the paper
-  quotes no FLOPs, only "60% faster".
-* MobileBERT: 5.39 G (5.34 G encoder + 0.05 G trigram projection). The MobileBERT paper
-  quotes 5.7 G, 5.6% more than the architecture can give under this convention; the
-  SqueezeBERT paper counts the same model at 5.36 G, which this matches (+0.5%). The same
-  count gives MobileBERT-TINY (2 FFNs, bottlenecked attention) 3.07 G against its paper's
-  3.1 G, so the MobileBERT paper's 5.7 G is the outlier: no choice of what to include makes
-  it (the projection adds 0.05 G, pooler and classifier < 0.001 G, the MLM head 4.07 G;
-  counting query/key/value all from the 512-wide stream instead of the shared bottleneck
-  gives 5.59 G; the element-wise work this convention skips is ~0.04 G). The paper gives
-  no breakdown, so treat its 5.7 G as ~5% high; the roofline uses the count here.
+Each architecture counts its own embeddings and layers (``count_encoder_flops`` of its
+registry entry, in its model file, beside the modules it counts) and carries the figures
+its papers quote (``paper_gflops``, collected in ``PAPER_GFLOPS``); the model files say
+how the counts compare. At sequence length 128: BERT-base 22.35 G (papers: 22.5 G),
+SqueezeBERT 7.40 G (7.42 G), DistilBERT 11.17 G (half of BERT-base), MobileBERT 5.39 G
+(the SqueezeBERT paper: 5.36 G; the MobileBERT paper's 5.7 G is ~5% high).
 """
 
 from __future__ import annotations
@@ -54,7 +45,9 @@ import time
 import torch
 
 from pocketbert.errors import PocketbertError
-from pocketbert.models.configs import ModelConfig
+from pocketbert.models import registry
+from pocketbert.models.architecture import Architecture
+from pocketbert.models.config_base import ModelConfig
 
 PARTS = (
     "embeddings",
@@ -65,11 +58,9 @@ PARTS = (
     "head",
 )
 
-# Backbone GFLOPs at sequence length 128, batch 1, as the papers quote them (see above).
+# Backbone GFLOPs at sequence length 128, batch 1, as the papers quote them (see the model files).
 PAPER_GFLOPS: dict[str, dict[str, float]] = {
-    "bert": {"mobilebert_paper": 22.5, "squeezebert_paper": 22.5},
-    "mobilebert": {"mobilebert_paper": 5.7, "squeezebert_paper": 5.36},
-    "squeezebert": {"squeezebert_paper": 7.42},
+    name: arch.paper_gflops for name, arch in registry.ARCHITECTURES.items() if arch.paper_gflops
 }
 
 
@@ -88,89 +79,30 @@ class _Count:
         self.parts["attention_scores"] += 2 * 2 * sequences * seq_len * seq_len * width
 
 
-def _bert_layers(c: _Count, config, tokens: int, batch: int, seq_len: int) -> None:
-    h, inner, n = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    for _ in range(n):
-        for _ in range(4):  # query, key, value, attention.output.dense (DistilBERT: out_lin)
-            c.linear("attention_projections", tokens, h, h)
-        c.attention(batch, seq_len, h)
-        c.linear("feed_forward", tokens, h, inner)
-        c.linear("feed_forward", tokens, inner, h)
+# Task heads: what each task model computes after the encoder, from its own classes.
+_MLM_TASKS = ("fill-mask", "pretraining")
+_NSP_TASKS = ("pretraining", "next-sentence-prediction")
+_SEQUENCE_TASKS = ("text-classification", "multiple-choice")
 
 
-def _squeezebert_layers(c: _Count, config, tokens: int, batch: int, seq_len: int) -> None:
-    h, inner = config.hidden_size, config.intermediate_size
-    for _ in range(config.num_hidden_layers):
-        for groups in (config.q_groups, config.k_groups, config.v_groups, config.post_attention_groups):
-            c.linear("attention_projections", tokens, h, h, groups)
-        c.attention(batch, seq_len, h)
-        c.linear("feed_forward", tokens, h, inner, config.intermediate_groups)
-        c.linear("feed_forward", tokens, inner, h, config.output_groups)
-
-
-def _mobilebert_embeddings(c: _Count, config, tokens: int) -> None:
-    e, h = config.embedding_size, config.hidden_size
-    if config.trigram_input or e != h:  # MobileBertEmbeddings.project
-        c.linear("embeddings", tokens, e * (3 if config.trigram_input else 1), h)
-
-
-def _mobilebert_layers(c: _Count, config, tokens: int, batch: int, seq_len: int) -> None:
-    h, t, inner = config.hidden_size, config.true_hidden_size, config.intermediate_size
-    value_in = t if config.use_bottleneck_attention else h
-    for _ in range(config.num_hidden_layers):
-        if config.use_bottleneck:
-            c.linear("bottlenecks", tokens, h, t)  # bottleneck.input
-            if config.key_query_shared_bottleneck and not config.use_bottleneck_attention:
-                c.linear("bottlenecks", tokens, h, t)  # bottleneck.attention (query/key input)
-        c.linear("attention_projections", tokens, t, t)  # query
-        c.linear("attention_projections", tokens, t, t)  # key
-        c.linear("attention_projections", tokens, value_in, t)  # value
-        c.attention(batch, seq_len, t)
-        c.linear("attention_projections", tokens, t, t)  # attention.output.dense
-        for _ in range(config.num_feedforward_networks):  # ffn[*] then intermediate/output
-            c.linear("feed_forward", tokens, t, inner)
-            c.linear("feed_forward", tokens, inner, t)
-        if config.use_bottleneck:
-            c.linear("bottlenecks", tokens, t, h)  # output.bottleneck
-
-
-def _has_pooler(config, task: str) -> bool:
-    """Whether the task model runs a pooler dense (H -> H on the first token)."""
-    if config.model_type == "distilbert":
-        return False  # no pooler; its classifiers have their own pre_classifier
-    if config.model_type == "mobilebert" and not config.classifier_activation:
-        return False  # the pooler returns the first token as is
-    if config.model_type == "squeezebert":
-        return True  # built whatever the task (as transformers does), and always run
-    return task in ("feature-extraction", "pretraining", "next-sentence-prediction",
-                    "text-classification", "multiple-choice")
-
-
-def _head(c: _Count, config, task: str, tokens: int, batch: int) -> None:
+def _head(c: _Count, arch: Architecture, config: ModelConfig, task: str, tokens: int, batch: int) -> None:
     h, vocab = config.hidden_size, config.vocab_size
-    if _has_pooler(config, task):
-        c.linear("head", batch, h, h)
-    if task in ("fill-mask", "pretraining"):
+    head_class = arch.model_class(task)
+    if arch.backbone.runs_pooler_dense(config, head_class.uses_pooler):
+        c.linear("head", batch, h, h)  # pooler.dense on the first token
+    if task in _MLM_TASKS:
         c.linear("head", tokens, h, h)  # transform.dense (DistilBERT: vocab_transform)
         c.linear("head", tokens, h, vocab)  # decoder (MobileBERT: [decoder | dense] is H wide)
-    if task in ("pretraining", "next-sentence-prediction"):
+    if task in _NSP_TASKS:
         c.linear("head", batch, h, 2)  # seq_relationship
-    if task in ("text-classification", "multiple-choice"):
-        if config.model_type == "distilbert":
-            c.linear("head", batch, h, h)  # pre_classifier
+    if task in _SEQUENCE_TASKS:
+        for _ in range(head_class.summary_dense_layers):  # DistilBERT's pre_classifier
+            c.linear("head", batch, h, h)
         c.linear("head", batch, h, config.num_labels if task == "text-classification" else 1)
     if task == "token-classification":
         c.linear("head", tokens, h, config.num_labels)
     if task == "question-answering":
         c.linear("head", tokens, h, 2)  # qa_outputs: start and end
-
-
-_LAYERS = {
-    "bert": _bert_layers,
-    "distilbert": _bert_layers,  # same block; only the names and norms differ
-    "mobilebert": _mobilebert_layers,
-    "squeezebert": _squeezebert_layers,
-}
 
 
 def model_flops(config: ModelConfig, seq_len: int, batch: int = 1, task: str | None = None) -> dict:
@@ -193,21 +125,17 @@ def model_flops(config: ModelConfig, seq_len: int, batch: int = 1, task: str | N
       always pools). For ``"multiple-choice"`` pass ``batch`` = batch x choices (the
       sequences the backbone encodes).
     """
-    from pocketbert.models import registry
-
-    if config.model_type not in _LAYERS:
+    if config.model_type not in registry.ARCHITECTURES:
         raise PocketbertError(f"no FLOPs count for model_type {config.model_type!r}")
     if seq_len < 1 or batch < 1:
         raise PocketbertError(f"seq_len and batch must be >= 1, got {seq_len} and {batch}")
+    arch = registry.get_architecture(config.model_type)
     if task is not None:
-        registry.get_architecture(config.model_type).model_class(task)  # rejects unknown tasks
-    tokens = batch * seq_len
+        arch.model_class(task)  # rejects unknown tasks before counting anything
     c = _Count()
-    if config.model_type == "mobilebert":
-        _mobilebert_embeddings(c, config, tokens)
-    _LAYERS[config.model_type](c, config, tokens, batch, seq_len)
+    arch.count_encoder_flops(c, config, batch, seq_len)  # embeddings and layers
     if task is not None:
-        _head(c, config, task, tokens, batch)
+        _head(c, arch, config, task, batch * seq_len, batch)
     by_part = {name: float(value) for name, value in c.parts.items()}
     return {"total": float(sum(c.parts.values())), "by_part": by_part}
 
@@ -277,8 +205,6 @@ def _onnxruntime_matmul(threads: int, size: int):
 
 def main() -> None:  # pragma: no cover - a table for people, the tests cover the functions
     """Print the paper-size counts at sequence length 128 and this host's GEMM peak."""
-    from pocketbert.models import registry
-
     for name, arch in registry.ARCHITECTURES.items():
         config = arch.default_config()
         backbone = model_flops(config, 128)["total"] / 1e9

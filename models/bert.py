@@ -1,12 +1,21 @@
-"""BERT-base (arXiv 1810.04805): the baseline every compact-BERT paper measures against."""
+"""BERT-base (arXiv 1810.04805): the baseline every compact-BERT paper measures against.
+
+Its config is the base of MobileBERT's and SqueezeBERT's (transformers' field names and
+defaults), its encoder loop serves MobileBERT too, and its FLOP count, with other group
+sizes, serves SqueezeBERT and DistilBERT.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from pocketbert.models import blocks
-from pocketbert.models.configs import BertConfig
+from pocketbert.models.architecture import Architecture, FlopCounter
+from pocketbert.models.config_base import ModelConfig, check_divisible
 from pocketbert.models.modeling import (
     Backbone,
     ForMaskedLM,
@@ -15,6 +24,27 @@ from pocketbert.models.modeling import (
     attention_inputs,
 )
 from pocketbert.models.outputs import ModelOutput
+from pocketbert.models.wordpiece import BertTokenizerFast
+
+
+@dataclass
+class BertConfig(ModelConfig):
+    """BERT-base (110M params), the baseline every compact-BERT paper compares to."""
+
+    model_type: ClassVar[str] = "bert"
+
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    classifier_dropout: float | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        check_divisible(self, "hidden_size", "num_attention_heads")
 
 
 class BertAttention(nn.Module):
@@ -94,9 +124,38 @@ class BertForQuestionAnswering(ForQuestionAnswering):
     backbone_class = BertModel
 
 
-TASK_CLASSES = {
-    "feature-extraction": BertModel,
-    "fill-mask": BertForMaskedLM,
-    "text-classification": BertForSequenceClassification,
-    "question-answering": BertForQuestionAnswering,
-}
+def count_flops(
+    count: FlopCounter,
+    config: ModelConfig,
+    batch: int,
+    seq_len: int,
+    attention_groups: tuple[int, int, int, int] = (1, 1, 1, 1),
+    feed_forward_groups: tuple[int, int] = (1, 1),
+) -> None:
+    """BERT's layers: query, key, value and the projection after attention (H -> H), the
+    scores, then the feed-forward H -> intermediate -> H. DistilBERT's layer is the same
+    (q_lin, k_lin, v_lin, out_lin, lin1, lin2); SqueezeBERT's too, as 1x1 convolutions with
+    ``groups`` (its attention_groups: q, k, v, post_attention). Embedding lookups are free."""
+    tokens = batch * seq_len
+    h, inner = config.hidden_size, config.intermediate_size
+    for _ in range(config.num_hidden_layers):
+        for groups in attention_groups:
+            count.linear("attention_projections", tokens, h, h, groups)
+        count.attention(batch, seq_len, h)
+        count.linear("feed_forward", tokens, h, inner, feed_forward_groups[0])
+        count.linear("feed_forward", tokens, inner, h, feed_forward_groups[1])
+
+
+ARCHITECTURE = Architecture(
+    backbone=BertModel,
+    paper="BERT, arXiv 1810.04805",
+    paper_params_millions=(109.0, 110.5),
+    tokenizer_class=BertTokenizerFast,
+    count_encoder_flops=count_flops,
+    # 22.35 G counted; the MobileBERT and SqueezeBERT papers both quote 22.5 G (-0.7%)
+    paper_gflops={"mobilebert_paper": 22.5, "squeezebert_paper": 22.5},
+    fake=dict(
+        vocab_size=1000, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_hidden_layers=2, max_position_embeddings=128,
+    ),
+)

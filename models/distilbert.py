@@ -3,11 +3,15 @@ no pooler; classifiers read the first token through their own ``pre_classifier``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from pocketbert.models import blocks
-from pocketbert.models.configs import DistilBertConfig
+from pocketbert.models import bert, blocks
+from pocketbert.models.architecture import Architecture
+from pocketbert.models.config_base import ModelConfig, check_divisible
 from pocketbert.models.modeling import (
     Backbone,
     ForMultipleChoice,
@@ -18,6 +22,33 @@ from pocketbert.models.modeling import (
     attention_inputs,
 )
 from pocketbert.models.outputs import ModelOutput
+from pocketbert.models.wordpiece import BertTokenizerFast
+
+
+@dataclass
+class DistilBertConfig(ModelConfig):
+    """DistilBERT (arXiv 1910.01108): 6 BERT layers distilled from BERT-base, 66M params."""
+
+    model_type: ClassVar[str] = "distilbert"
+    attribute_map: ClassVar[dict[str, str]] = {
+        "hidden_size": "dim",
+        "num_attention_heads": "n_heads",
+        "num_hidden_layers": "n_layers",
+        "intermediate_size": "hidden_dim",
+        "hidden_act": "activation",
+    }
+
+    sinusoidal_pos_embds: bool = False
+    n_layers: int = 6
+    n_heads: int = 12
+    dim: int = 768
+    hidden_dim: int = 3072
+    activation: str = "gelu"
+
+    def validate(self) -> None:
+        super().validate()
+        check_divisible(self, "dim", "n_heads")
+
 
 NORM_EPS = 1e-12  # transformers hard-codes it for every DistilBERT norm
 
@@ -93,6 +124,10 @@ class DistilBertModel(Backbone):
         )
         self.transformer = Transformer(config)
 
+    @classmethod
+    def runs_pooler_dense(cls, config: DistilBertConfig, add_pooling_layer: bool) -> bool:
+        return False  # no pooler; its classifiers have their own pre_classifier
+
     def post_init_weights(self) -> None:
         if self.config.sinusoidal_pos_embds:
             table = self.embeddings.position_embeddings.weight
@@ -128,6 +163,8 @@ class DistilBertForMaskedLM(TaskModel):
 class FirstTokenSummary(ForSequenceClassification):
     """DistilBERT's classifiers: ReLU(pre_classifier(first token)) instead of a pooler."""
 
+    summary_dense_layers = 1  # pre_classifier
+
     def __init__(self, config: DistilBertConfig):
         super().__init__(config)
         self.pre_classifier = nn.Linear(config.dim, config.dim)
@@ -152,11 +189,22 @@ class DistilBertForQuestionAnswering(ForQuestionAnswering):
     backbone_class = DistilBertModel
 
 
-TASK_CLASSES = {
-    "feature-extraction": DistilBertModel,
-    "fill-mask": DistilBertForMaskedLM,
-    "text-classification": DistilBertForSequenceClassification,
-    "multiple-choice": DistilBertForMultipleChoice,
-    "token-classification": DistilBertForTokenClassification,
-    "question-answering": DistilBertForQuestionAnswering,
-}
+class DistilBertTokenizerFast(BertTokenizerFast):
+    """DistilBERT has no segment embeddings: no token_type_ids in its inputs."""
+
+    model_input_names = ("input_ids", "attention_mask")
+
+
+DistilBertTokenizer = DistilBertTokenizerFast  # the docs' "slow" name: the same implementation
+
+
+ARCHITECTURE = Architecture(
+    backbone=DistilBertModel,
+    paper="DistilBERT, arXiv 1910.01108",
+    paper_params_millions=(66.0, 67.0),
+    tokenizer_class=DistilBertTokenizerFast,
+    # 6 of BERT-base's layers under other names: 11.17 G, half of BERT-base. The paper
+    # quotes no FLOPs, only "60% faster".
+    count_encoder_flops=bert.count_flops,
+    fake=dict(vocab_size=1000, dim=64, hidden_dim=128, n_heads=4, n_layers=2, max_position_embeddings=128),
+)

@@ -8,13 +8,18 @@ trigram convolution (concat of left/self/right neighbours) lifting it to 512.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pocketbert.errors import ConfigError
 from pocketbert.models import blocks
-from pocketbert.models.bert import BertEncoder
-from pocketbert.models.configs import MobileBertConfig
+from pocketbert.models.architecture import Architecture, FlopCounter
+from pocketbert.models.bert import BertConfig, BertEncoder
+from pocketbert.models.config_base import ModelConfig, check_divisible
 from pocketbert.models.modeling import (
     Backbone,
     ForMaskedLM,
@@ -27,6 +32,60 @@ from pocketbert.models.modeling import (
     attention_inputs,
 )
 from pocketbert.models.outputs import ModelOutput
+from pocketbert.models.wordpiece import BertTokenizerFast
+
+
+@dataclass
+class MobileBertConfig(BertConfig):
+    """MobileBERT (arXiv 2004.02984): 24 thin bottlenecked layers, 25.3M params."""
+
+    model_type: ClassVar[str] = "mobilebert"
+    derived_keys: ClassVar[tuple[str, ...]] = ("true_hidden_size",)
+
+    hidden_size: int = 512
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    hidden_act: str = "relu"
+    embedding_size: int = 128
+    trigram_input: bool = True
+    use_bottleneck: bool = True
+    intra_bottleneck_size: int = 128
+    use_bottleneck_attention: bool = False
+    key_query_shared_bottleneck: bool = True
+    num_feedforward_networks: int = 4
+    normalization_type: str = "no_norm"
+    classifier_activation: bool = True
+
+    @property
+    def true_hidden_size(self) -> int:
+        """Width inside a block: the bottleneck when there is one."""
+        return self.intra_bottleneck_size if self.use_bottleneck else self.hidden_size
+
+    def validate(self) -> None:
+        ModelConfig.validate(self)
+        if self.normalization_type not in ("no_norm", "layer_norm"):
+            raise ConfigError(
+                f"normalization_type must be 'no_norm' or 'layer_norm', got {self.normalization_type!r}"
+            )
+        if self.num_feedforward_networks < 1:
+            raise ConfigError("num_feedforward_networks must be >= 1")
+        check_divisible(self, "true_hidden_size", "num_attention_heads")
+        if (
+            self.use_bottleneck
+            and not (self.use_bottleneck_attention or self.key_query_shared_bottleneck)
+            and self.intra_bottleneck_size != self.hidden_size
+        ):
+            raise ConfigError(
+                "use_bottleneck without use_bottleneck_attention or key_query_shared_bottleneck feeds "
+                f"hidden_size={self.hidden_size} states to {self.intra_bottleneck_size}-wide attention "
+                "projections (transformers fails on it too)"
+            )
+        if self.embedding_size > self.hidden_size:
+            raise ConfigError(
+                f"embedding_size={self.embedding_size} exceeds hidden_size={self.hidden_size}"
+            )
+
 
 # transformers builds two of MobileBERT's norms without layer_norm_eps (embeddings and the
 # FFN output), so with normalization_type="layer_norm" they use torch's default.
@@ -182,6 +241,11 @@ class MobileBertModel(Backbone):
     def build_lm_head(config: MobileBertConfig) -> nn.Module:
         return MobileBertLMPredictionHead(config)
 
+    @classmethod
+    def runs_pooler_dense(cls, config: MobileBertConfig, add_pooling_layer: bool) -> bool:
+        # without classifier_activation the pooler returns the first token as is
+        return add_pooling_layer and config.classifier_activation
+
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, H]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
@@ -216,13 +280,58 @@ class MobileBertForQuestionAnswering(ForQuestionAnswering):
     backbone_class = MobileBertModel
 
 
-TASK_CLASSES = {
-    "feature-extraction": MobileBertModel,
-    "pretraining": MobileBertForPreTraining,
-    "fill-mask": MobileBertForMaskedLM,
-    "next-sentence-prediction": MobileBertForNextSentencePrediction,
-    "text-classification": MobileBertForSequenceClassification,
-    "multiple-choice": MobileBertForMultipleChoice,
-    "token-classification": MobileBertForTokenClassification,
-    "question-answering": MobileBertForQuestionAnswering,
-}
+class MobileBertTokenizerFast(BertTokenizerFast):
+    """BERT's uncased WordPiece, under the name transformers gives MobileBERT's tokenizer."""
+
+
+MobileBertTokenizer = MobileBertTokenizerFast  # the docs' "slow" name: the same implementation
+
+
+def count_flops(count: FlopCounter, config: MobileBertConfig, batch: int, seq_len: int) -> None:
+    """The embedding projection, then per layer: the bottleneck squeezes, attention at
+    bottleneck width (the value from the full-width stream unless use_bottleneck_attention),
+    the stacked feed-forwards and the expansion back to hidden_size.
+
+    The paper's 5.7 G is 5.6% above what the architecture gives (5.39 G: 5.34 G encoder +
+    0.05 G trigram projection); the SqueezeBERT paper counts the same model at 5.36 G, which
+    this matches (+0.5%). The same count gives MobileBERT-TINY (2 FFNs, bottlenecked
+    attention) 3.07 G against its paper's 3.1 G, so the 5.7 G is the outlier: no choice of
+    what to include makes it (pooler and classifier < 0.001 G, the MLM head 4.07 G; query,
+    key and value all from the 512-wide stream give 5.59 G; the element-wise work the
+    convention skips is ~0.04 G). The paper gives no breakdown: treat it as ~5% high.
+    """
+    tokens = batch * seq_len
+    e, h, t, inner = config.embedding_size, config.hidden_size, config.true_hidden_size, config.intermediate_size
+    if config.trigram_input or e != h:  # MobileBertEmbeddings.project
+        count.linear("embeddings", tokens, e * (3 if config.trigram_input else 1), h)
+    value_in = t if config.use_bottleneck_attention else h
+    for _ in range(config.num_hidden_layers):
+        if config.use_bottleneck:
+            count.linear("bottlenecks", tokens, h, t)  # bottleneck.input
+            if config.key_query_shared_bottleneck and not config.use_bottleneck_attention:
+                count.linear("bottlenecks", tokens, h, t)  # bottleneck.attention (query/key input)
+        count.linear("attention_projections", tokens, t, t)  # query
+        count.linear("attention_projections", tokens, t, t)  # key
+        count.linear("attention_projections", tokens, value_in, t)  # value
+        count.attention(batch, seq_len, t)
+        count.linear("attention_projections", tokens, t, t)  # attention.output.dense
+        for _ in range(config.num_feedforward_networks):  # ffn[*] then intermediate/output
+            count.linear("feed_forward", tokens, t, inner)
+            count.linear("feed_forward", tokens, inner, t)
+        if config.use_bottleneck:
+            count.linear("bottlenecks", tokens, t, h)  # output.bottleneck
+
+
+ARCHITECTURE = Architecture(
+    backbone=MobileBertModel,
+    paper="MobileBERT, arXiv 2004.02984",
+    paper_params_millions=(24.6, 25.3),
+    tokenizer_class=MobileBertTokenizerFast,
+    count_encoder_flops=count_flops,
+    paper_gflops={"mobilebert_paper": 5.7, "squeezebert_paper": 5.36},
+    fake=dict(
+        vocab_size=1000, hidden_size=64, embedding_size=32, intra_bottleneck_size=32,
+        intermediate_size=48, num_attention_heads=4, num_hidden_layers=2,
+        num_feedforward_networks=2, max_position_embeddings=128,
+    ),
+)

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from pocketbert.errors import ConfigError
-from pocketbert.models import blocks
-from pocketbert.models.configs import ModelConfig
+from pocketbert.models import blocks, hub, weights
+from pocketbert.models.config_base import CONFIG_NAME, ModelConfig, parse_config, read_config_dict
 from pocketbert.models.outputs import ModelOutput
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -34,6 +34,8 @@ class PreTrainedModel(nn.Module):
     task: ClassVar[str] = "feature-extraction"
     # DistilBERT has no token types: its graphs take two inputs, not three.
     uses_token_types: ClassVar[bool] = True
+    # whether the backbone is built with its pooler (a bare backbone is; QA, MLM heads are not)
+    uses_pooler: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig):
         if not isinstance(config, self.config_class):
@@ -89,24 +91,65 @@ class PreTrainedModel(nn.Module):
         return sum(p.numel() for p in self.parameters())  # shared (tied) parameters count once
 
     # ---- checkpoints ---------------------------------------------------------------------
+    @property
+    def task_space_prefix(self) -> str:
+        """What turns this model's state-dict keys into a task model's (``mobilebert.`` for a
+        bare backbone, nothing for a task model): checkpoints are compared in that space."""
+        raise NotImplementedError
+
+    @classmethod
+    def architecture_classes(cls) -> list[type["PreTrainedModel"]]:
+        """The backbone and every task class of this architecture: the keys any of them
+        has are the keys a checkpoint of this architecture may hold."""
+        raise NotImplementedError
+
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **config_changes: Any) -> "PreTrainedModel":
-        """Load a checkpoint directory or hub id (see ``pocketbert.models.checkpoint``)."""
-        from pocketbert.models import checkpoint
-
-        return checkpoint.load_pretrained(name_or_path, model_class=cls, **config_changes)
+        """Load a checkpoint directory or hub id into this class (see ``weights`` for what
+        is strict and what is lenient); ``config_changes`` override config.json fields."""
+        directory = hub.resolve(name_or_path)
+        config = parse_config(cls.config_class, read_config_dict(directory), str(directory / CONFIG_NAME))
+        if config_changes:
+            config = config.replace(**config_changes)
+        model = cls(config).init_weights()  # heads the checkpoint lacks start as transformers' would
+        return weights.load_weights(model, directory)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        from pocketbert.models import checkpoint
-
-        return checkpoint.save_pretrained(self, directory)
+        return weights.save_pretrained(self, directory)
 
 
 class Backbone(PreTrainedModel):
     """The bare encoder of an architecture (``MobileBertModel`` ...)."""
 
+    # The task classes built on this backbone, in the order they are defined: each
+    # TaskModel subclass naming it as ``backbone_class`` adds itself.
+    task_classes: ClassVar[dict[str, type["TaskModel"]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.task_classes = {}  # one table per backbone, not one shared by all
+
     def __init__(self, config: ModelConfig, add_pooling_layer: bool = True):
         super().__init__(config)
+
+    @classmethod
+    def classes_by_task(cls) -> dict[str, type[PreTrainedModel]]:
+        """{task: class} of this architecture, the bare backbone first (feature-extraction)."""
+        return {cls.task: cls, **cls.task_classes}
+
+    @classmethod
+    def architecture_classes(cls) -> list[type[PreTrainedModel]]:
+        return list(cls.classes_by_task().values())
+
+    @property
+    def task_space_prefix(self) -> str:
+        return self.base_model_prefix + "."
+
+    @classmethod
+    def runs_pooler_dense(cls, config: ModelConfig, add_pooling_layer: bool) -> bool:
+        """Whether a forward pass runs the pooler's H -> H dense (what FLOP counts charge).
+        By default the pooler exists exactly when asked for; backbones that differ say so."""
+        return add_pooling_layer
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -132,7 +175,6 @@ class TaskModel(PreTrainedModel):
     """A backbone (under transformers' attribute name, e.g. ``mobilebert``) plus a head."""
 
     backbone_class: ClassVar[type[Backbone]]
-    uses_pooler: ClassVar[bool] = True
     output_fields: ClassVar[tuple[str, ...]] = ("logits",)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -142,6 +184,20 @@ class TaskModel(PreTrainedModel):
             cls.config_class = backbone.config_class
             cls.base_model_prefix = backbone.base_model_prefix
             cls.uses_token_types = backbone.uses_token_types
+            if cls.task in backbone.task_classes:
+                raise TypeError(
+                    f"{backbone.__name__} already has a {cls.task!r} class "
+                    f"({backbone.task_classes[cls.task].__name__}), {cls.__name__} cannot be another"
+                )
+            backbone.task_classes[cls.task] = cls
+
+    @classmethod
+    def architecture_classes(cls) -> list[type[PreTrainedModel]]:
+        return cls.backbone_class.architecture_classes()
+
+    @property
+    def task_space_prefix(self) -> str:
+        return ""
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -215,6 +271,8 @@ class ForNextSentencePrediction(TaskModel):
 class ForSequenceClassification(TaskModel):
     task = "text-classification"
     num_outputs_from_labels: ClassVar[bool] = True
+    # H -> H Linear layers ``summarize`` runs before the classifier (FLOP counts read it)
+    summary_dense_layers: ClassVar[int] = 0
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

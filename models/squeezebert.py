@@ -7,11 +7,16 @@ LayerNorm normalises over channels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from pocketbert.models import blocks
-from pocketbert.models.configs import SqueezeBertConfig
+from pocketbert.errors import ConfigError
+from pocketbert.models import bert, blocks
+from pocketbert.models.architecture import Architecture, FlopCounter
+from pocketbert.models.bert import BertConfig
 from pocketbert.models.modeling import (
     Backbone,
     ForMaskedLM,
@@ -22,6 +27,43 @@ from pocketbert.models.modeling import (
     attention_inputs,
 )
 from pocketbert.models.outputs import ModelOutput
+from pocketbert.models.wordpiece import BertTokenizerFast
+
+
+@dataclass
+class SqueezeBertConfig(BertConfig):
+    """SqueezeBERT (arXiv 2006.11316): grouped 1x1 convolutions instead of dense layers."""
+
+    model_type: ClassVar[str] = "squeezebert"
+
+    embedding_size: int = 768
+    q_groups: int = 4
+    k_groups: int = 4
+    v_groups: int = 4
+    post_attention_groups: int = 1
+    intermediate_groups: int = 4
+    output_groups: int = 4
+
+    def validate(self) -> None:
+        super().validate()
+        if self.embedding_size != self.hidden_size:
+            raise ConfigError(
+                f"squeezebert needs embedding_size == hidden_size, got {self.embedding_size} "
+                f"and {self.hidden_size}"
+            )
+        widths = {
+            "q_groups": (self.hidden_size, self.hidden_size),
+            "k_groups": (self.hidden_size, self.hidden_size),
+            "v_groups": (self.hidden_size, self.hidden_size),
+            "post_attention_groups": (self.hidden_size, self.hidden_size),
+            "intermediate_groups": (self.hidden_size, self.intermediate_size),
+            "output_groups": (self.intermediate_size, self.hidden_size),
+        }
+        for name, (cin, cout) in widths.items():
+            groups = getattr(self, name)
+            if groups < 1 or cin % groups or cout % groups:
+                raise ConfigError(f"{name}={groups} must divide {cin} input and {cout} output channels")
+
 
 # transformers' SqueezeBertLayerNorm ignores config.layer_norm_eps and always uses this.
 ENCODER_NORM_EPS = 1e-12
@@ -130,6 +172,10 @@ class SqueezeBertModel(Backbone):
         self.encoder = SqueezeBertEncoder(config)
         self.pooler = blocks.Pooler(config.hidden_size)
 
+    @classmethod
+    def runs_pooler_dense(cls, config: SqueezeBertConfig, add_pooling_layer: bool) -> bool:
+        return True  # built whatever the task (as transformers does), and always run
+
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, C]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
@@ -156,11 +202,30 @@ class SqueezeBertForQuestionAnswering(ForQuestionAnswering):
     backbone_class = SqueezeBertModel
 
 
-TASK_CLASSES = {
-    "feature-extraction": SqueezeBertModel,
-    "fill-mask": SqueezeBertForMaskedLM,
-    "text-classification": SqueezeBertForSequenceClassification,
-    "multiple-choice": SqueezeBertForMultipleChoice,
-    "token-classification": SqueezeBertForTokenClassification,
-    "question-answering": SqueezeBertForQuestionAnswering,
-}
+class SqueezeBertTokenizerFast(BertTokenizerFast):
+    """BERT's uncased WordPiece, under the name transformers gives SqueezeBERT's tokenizer."""
+
+
+SqueezeBertTokenizer = SqueezeBertTokenizerFast  # the docs' "slow" name: the same implementation
+
+
+def count_flops(count: FlopCounter, config: SqueezeBertConfig, batch: int, seq_len: int) -> None:
+    """BERT's count with each 1x1 convolution divided by its groups: 7.40 G at paper size
+    against the paper's 7.42 G (-0.3%)."""
+    attention_groups = (config.q_groups, config.k_groups, config.v_groups, config.post_attention_groups)
+    feed_forward_groups = (config.intermediate_groups, config.output_groups)
+    bert.count_flops(count, config, batch, seq_len, attention_groups, feed_forward_groups)
+
+
+ARCHITECTURE = Architecture(
+    backbone=SqueezeBertModel,
+    paper="SqueezeBERT, arXiv 2006.11316",
+    paper_params_millions=(50.6, 51.6),
+    tokenizer_class=SqueezeBertTokenizerFast,
+    count_encoder_flops=count_flops,
+    paper_gflops={"squeezebert_paper": 7.42},
+    fake=dict(
+        vocab_size=1000, hidden_size=64, embedding_size=64, intermediate_size=128,
+        num_attention_heads=4, num_hidden_layers=2, max_position_embeddings=128,
+    ),
+)

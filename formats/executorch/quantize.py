@@ -37,10 +37,10 @@ import re
 import numpy as np
 import torch
 
-from pocketbert.export import executorch_export
-from pocketbert.export.spec import ExportSpec, TupleOutputs, example_args
+from pocketbert.formats.executorch import export as executorch_export
+from pocketbert.runtime.spec import ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
-from pocketbert.quantize.recipes import Recipe
+from pocketbert.runtime.recipe import Recipe
 
 
 def lift_scalars_keeping_dtype(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -152,7 +152,8 @@ def quantize_executorch(
     exclude: list[str],
 ) -> dict:
     """Quantize ``model`` with the recipe and write model.pte into ``directory``."""
-    from pocketbert.errors import PocketbertError
+    from pocketbert.errors import PocketbertError, first_line
+    from pocketbert.quiet import quiet_libraries
 
     pt2e = executorch_export.require("torchao.quantization.pt2e.quantize_pt2e")
     vocab = model.config.vocab_size
@@ -164,14 +165,13 @@ def quantize_executorch(
         for row in calibration
     ]
     try:
-        with executorch_export.quiet(), torch.no_grad():
+        with quiet_libraries(), torch.no_grad():
             prepared = pt2e.prepare_pt2e(graph, quantizer)
             for args in examples:  # calibration (static) or the weight observers (dynamic)
                 prepared(*args)
             converted = pt2e.convert_pt2e(prepared)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise PocketbertError(f"PT2E quantization failed: {type(exc).__name__}: {first}") from None
+        raise PocketbertError(f"PT2E quantization failed: {type(exc).__name__}: {first_line(exc)}") from None
     quantized = executorch_export.export_program(converted, spec, vocab)
     details = executorch_export.lower(quantized, directory / executorch_export.MODEL_FILE)
     details["quantized_layers"] = quantized_layers(converted)

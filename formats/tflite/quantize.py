@@ -7,22 +7,18 @@ Chosen over litert-torch's PT2E path, whose dynamic int8 files fail to load in 0
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import re
-import warnings
 from pathlib import Path
 
-from pocketbert.quantize.recipes import Recipe
-from pocketbert.quantize.tflite_io import float_outputs
+from pocketbert.formats.tflite.litert import interpreter_module
+from pocketbert.quiet import quiet_libraries
+from pocketbert.runtime.recipe import Recipe
+from pocketbert.formats.tflite.float_io import float_outputs
 
 SIGNATURE = "serving_default"
 
 
 def matching_tensors(model_path: Path, patterns: list[str]) -> dict[str, list[str]]:
-    from pocketbert.export.tflite_export import interpreter_module
-
     interpreter = interpreter_module().Interpreter(str(model_path))
     names = [t["name"] for t in interpreter.get_tensor_details()]
     return {p: [n for n in names if re.search(p, n)] for p in patterns}
@@ -32,8 +28,6 @@ def softmax_entries(model_path: Path) -> list[dict]:
     """``no_quantize`` for every SOFTMAX and the ADD that feeds it the masked scores (by its
     output tensor's exact name: ai-edge-quantizer matches "name;", an op's output names
     each followed by ";")."""
-    from pocketbert.export.tflite_export import interpreter_module
-
     interpreter = interpreter_module().Interpreter(str(model_path))
     ops = interpreter._get_ops_details()
     names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
@@ -69,17 +63,10 @@ def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
 def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exclude: list[str]) -> dict:
     from ai_edge_quantizer import quantizer
 
-    from pocketbert.export.tflite_export import captured_stderr
-
     entries = recipe_entries(recipe, exclude) + (softmax_entries(source) if recipe.float_softmax else [])
-    with captured_stderr(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
-        try:
-            qt = quantizer.Quantizer(str(source), entries)
-            result = qt.calibrate({SIGNATURE: calibration}) if recipe.needs_calibration else None
-            qt.quantize(result).export_model(str(target), overwrite=True)
-        finally:
-            logging.disable(logging.NOTSET)
+    with quiet_libraries(native_stderr=True):
+        qt = quantizer.Quantizer(str(source), entries)
+        result = qt.calibrate({SIGNATURE: calibration}) if recipe.needs_calibration else None
+        qt.quantize(result).export_model(str(target), overwrite=True)
     dequantized = float_outputs(target) if recipe.io == "float" else []
     return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from pocketbert.errors import PocketbertError
-from pocketbert.export.spec import ExportSpec, TupleOutputs, example_args
+from pocketbert.errors import PocketbertError, first_line
+from pocketbert.runtime.spec import ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
 MODEL_FILE = "model.pt"
@@ -38,7 +38,7 @@ def export_torchscript(model: PreTrainedModel, spec: ExportSpec, directory: Path
             mobile = optimize_for_mobile(traced)
         optimized = {"applied": True}
     except Exception as exc:  # this CPU build of torch has no XNNPACK
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         optimized = {"applied": False, "reason": reason[:300]}
     mobile._save_for_lite_interpreter(str(directory / LITE_FILE))
     return {"optimize_for_mobile": optimized, "traced_at_input_shape": list(args[0].shape)}

@@ -27,6 +27,7 @@ from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.models.configs import CONFIG_NAME
 from pocketbert.models.modeling import PreTrainedModel
+from pocketbert.runtime.spec import ExportSpec
 from pocketbert.models.tokenizer import SPECIAL_TOKENS_MAP_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_NAME, VOCAB_NAME
 
 MANIFEST_NAME = "manifest.json"
@@ -113,7 +114,24 @@ class Artifact:
             raise ArtifactError(f"{path}: sha256 differs from {MANIFEST_NAME} (truncated or modified file)")
         return path
 
+    def role_of(self, path: str | Path) -> str:
+        """The role ("model", "lite", "ort" ...) of a file of this artifact."""
+        name = Path(path).name
+        for role, entry in self.manifest["files"].items():
+            if entry["path"] == name:
+                return role
+        raise ArtifactError(f"{path}: not a model file listed in {self.directory / MANIFEST_NAME}")
+
+    def spec(self) -> ExportSpec:
+        """What the exported graphs take and give, as the exporter had it in memory."""
+        if "spec" not in self.manifest:
+            raise ArtifactError(f"{self.directory / MANIFEST_NAME}: no spec (written by an older pocketbert: export again)")
+        try:
+            return ExportSpec.from_dict(self.manifest["spec"])
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ArtifactError(f"{self.directory / MANIFEST_NAME}: not a valid spec ({exc})") from None
+
     @property
     def fixed_sequence_length(self) -> int | None:
-        shape = self.manifest["inputs"][0]["shape"]
-        return shape[-1] if isinstance(shape[-1], int) else None
+        spec = self.spec()
+        return spec.sequence if spec.static else None

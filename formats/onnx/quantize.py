@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.errors import PocketbertError
-from pocketbert.quantize.recipes import Recipe
+from pocketbert.errors import PocketbertError, first_line
+from pocketbert.runtime.recipe import Recipe
 
 
 def module_path(node) -> str:
@@ -75,7 +75,7 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     try:
         _quantize(recipe, staged, target, calibration, excluded_nodes)
     except (ValueError, RuntimeError) as exc:  # e.g. the entropy calibrator's histogram on a degenerate range
-        raise PocketbertError(f"onnxruntime could not apply {recipe.name}: {str(exc).splitlines()[0]}") from None
+        raise PocketbertError(f"onnxruntime could not apply {recipe.name}: {first_line(exc)}") from None
     finally:
         logging.disable(logging.NOTSET)
         staged.unlink()

@@ -43,9 +43,9 @@ from pathlib import Path
 import torch
 from torch.export import Dim
 
-from pocketbert.errors import PocketbertError
+from pocketbert.errors import PocketbertError, first_line
 from pocketbert.quiet import quiet_libraries
-from pocketbert.export.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
+from pocketbert.runtime.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
 MODEL_FILE = "model.pte"
@@ -54,15 +54,9 @@ NOT_INSTALLED = f"executorch is not installed: {INSTALL_HINT}"
 MAX_DYNAMIC_BATCH = 8  # dynamic exports: memory is planned for the largest input
 
 
-def quiet():
-    """executorch's import pulls torchao, which logs about CUDA kernels this machine lacks;
-    export and lowering warn about their own internals."""
-    return quiet_libraries()
-
-
 def require(module: str = "executorch"):
     """Import an executorch (or torchao) module, or say how to install the extra."""
-    with quiet():
+    with quiet_libraries():
         try:
             importlib.import_module("executorch")  # the package itself first: a stub module fails here
         except ImportError:
@@ -70,7 +64,7 @@ def require(module: str = "executorch"):
         try:
             return importlib.import_module(module)
         except ImportError as exc:
-            raise PocketbertError(f"{module} cannot be imported ({_first_line(exc)}): {INSTALL_HINT}") from None
+            raise PocketbertError(f"{module} cannot be imported ({first_line(exc)}): {INSTALL_HINT}") from None
 
 
 def version() -> str:
@@ -98,15 +92,10 @@ def export_program(module: torch.nn.Module, spec: ExportSpec, vocab_size: int) -
     a model, or a quantized graph module of one)."""
     args = example_args(spec, vocab_size)
     try:
-        with quiet(), torch.no_grad():
+        with quiet_libraries(), torch.no_grad():
             return torch.export.export(module, args, dynamic_shapes=dynamic_shapes(spec), strict=False)
     except Exception as exc:
-        raise PocketbertError(f"torch.export failed: {type(exc).__name__}: {_first_line(exc)}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+        raise PocketbertError(f"torch.export failed: {type(exc).__name__}: {first_line(exc)}") from None
 
 
 # ---- lowering ----------------------------------------------------------------------------------
@@ -118,7 +107,7 @@ def lower(program: torch.export.ExportedProgram, path: Path) -> dict:
     configs = require("executorch.backends.xnnpack.utils.configs")
     constant_prop = require("executorch.exir.passes.constant_prop_pass")
     try:
-        with quiet():
+        with quiet_libraries():
             program = constant_prop.constant_prop_pass(program, custom_skip_targets=_keep_unfolded(constant_prop))
             edge = exir.to_edge_transform_and_lower(
                 program,
@@ -131,7 +120,7 @@ def lower(program: torch.export.ExportedProgram, path: Path) -> dict:
     except PocketbertError:
         raise
     except Exception as exc:
-        raise PocketbertError(f"ExecuTorch lowering failed: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise PocketbertError(f"ExecuTorch lowering failed: {type(exc).__name__}: {first_line(exc)}") from None
     path.write_bytes(executorch_program.buffer)
     return {
         "converter": f"executorch {version()}",

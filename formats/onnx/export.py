@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.export import Dim
 
-from pocketbert.errors import PocketbertError
+from pocketbert.errors import PocketbertError, first_line
 from pocketbert.quiet import quiet_libraries
-from pocketbert.export.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
+from pocketbert.runtime.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
 DYNAMO_OPSET = 18
@@ -65,12 +65,12 @@ def export_onnx(model: PreTrainedModel, spec: ExportSpec, directory: Path, opset
                     dynamic_axes=None if spec.static else axes, **names,
                 )
     except Exception as exc:
-        raise PocketbertError(f"ONNX export failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise PocketbertError(f"ONNX export failed: {type(exc).__name__}: {first_line(exc)}") from None
     graph = onnx.load(str(path))
     try:
         onnx.checker.check_model(graph, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise PocketbertError(f"{path}: onnx.checker rejects the exported graph ({str(exc).splitlines()[0]})") from None
+        raise PocketbertError(f"{path}: onnx.checker rejects the exported graph ({first_line(exc)})") from None
     return {
         "opset": next(o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")),
         "exporter": f"torch.onnx ({exporter})",

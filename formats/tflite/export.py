@@ -20,23 +20,19 @@ from __future__ import annotations
 import contextlib
 import json
 import io
-import logging
-import os
-import tempfile
-import warnings
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from pocketbert.errors import PocketbertError
-from pocketbert.export.spec import ExportSpec, random_inputs
+from pocketbert.errors import PocketbertError, first_line
+from pocketbert.formats.tflite.litert import INSTALL_HINT, interpreter_module
+from pocketbert.quiet import captured_stderr, quiet_libraries
+from pocketbert.runtime.spec import ExportSpec, random_inputs
 from pocketbert.models.modeling import PreTrainedModel
 
 MODEL_FILE = "model.tflite"
-INSTALL_HINT = "pip install 'pocketbert[tflite]' (litert-torch and ai-edge-litert)"
 
 
 class NamedOutputs(nn.Module):
@@ -48,34 +44,6 @@ class NamedOutputs(nn.Module):
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return dict(self.model(**inputs))
-
-
-@contextlib.contextmanager
-def captured_stderr() -> Iterator[list[str]]:
-    """Capture what C++ code writes to fd 2 (TFLite and the converter log there)."""
-    lines: list[str] = []
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines.extend(sink.read().decode("utf-8", "replace").splitlines())
-
-
-def interpreter_module():
-    """ai-edge-litert's interpreter, or the last tflite-runtime as a fallback."""
-    try:
-        from ai_edge_litert import interpreter
-    except ImportError:
-        try:
-            from tflite_runtime import interpreter  # type: ignore[no-redef]
-        except ImportError:
-            raise PocketbertError(f"running .tflite files needs ai-edge-litert: {INSTALL_HINT}") from None
-    return interpreter
 
 
 def inspect_tflite(path: Path) -> dict:
@@ -187,13 +155,8 @@ def metadata_entries(model: PreTrainedModel, spec: ExportSpec) -> dict[str, byte
 def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> dict:
     try:
         # its import pulls torchao and jax, which log about GPU kernels this machine lacks
-        with captured_stderr(), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            logging.disable(logging.WARNING)
-            try:
-                import litert_torch
-            finally:
-                logging.disable(logging.NOTSET)
+        with quiet_libraries(native_stderr=True):
+            import litert_torch
     except ImportError:
         raise PocketbertError(f"TFLite export needs litert-torch: {INSTALL_HINT}") from None
     if not spec.static:
@@ -207,8 +170,7 @@ def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> 
                 edge = litert_torch.convert(NamedOutputs(model).eval(), sample_kwargs=sample)
                 edge.export(str(path))
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PocketbertError(f"TFLite conversion failed: {type(exc).__name__}: {first}") from None
+            raise PocketbertError(f"TFLite conversion failed: {type(exc).__name__}: {first_line(exc)}") from None
     entries = metadata_entries(model, spec)
     embed_metadata(path, entries)
     details = inspect_tflite(path)

@@ -7,6 +7,7 @@ its own list. Axes are named as users see them in Netron and in the manifest: ``
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from torch import nn
 from pocketbert.errors import PocketbertError
 from pocketbert.models.modeling import PreTrainedModel
 
+DEFAULT_SEQUENCE_LENGTH = 128  # the papers' length; every default in the CLI and the API is this one
 MIN_SEQUENCE = 3  # [CLS] x [SEP]; torch.export also specialises MobileBERT's trigram at 2
 
 
@@ -47,7 +49,7 @@ class ExportSpec:
 
     @classmethod
     def for_model(
-        cls, model: PreTrainedModel, batch: int = 1, sequence: int = 128, static: bool = False, choices: int = 4
+        cls, model: PreTrainedModel, batch: int = 1, sequence: int = DEFAULT_SEQUENCE_LENGTH, static: bool = False, choices: int = 4
     ) -> "ExportSpec":
         limit = model.config.max_position_embeddings
         if not MIN_SEQUENCE <= sequence <= limit:
@@ -85,6 +87,17 @@ class ExportSpec:
             static=static,
             max_sequence=limit,
         )
+
+    def to_dict(self) -> dict:
+        """The spec as the manifest records it (``Artifact.spec()`` reads it back)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ExportSpec":
+        tuples = {"input_names", "output_names", "input_axes"}
+        values = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+        values["output_axes"] = {name: tuple(axes) for name, axes in data["output_axes"].items()}
+        return cls(**values)
 
     def sizes(self) -> dict[str, int]:
         return {"batch": self.batch, "sequence": self.sequence, "choices": self.choices}
@@ -129,6 +142,18 @@ def random_inputs(
         types[..., sequence // 2 :] = 1
         inputs["token_type_ids"] = types * mask
     return {name: inputs[name] for name in spec.input_names}
+
+
+def full_length_inputs(input_names, vocab_size: int, shape: tuple[int, ...], seed: int = 0) -> dict[str, np.ndarray]:
+    """Latency inputs of ``shape`` ([batch, sequence] or [batch, choices, sequence]): every
+    position a real token (as the papers' seq-128 figures are), no padding, token types in
+    two segments; ids above the special and rare pieces."""
+    rng = np.random.default_rng(seed)
+    sequence = shape[-1]
+    segments = (np.arange(sequence) >= sequence // 2).astype(np.int64)
+    inputs = {"input_ids": rng.integers(1000 if vocab_size > 2000 else 5, vocab_size, size=shape),
+              "attention_mask": np.ones(shape), "token_type_ids": np.broadcast_to(segments, shape)}
+    return {name: inputs[name].astype(np.int64) for name in input_names}
 
 
 def example_args(spec: ExportSpec, vocab_size: int) -> tuple[torch.Tensor, ...]:

@@ -1,0 +1,93 @@
+"""The format registry: every file format pocketbert exports, runs and quantizes.
+
+Each built-in format is one package here (``onnx``, ``tflite``, ``torchscript``,
+``executorch``) whose ``FORMAT`` is a ``pocketbert.runtime.format.Format``. Adding a
+runtime is one plugin and one ``register`` call: export, quantize, bench, parity, the
+protocols, the sweep and the CLI read ``FORMATS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pocketbert.errors import PocketbertError
+from pocketbert.formats import executorch, onnx, tflite, torchscript
+from pocketbert.runtime.format import Format
+from pocketbert.runtime.runner import Runner, RunnerError, TorchRunner
+
+FORMATS: dict[str, Format] = {}
+
+
+def register(plugin: Format) -> Format:
+    """Add a format (its suffixes must be new); returns it, so a plugin module can end
+    with ``FORMAT = register(MyFormat())``."""
+    taken = {suffix: name for name, fmt in FORMATS.items() for suffix in fmt.suffixes}
+    clash = [s for s in plugin.suffixes if s in taken and taken[s] != plugin.name]
+    if clash:
+        raise PocketbertError(f"format {plugin.name}: suffix {clash[0]} belongs to {taken[clash[0]]}")
+    FORMATS[plugin.name] = plugin
+    return plugin
+
+
+def unregister(name: str) -> None:
+    FORMATS.pop(name, None)
+
+
+for _module in (onnx, torchscript, tflite, executorch):  # the order docs and tables list them
+    register(_module.FORMAT)
+
+
+def get_format(name: str) -> Format:
+    if name not in FORMATS:
+        raise PocketbertError(f"unsupported format {name!r} (supported: {', '.join(FORMATS)})")
+    return FORMATS[name]
+
+
+def suffixes() -> list[str]:
+    return [suffix for fmt in FORMATS.values() for suffix in fmt.suffixes]
+
+
+def format_for_file(path: str | Path) -> Format:
+    suffix = Path(path).suffix
+    for fmt in FORMATS.values():
+        if suffix in fmt.suffixes:
+            return fmt
+    raise RunnerError(f"{path}: unknown model file type (known: {', '.join(suffixes())})")
+
+
+def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int | None = None) -> Runner:
+    """The runner for an exported file, its names and static length taken from the manifest."""
+    path = Path(path)
+    fmt = format_for_file(path)
+    manifest = manifest or {}
+    inputs, outputs = manifest.get("inputs", []), manifest.get("outputs", [])
+    last = inputs[0]["shape"][-1] if inputs else None
+    return fmt.open(
+        path,
+        tuple(i["name"] for i in inputs),
+        tuple(o["name"] for o in outputs),
+        threads,
+        last if isinstance(last, int) else None,
+    )
+
+
+def open_runner(path: str | Path, threads: int | None = None, role: str | None = None, task: str | None = None) -> Runner:
+    """A runner for a checkpoint directory (loaded for ``task``), an artifact directory, or
+    a model file inside one."""
+    from pocketbert.models import load_model
+    from pocketbert.runtime.artifact import Artifact, is_artifact
+
+    path = Path(path)
+    if path.is_file():
+        if not is_artifact(path.parent):
+            raise RunnerError(f"{path}: not inside an export artifact (no manifest.json beside it)")
+        artifact = Artifact.open(path.parent)
+        return runner_for_file(artifact.model_path(artifact.role_of(path)), artifact.manifest, threads)
+    if is_artifact(path):
+        artifact = Artifact.open(path)
+        return runner_for_file(artifact.model_path(role or "model"), artifact.manifest, threads)
+    return TorchRunner(load_model(path, task=task), threads=threads)
+
+
+__all__ = ["FORMATS", "Format", "RunnerError", "TorchRunner", "format_for_file", "get_format", "open_runner",
+           "register", "runner_for_file", "unregister"]

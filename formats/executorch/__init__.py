@@ -1,0 +1,56 @@
+"""ExecuTorch (.pte) with the XNNPACK delegate, PyTorch's successor of PyTorch Mobile.
+
+An optional extra: nothing imports executorch until a file is exported, run or quantized.
+Quantizer: PT2E with the XNNPACK quantizer on the PyTorch model; exclusion patterns match
+module paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pocketbert.runtime.format import ExportOptions, Format, QuantizeJob
+from pocketbert.runtime.recipe import Recipe
+
+
+class ExecutorchFormat(Format):
+    name = "executorch"
+    runtime = "executorch"
+    files = {"model": "model.pte"}
+    suffixes = {".pte": "executorch"}
+    # XNNPACK takes no symbolic reshapes and memory is planned for the largest input
+    shapes = "static-by-default"
+    quantizes = "model"
+    note = "static unless --dynamic (batch 1-8, any length); optional extra"
+    recipes = (
+        Recipe("executorch-dynamic-int8", "executorch", "dynamic", per_channel=True,
+               description="int8 per-channel Linear/Conv weights, activations quantized at run time (XNNPACK)"),
+        Recipe("executorch-static-int8", "executorch", "static", float_softmax=True, activations="int8",
+               per_channel=True, calibration="histogram",
+               description="int8 weights and activations (mask add and softmax in float), calibrated"),
+    )
+
+    def require(self) -> None:
+        from pocketbert.formats.executorch.export import require
+
+        require()
+
+    def export(self, model, spec, directory: Path, options: ExportOptions):
+        from pocketbert.formats.executorch.export import export_executorch
+
+        return {"model": self.files["model"]}, export_executorch(model, spec, directory)
+
+    def open(self, path, input_names, output_names, threads, fixed_sequence_length):
+        from pocketbert.formats.executorch.runner import ExecutorchRunner
+
+        return ExecutorchRunner(path, input_names, output_names, threads=threads,
+                                fixed_sequence_length=fixed_sequence_length)
+
+    def quantize(self, job: QuantizeJob):
+        from pocketbert.formats.executorch.quantize import quantize_executorch
+
+        details = quantize_executorch(job.recipe, job.model, job.spec, job.directory, job.calibration, list(job.exclude))
+        return {"model": self.files["model"]}, details
+
+
+FORMAT = ExecutorchFormat()

@@ -1,0 +1,86 @@
+"""LiteRT (TFLite) through litert-torch: static shapes, int32 ids, a named signature.
+
+Quantizer: ai-edge-quantizer on the converted file; exclusion patterns match LiteRT tensor
+names, which litert-torch builds from module scopes ("<class qualname>_<attribute>/...").
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pocketbert.runtime.format import ExportOptions, Format, QuantizeJob
+from pocketbert.runtime.recipe import Recipe
+
+
+class TfliteFormat(Format):
+    name = "tflite"
+    runtime = "litert"
+    files = {"model": "model.tflite"}
+    suffixes = {".tflite": "tflite"}
+    shapes = "static"  # delegates want static shapes
+    input_dtype = "int32"  # LiteRT converts ids to int32
+    note = "always static (batch 1, --seq-len), int32 ids, vocabulary inside the file"
+    recipes = (
+        Recipe("tflite-dynamic-int8", "tflite", "dynamic", per_channel=True,
+               description="dynamic-range int8 (weights int8, activations quantized at run time)"),
+        Recipe("tflite-weight-only-int8", "tflite", "weight_only", per_channel=True,
+               description="int8 weights dequantized to float at load: smaller file, float compute"),
+        Recipe("tflite-static-int8", "tflite", "static", float_softmax=True, activations="int8", per_channel=True,
+               calibration="minmax",
+               description="int8 weights and activations (float I/O; mask add and softmax in float), calibrated"),
+        Recipe("tflite-full-integer-int8", "tflite", "static", activations="int8", per_channel=True, calibration="minmax",
+               io="int8", description="every op int8, int8 logits out: for integer-only accelerators"),
+        Recipe("tflite-static-a16w8", "tflite", "static", float_softmax=True, activations="int16", per_channel=True,
+               calibration="minmax", description="int8 weights with 16-bit activations, calibrated"),
+        Recipe("tflite-float16", "tflite", "float16", weights="float16",
+               description="float16 weights (FLOAT_CASTING), float32 compute"),
+    )
+
+    def require(self) -> None:
+        from pocketbert.formats.tflite.litert import interpreter_module
+
+        interpreter_module()
+
+    def export(self, model, spec, directory: Path, options: ExportOptions):
+        from pocketbert.formats.tflite.export import export_tflite
+
+        return {"model": self.files["model"]}, export_tflite(model, spec, directory)
+
+    def open(self, path, input_names, output_names, threads, fixed_sequence_length):
+        from pocketbert.formats.tflite.runner import TfliteRunner
+
+        return TfliteRunner(path, threads=threads, fixed_sequence_length=fixed_sequence_length)
+
+    def quantize(self, job: QuantizeJob):
+        from pocketbert.formats.tflite.quantize import quantize_tflite
+
+        target = job.directory / job.float_file.name
+        return {"model": target.name}, quantize_tflite(job.recipe, job.float_file, target, job.calibration, list(job.exclude))
+
+    def match(self, float_file, patterns):
+        from pocketbert.formats.tflite.quantize import matching_tensors
+
+        return matching_tensors(float_file, patterns)
+
+    def block_pattern(self, model, module_paths):
+        """A regex on LiteRT tensor names: "<class qualname>_<attribute>/..." per module
+        level; a ModuleList adds no level of its own (its children are "<class>_<index>")."""
+        from torch import nn
+
+        alternatives = []
+        for path in module_paths:
+            module, levels = model, []
+            for part in path.split("."):
+                if not hasattr(module, part):
+                    break  # e.g. a pooler this model does not have
+                child = getattr(module, part)
+                if not isinstance(child, nn.ModuleList):
+                    levels.append(r"[\w.]+_" + re.escape(part))
+                module = child
+            else:
+                alternatives.append("/".join(levels))
+        return "(" + "|".join(alternatives) + ")(/|;)"
+
+
+FORMAT = TfliteFormat()

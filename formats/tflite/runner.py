@@ -1,0 +1,62 @@
+"""A .tflite on LiteRT's Interpreter behind the Runner interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pocketbert.errors import first_line
+from pocketbert.formats.tflite.litert import interpreter_module
+from pocketbert.quiet import captured_stderr
+from pocketbert.runtime.runner import RunnerError
+
+
+class TfliteRunner:
+    """A .tflite file on LiteRT's Interpreter (ai-edge-litert), through its named signature.
+
+    XNNPACK (the default delegate) is on unless ``xnnpack=False``. Outputs of a file with
+    int8 I/O come back dequantized with the tensor's scale and zero point, so every caller
+    compares real logits."""
+
+    def __init__(self, path: str | Path, threads: int | None = None, xnnpack: bool = True,
+                 fixed_sequence_length: int | None = None, **_: Any):
+        interpreter = interpreter_module()
+        resolver = interpreter.OpResolverType.AUTO if xnnpack else interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            with captured_stderr():  # LiteRT logs "Created XNNPACK delegate" on fd 2
+                self.interpreter = interpreter.Interpreter(
+                    str(path), num_threads=threads, experimental_op_resolver_type=resolver
+                )
+                self.signature = self.interpreter.get_signature_runner()
+        except Exception as exc:
+            raise RunnerError(f"{path}: LiteRT cannot load it ({first_line(exc)})") from None
+        details = self.signature.get_input_details()
+        self.input_names = tuple(details)
+        self.dtypes = {name: d["dtype"] for name, d in details.items()}
+        self.shapes = {name: tuple(int(n) for n in d["shape"]) for name, d in details.items()}
+        outputs = self.signature.get_output_details()
+        self.output_names = tuple(outputs)
+        # (scale, zero point) of outputs a full-integer file returns as int8/int16
+        self.output_quantization = {
+            name: d["quantization"] for name, d in outputs.items()
+            if np.issubdtype(d["dtype"], np.integer) and d["quantization"][0] > 0
+        }
+        self.fixed_sequence_length = fixed_sequence_length or int(next(iter(self.shapes.values()))[-1])
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {}
+        for name in self.input_names:
+            value = np.asarray(inputs[name], dtype=self.dtypes[name])
+            if value.shape != self.shapes[name]:
+                raise RunnerError(f"input {name} has shape {value.shape}; this .tflite takes exactly {self.shapes[name]}")
+            feed[name] = value
+        outputs = self.signature(**feed)
+        return {name: self._dequantize(name, outputs[name]) for name in self.output_names}
+
+    def _dequantize(self, name: str, value: np.ndarray) -> np.ndarray:
+        if name not in self.output_quantization:
+            return np.asarray(value, dtype=np.float32)
+        scale, zero_point = self.output_quantization[name]
+        return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)

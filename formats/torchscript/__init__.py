@@ -1,0 +1,48 @@
+"""TorchScript for PyTorch Mobile: a traced .pt and its lite-interpreter .ptl.
+
+Quantizer: torch.ao dynamic int8 of nn.Linear on the PyTorch model, then traced; exclusion
+patterns match module paths as in the state dict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pocketbert.runtime.format import ExportOptions, Format, QuantizeJob
+from pocketbert.runtime.recipe import Recipe
+
+
+class TorchScriptFormat(Format):
+    name = "torchscript"
+    runtime = "torch"
+    files = {"model": "model.pt", "lite": "model.ptl"}
+    suffixes = {".pt": "torchscript", ".ptl": "torchscript-lite"}
+    quantizes = "model"
+    bench_role = "lite"  # the lite-interpreter file PyTorch Mobile loads
+    note = "traced .pt and lite-interpreter .ptl (PyTorch Mobile)"
+    recipes = (
+        Recipe("torchscript-dynamic-int8-qnnpack", "torchscript", "dynamic", engine="qnnpack",
+               description="int8 Linear weights packed for QNNPACK (ARM phones)"),
+        Recipe("torchscript-dynamic-int8-x86", "torchscript", "dynamic", engine="x86",
+               description="int8 Linear weights packed for x86 (FBGEMM/oneDNN): for measuring here"),
+    )
+
+    def export(self, model, spec, directory: Path, options: ExportOptions):
+        from pocketbert.formats.torchscript.export import export_torchscript
+
+        return {"model": self.files["model"], "lite": self.files["lite"]}, export_torchscript(model, spec, directory)
+
+    def open(self, path, input_names, output_names, threads, fixed_sequence_length):
+        from pocketbert.formats.torchscript.runner import TorchScriptRunner
+
+        return TorchScriptRunner(path, input_names, output_names, threads=threads,
+                                 fixed_sequence_length=fixed_sequence_length)
+
+    def quantize(self, job: QuantizeJob):
+        from pocketbert.formats.torchscript.quantize import quantize_linears
+
+        quantized = quantize_linears(job.recipe, job.model, list(job.exclude))
+        return self.export(quantized, job.spec, job.directory, job.options)
+
+
+FORMAT = TorchScriptFormat()

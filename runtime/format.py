@@ -1,0 +1,124 @@
+"""What a format plugin provides: the one place a file format's facts and code meet.
+
+A format (ONNX, LiteRT, TorchScript, ExecuTorch, or one a user registers) is a ``Format``
+subclass: its exporter, the runner for its files, its recipes and quantizer, its file
+names and suffixes, its shape policy and input dtype, and how ``--exclude`` patterns find
+its nodes. ``export_model``, ``quantize_model``, the harness, the protocols, the sweep, the
+scan and the docs read these attributes instead of comparing format names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from pocketbert.errors import PocketbertError
+from pocketbert.models.modeling import PreTrainedModel
+from pocketbert.runtime.recipe import Recipe
+from pocketbert.runtime.runner import Runner
+from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, ExportSpec
+
+DEFAULT_ATOL = 1e-4  # validation tolerance (max abs diff) of a float export
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Every export option. The first group applies to every format; the second only to the
+    formats that name it in ``Format.options`` (a non-default value elsewhere is an error)."""
+
+    seq_len: int = DEFAULT_SEQUENCE_LENGTH
+    batch: int = 1
+    static: bool = False
+    dynamic: bool = False  # formats static by default (executorch): dynamic batch and sequence
+    atol: float = DEFAULT_ATOL
+    opset: int = 18  # onnx
+    ort: bool = False  # onnx: also write .ort for ONNX Runtime Mobile
+    optimize: bool = False  # onnx: also write onnxruntime's transformer-optimized graph
+
+    GENERAL: ClassVar[tuple[str, ...]] = ("seq_len", "batch", "static", "dynamic", "atol")
+
+    def non_default(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) != f.default]
+
+
+@dataclass
+class QuantizeJob:
+    """Everything a quantizer gets, in memory: the float PyTorch model and its spec (formats
+    that quantize the model: TorchScript, ExecuTorch) and the float file (formats that
+    quantize the file: ONNX, LiteRT)."""
+
+    recipe: Recipe
+    model: PreTrainedModel
+    spec: ExportSpec
+    directory: Path  # where the quantized file(s) go
+    float_file: Path | None = None
+    calibration: list[dict[str, np.ndarray]] | None = None
+    exclude: tuple[str, ...] = ()  # the user's patterns
+    excluded_nodes: list[str] = field(default_factory=list)  # what they matched (Format.match)
+    options: ExportOptions = ExportOptions()
+
+
+class Format:
+    """Base of every format plugin; subclasses set the attributes and override the methods."""
+
+    name: str = ""
+    runtime: str = ""  # what runs the files (reports): onnxruntime, litert, torch, ...
+    files: dict[str, str] = {}  # role -> file name, every file the exporter may write
+    suffixes: dict[str, str] = {}  # file suffix -> the kind of file it is in reports (".ptl": "torchscript-lite")
+    shapes: str = "dynamic"  # dynamic (static on request) | static (always) | static-by-default
+    input_dtype: str = "int64"  # what the graph's id inputs are
+    options: tuple[str, ...] = ()  # ExportOptions fields of this format only
+    quantizes: str = "file"  # "file": the float export; "model": the PyTorch model
+    bench_role: str = "model"  # the file the paper protocols time
+    recipes: tuple[Recipe, ...] = ()
+    note: str = ""  # one line for help texts and docs
+
+    # ---- export ----------------------------------------------------------------------------
+    def require(self) -> None:
+        """Raise PocketbertError with the install command if the format's libraries are missing."""
+
+    def is_static(self, options: ExportOptions) -> bool:
+        if options.dynamic and (options.static or self.shapes == "static"):
+            raise PocketbertError(f"--dynamic: {self.name} exports are always static" if self.shapes == "static"
+                                  else "--static and --dynamic exclude each other")
+        return options.static or self.shapes == "static" or (self.shapes == "static-by-default" and not options.dynamic)
+
+    def export(self, model: PreTrainedModel, spec: ExportSpec, directory: Path,
+               options: ExportOptions) -> tuple[dict[str, str], dict]:
+        """Write the model file(s) into ``directory``; return {role: file name} and the
+        manifest's ``details``."""
+        raise NotImplementedError
+
+    # ---- run -------------------------------------------------------------------------------
+    def open(self, path: Path, input_names: tuple[str, ...], output_names: tuple[str, ...],
+             threads: int | None, fixed_sequence_length: int | None) -> Runner:
+        raise NotImplementedError
+
+    # ---- quantize --------------------------------------------------------------------------
+    def quantize(self, job: QuantizeJob) -> tuple[dict[str, str], dict]:
+        """Apply ``job.recipe``; write the file(s) into ``job.directory``; return {role:
+        file name} and the quantization details."""
+        raise PocketbertError(f"{self.name} has no quantizer")
+
+    def match(self, float_file: Path, patterns: list[str]) -> dict[str, list[str]]:
+        """The nodes each ``--exclude`` pattern keeps in float. Formats that quantize the
+        PyTorch model match module paths themselves: the patterns are the answer."""
+        return {p: [p] for p in patterns}
+
+    def block_pattern(self, model: PreTrainedModel, module_paths: list[str]) -> str:
+        """An ``--exclude`` pattern matching the nodes of these modules (the scan's blocks).
+        Default: a regex over module paths, as ONNX name scopes and PyTorch name them."""
+        import re
+
+        return "^(" + "|".join(re.escape(p) for p in module_paths) + ")(\\.|$)"
+
+    def calibration_limit(self, recipe: Recipe) -> int:
+        """How many calibration examples to run: 100, as the MobileBERT paper calibrated."""
+        return 100
+
+    def kind_of(self, path: Path) -> str:
+        return self.suffixes.get(Path(path).suffix, self.name)
+

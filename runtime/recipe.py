@@ -1,0 +1,35 @@
+"""A quantization recipe: a serialisable dataclass saying what is quantized and how.
+
+Each format plugin declares its recipes (``Format.recipes``) and applies them
+(``Format.quantize``); ``pocketbert.quantize.recipes`` collects them into one registry, and
+``to_dict`` is saved in the manifest of every quantized artifact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    format: str  # onnx | tflite | torchscript | executorch
+    method: str  # dynamic | static | weight_only | float16
+    weights: str = "int8"  # int8 | float16
+    activations: str = "float32"  # float32 (dynamic range: int8 at run time) | int8 | int16
+    per_channel: bool = False
+    calibration: str | None = None  # static recipes: minmax | entropy | percentile | histogram
+    engine: str | None = None  # torchscript: the quantized engine the weights are packed for
+    # static recipes: keep each attention's mask add and softmax in float. The additive mask
+    # (-10000 on padded keys) would otherwise set the int8 range of the scores: one step of
+    # ~40, every real score in one bucket, attention uniform, accuracy at chance.
+    float_softmax: bool = False
+    io: str = "float"  # tflite static: float32 outputs, or the int8 codes (app dequantizes)
+    description: str = ""
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.calibration is not None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "needs_calibration": self.needs_calibration}
