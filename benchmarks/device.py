@@ -262,7 +262,7 @@ class AdbDevice:
 
 def tflite_input_shape(path: Path) -> tuple[int, int]:
     """(batch, seq_len) of a .tflite's first input: our exports have static [batch, seq]."""
-    from pocketbert.export.tflite_export import interpreter_module
+    from pocketbert.formats.tflite.litert import interpreter_module
 
     interpreter = interpreter_module()
     try:

@@ -23,18 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketbert.benchmarks import latency
 from pocketbert.benchmarks.results import Measurement
+from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, full_length_inputs
 from pocketbert.errors import PocketbertError
 
-FORMAT_BY_SUFFIX = {".onnx": ("onnx", "onnxruntime"), ".ort": ("ort", "onnxruntime"),
-                    ".pt": ("torchscript", "torch"), ".ptl": ("torchscript-lite", "torch"),
-                    ".tflite": ("tflite", "litert"), ".pte": ("executorch", "executorch")}
 
 
 @dataclass(frozen=True)
 class Settings:
     threads: int | None = None  # None: the runtime's default
-    seq_len: int = 128
+    seq_len: int = DEFAULT_SEQUENCE_LENGTH
     batch: int = 1
     warmup_runs: int = 1
     warmup_secs: float = 0.5
@@ -56,7 +55,8 @@ def warn_oversubscribed(threads: int | None) -> None:
 def describe(path: Path) -> dict:
     """Format, runtime, architecture, recipe and size of an input, from its manifest or
     config.json, without loading the model."""
-    from pocketbert.export.artifact import Artifact, is_artifact
+    from pocketbert.formats import format_for_file
+    from pocketbert.runtime.artifact import Artifact, is_artifact
 
     path = Path(path)
     if not path.exists():
@@ -70,28 +70,17 @@ def describe(path: Path) -> dict:
                 "quantization": None, "file_bytes": weights or None, "file": path}
     artifact = Artifact.open(path if path.is_dir() else path.parent)
     file = artifact.model_path() if path.is_dir() else path
-    if file.suffix not in FORMAT_BY_SUFFIX:
-        raise PocketbertError(f"{file}: unknown model file type (known: {', '.join(FORMAT_BY_SUFFIX)})")
-    fmt, runtime = FORMAT_BY_SUFFIX[file.suffix]
+    plugin = format_for_file(file)
+    fmt, runtime = plugin.kind_of(file), plugin.runtime
     config = json.loads((artifact.directory / "config.json").read_text())
     recipe = (artifact.manifest.get("quantization") or {}).get("name")
     return {"format": fmt, "runtime": runtime, "architecture": config.get("model_type"), "quantization": recipe,
             "file_bytes": file.stat().st_size, "file": file}
 
 
-def full_length_inputs(runner, vocab_size: int, batch: int, seq_len: int) -> dict[str, np.ndarray]:
-    """[CLS] random pieces [SEP], no padding; token types split in two segments."""
-    seq = runner.fixed_sequence_length or seq_len
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000 if vocab_size > 2000 else 5, vocab_size, size=(batch, seq))
-    inputs = {"input_ids": ids, "attention_mask": np.ones((batch, seq), dtype=np.int64),
-              "token_type_ids": np.concatenate([np.zeros((batch, seq // 2)), np.ones((batch, seq - seq // 2))], 1)}
-    return {name: inputs[name].astype(np.int64) for name in runner.input_names}
-
-
 def measure_here(path: Path, settings: Settings, label: str | None = None) -> Measurement:
     """The measurement itself, in this process (the subprocess entry point calls this)."""
-    from pocketbert.benchmarks.runners import open_runner
+    from pocketbert.formats import open_runner
     from pocketbert.models.configs import load_config
 
     info = describe(path)
@@ -101,14 +90,14 @@ def measure_here(path: Path, settings: Settings, label: str | None = None) -> Me
     init_ms = (time.perf_counter() - start) * 1e3
     config_dir = path if info["format"] == "pytorch" else info["file"].parent
     config = load_config(config_dir)
-    inputs = full_length_inputs(runner, config.vocab_size, settings.batch, settings.seq_len)
-    seq = inputs["input_ids"].shape[-1]
+    seq = runner.fixed_sequence_length or settings.seq_len
+    inputs = full_length_inputs(runner.input_names, config.vocab_size, (settings.batch, seq))
     if seq != settings.seq_len:
         warnings.warn(f"{path} takes exactly {seq} tokens: measured at {seq}, not {settings.seq_len}", stacklevel=2)
 
-    first_ms = _timed(runner, inputs)
-    warmup = _repeat(runner, inputs, settings.warmup_runs, settings.warmup_secs)
-    timed = np.array(_repeat(runner, inputs, settings.num_runs, settings.min_secs))
+    first_ms = latency.timed(runner, inputs)
+    warmup = latency.repeat(runner, inputs, settings.warmup_runs, settings.warmup_secs)
+    timed = np.array(latency.repeat(runner, inputs, settings.num_runs, settings.min_secs))
     result = Measurement(
         label=label or _label(path, info), input=str(path), format=info["format"], runtime=info["runtime"],
         device="host", threads=settings.threads, seq_len=seq, batch=settings.batch,
@@ -151,20 +140,6 @@ def measure(path: str | Path, settings: Settings, label: str | None = None, time
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         raise PocketbertError(f"{path}: {lines[-1] if lines else f'measurement failed (exit {done.returncode})'}")
     return Measurement(**json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-def _timed(runner, inputs) -> float:
-    begin = time.perf_counter()
-    runner(inputs)
-    return (time.perf_counter() - begin) * 1e3
-
-
-def _repeat(runner, inputs, count: int, seconds: float) -> list[float]:
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < count or time.perf_counter() - start < seconds:
-        times.append(_timed(runner, inputs))
-    return times
 
 
 def _peak_rss_mb() -> float:

@@ -1,7 +1,7 @@
 """Wall-clock latency of a runner: warm-up runs, then timed runs; median, p90, mean, min, max.
 
-The full harness (paper protocols, on-device runs, reports) is issue 7; this is the
-measurement it and the quantization sweep share.
+The one timing loop: the harness (a fresh process per file, benchmark_model's protocol)
+and the quantization sweep both time with ``repeat``.
 """
 
 from __future__ import annotations
@@ -11,21 +11,30 @@ import time
 import numpy as np
 
 
-def measure(runner, inputs: dict[str, np.ndarray], warmup: int = 3, runs: int = 20, min_seconds: float = 0.0) -> dict:
-    for _ in range(warmup):
-        runner(inputs)
-    times = []
+def timed(runner, inputs) -> float:
+    """One call, in milliseconds."""
+    begin = time.perf_counter()
+    runner(inputs)
+    return (time.perf_counter() - begin) * 1e3
+
+
+def repeat(runner, inputs, count: int, seconds: float = 0.0) -> list[float]:
+    """At least ``count`` calls and at least ``seconds`` of them."""
+    times: list[float] = []
     start = time.perf_counter()
-    while len(times) < runs or time.perf_counter() - start < min_seconds:
-        begin = time.perf_counter()
-        runner(inputs)
-        times.append((time.perf_counter() - begin) * 1e3)
-    values = np.array(times)
+    while len(times) < count or time.perf_counter() - start < seconds:
+        times.append(timed(runner, inputs))
+    return times
+
+
+def measure(runner, inputs: dict[str, np.ndarray], warmup: int = 3, runs: int = 20, min_seconds: float = 0.0) -> dict:
+    repeat(runner, inputs, warmup)
+    values = np.array(repeat(runner, inputs, runs, min_seconds))
     return {
         "median_ms": float(np.median(values)),
         "p90_ms": float(np.percentile(values, 90)),
         "mean_ms": float(values.mean()),
         "min_ms": float(values.min()),
         "max_ms": float(values.max()),
-        "runs": len(times),
+        "runs": len(values),
     }

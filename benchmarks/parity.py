@@ -34,7 +34,6 @@ from pocketbert.errors import PocketbertError
 
 SENTENCES = 32  # real sentences per file
 DYNAMIC_BATCH = 8  # sentences per call for graphs without a fixed batch
-DEFAULT_SEQ_LEN = 128
 
 
 class ParityError(PocketbertError):
@@ -66,7 +65,7 @@ def check_thresholds(max_abs=None, min_top1=None, max_metric_drop=None) -> None:
 
 def resolve_targets(path: str | Path) -> list[Target]:
     """The model files an argument names, each checked against its manifest's sha256."""
-    from pocketbert.export.artifact import Artifact, is_artifact
+    from pocketbert.runtime.artifact import Artifact, is_artifact
 
     path = Path(path)
     if not path.exists():
@@ -89,7 +88,7 @@ def resolve_targets(path: str | Path) -> list[Target]:
 def load_reference(model_dir, task: str):
     """The checkpoint with the artifact's head, as a TorchRunner. A head the checkpoint has
     no weights for would be random: refused."""
-    from pocketbert.benchmarks.runners import TorchRunner
+    from pocketbert.formats import TorchRunner
     from pocketbert.models import load_model
     from pocketbert.models.checkpoint import CheckpointWarning
 
@@ -109,7 +108,7 @@ def load_reference(model_dir, task: str):
 
 def check_same_model(target: Target, model_dir) -> None:
     """An artifact of another architecture or vocabulary cannot be this checkpoint's export."""
-    from pocketbert.export.artifact import is_artifact
+    from pocketbert.runtime.artifact import is_artifact
     from pocketbert.models.checkpoint import resolve
     from pocketbert.models.configs import load_config
 
@@ -126,21 +125,17 @@ def check_same_model(target: Target, model_dir) -> None:
 
 
 def spec_for(target: Target, model, seq_len: int | None):
-    """The ExportSpec of the file: its fixed shape, or dynamic at ``seq_len`` (default: the
-    length it was exported with)."""
-    from pocketbert.export.spec import ExportSpec
+    """The ExportSpec of the file: as exported, or (dynamic files) at ``seq_len`` when given."""
+    import dataclasses
 
-    shape = target.manifest["inputs"][0]["shape"]
-    static = all(isinstance(d, int) for d in shape)
-    options = target.manifest.get("options") or {}
-    sequence = shape[-1] if isinstance(shape[-1], int) else (seq_len or options.get("seq_len") or DEFAULT_SEQ_LEN)
-    return ExportSpec.for_model(
-        model,
-        batch=shape[0] if isinstance(shape[0], int) else 1,
-        sequence=sequence,
-        static=static,
-        choices=shape[1] if len(shape) == 3 and isinstance(shape[1], int) else 4,
-    )
+    from pocketbert.runtime.spec import MIN_SEQUENCE
+
+    spec = target.artifact.spec()
+    if spec.static or seq_len is None:
+        return spec
+    if not MIN_SEQUENCE <= seq_len <= spec.max_sequence:
+        raise ParityError(f"--seq-len must be between {MIN_SEQUENCE} and {spec.max_sequence} for this model, got {seq_len}")
+    return dataclasses.replace(spec, sequence=seq_len)
 
 
 class _Guarded:
@@ -305,7 +300,7 @@ def threshold_failures(entry: dict, max_abs=None, min_top1=None, max_metric_drop
 def check_file(target: Target, model_dir, reference, data=None, seq_len=None, sentences: int = SENTENCES,
                eval_cache: dict | None = None) -> dict:
     """Figures for one model file (no thresholds applied; structural failures listed)."""
-    from pocketbert.benchmarks.runners import runner_for_file
+    from pocketbert.formats import runner_for_file
     from pocketbert.export.validate import ValidationError, agreement
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer

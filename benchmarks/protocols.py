@@ -24,14 +24,12 @@ from pocketbert.errors import PocketbertError
 BASELINE = "bert"
 TASK = "text-classification"  # "classify a text snippet": a 2-label head, not the MLM decoder
 
-# How each runtime column is produced: (export format or None for the eager model, file in the export)
-RUNTIME_FILES: dict[str, tuple[str | None, str | None]] = {
-    "pytorch": (None, None),
-    "onnx": ("onnx", "model.onnx"),
-    "torchscript": ("torchscript", "model.ptl"),  # the lite-interpreter file PyTorch Mobile loads
-    "tflite": ("tflite", "model.tflite"),
-    "executorch": ("executorch", "model.pte"),  # the optional extra
-}
+def runtime_files() -> dict[str, tuple[str | None, str | None]]:
+    """How each runtime column is produced: (export format, or None for the eager model;
+    the file of the export its plugin says the protocols time)."""
+    from pocketbert.formats import FORMATS
+
+    return {"pytorch": (None, None), **{name: (name, fmt.files[fmt.bench_role]) for name, fmt in FORMATS.items()}}
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,7 @@ class Protocol:
     name: str
     description: str
     model: str  # architecture measured against BASELINE
-    runtime: str  # the paper's runtime: a RUNTIME_FILES key
+    runtime: str  # the paper's runtime: a runtime_files() key
     threads: int | None  # None: every core
     seq_len: int
     batch: int
@@ -82,15 +80,16 @@ def model_input(work_dir: Path, arch: str, runtime: str, seq_len: int) -> Path:
 
     Layout: work_dir/ARCH/checkpoint, work_dir/ARCH/FORMAT (the main job writes the same)."""
     from pocketbert.export import ExportOptions, export_model
-    from pocketbert.export.artifact import Artifact, is_artifact
+    from pocketbert.runtime.artifact import Artifact, is_artifact
     from pocketbert.models import create_checkpoint
 
-    if runtime not in RUNTIME_FILES:
-        raise PocketbertError(f"unknown runtime {runtime!r} (known: {', '.join(RUNTIME_FILES)})")
+    runtimes = runtime_files()
+    if runtime not in runtimes:
+        raise PocketbertError(f"unknown runtime {runtime!r} (known: {', '.join(runtimes)})")
     checkpoint = work_dir / arch / "checkpoint"
     if not (checkpoint / "config.json").is_file():
         create_checkpoint(arch, checkpoint, task=TASK, force=True)
-    fmt, file_name = RUNTIME_FILES[runtime]
+    fmt, file_name = runtimes[runtime]
     if fmt is None:
         return checkpoint
     export_dir = work_dir / arch / fmt

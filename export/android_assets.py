@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pocketbert.atomic import atomic_file
 from pocketbert.errors import PocketbertError
-from pocketbert.export.artifact import MANIFEST_NAME, Artifact
+from pocketbert.runtime.artifact import MANIFEST_NAME, Artifact
 from pocketbert.models.configs import CONFIG_NAME, load_config
 
 LABELS_NAME = "labels.txt"

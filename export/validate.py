@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from pocketbert.errors import PocketbertError
-from pocketbert.export.spec import ExportSpec, random_inputs, validation_shapes
-
-DEFAULT_ATOL = 1e-4
+from pocketbert.runtime.format import DEFAULT_ATOL
+from pocketbert.runtime.spec import ExportSpec, random_inputs, validation_shapes
 
 
 class ValidationError(PocketbertError):

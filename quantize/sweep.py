@@ -12,10 +12,9 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from pocketbert.errors import PocketbertError
 from pocketbert.quantize.recipes import RECIPES
+from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH
 
 
 def read_labelled(path: str | Path) -> list[tuple[str, str]]:
@@ -26,12 +25,12 @@ def read_labelled(path: str | Path) -> list[tuple[str, str]]:
     return [(example.text, str(example.label)) for example in read_classification(path)]
 
 
-def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=128, runs=20, progress=True) -> list[dict]:
+def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=DEFAULT_SEQUENCE_LENGTH, runs=20, progress=True) -> list[dict]:
     from rich.progress import Progress
 
     from pocketbert.benchmarks import latency
     from pocketbert.benchmarks.eval_data import classification_accuracy
-    from pocketbert.benchmarks.runners import open_runner
+    from pocketbert.formats import get_format, open_runner
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.pipelines import pipeline
     from pocketbert.quantize import quantize_model
@@ -63,8 +62,8 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=1
                 closeness = {"max_abs_diff": entry["validation"]["max_abs_diff"], "mean_abs_diff": None,
                              "top1_agreement": 1.0}
             else:
-                # torchscript recipes start from the PyTorch model, the others from the float file
-                base = model if fmt == "torchscript" else floats[fmt]
+                # recipes that quantize the PyTorch model start from it, the others from the float file
+                base = model if get_format(fmt).quantizes == "model" else floats[fmt]
                 try:
                     manifest = quantize_model(base, recipe, target, task="text-classification" if data else None,
                                               seq_len=seq_len)
@@ -75,7 +74,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=1
                 entry = manifest["files"]["model"]
                 closeness = next(iter(entry["agreement_with_float"].values()))
             runner = open_runner(target, threads=threads)
-            inputs = _timing_inputs(runner, manifest, seq_len)
+            inputs = _timing_inputs(runner, target)
             timing = latency.measure(runner, inputs, runs=runs)
             row = {
                 "format": fmt, "recipe": recipe or "float32", "size_mb": round(entry["bytes"] / 1e6, 2),
@@ -97,11 +96,14 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=1
     return rows
 
 
-def _timing_inputs(runner, manifest, seq_len):
-    shape = [d if isinstance(d, int) else {"batch": 1, "sequence": seq_len, "choices": 2}[d]
-             for d in manifest["inputs"][0]["shape"]]
-    ids = np.full(shape, 1000, dtype=np.int64)
-    return {"input_ids": ids, "attention_mask": np.ones(shape, np.int64), "token_type_ids": np.zeros(shape, np.int64)}
+def _timing_inputs(runner, artifact_dir: Path):
+    """Full-length inputs of the artifact's own shape (batch and length as exported)."""
+    from pocketbert.models.configs import load_config
+    from pocketbert.runtime.artifact import Artifact
+    from pocketbert.runtime.spec import full_length_inputs
+
+    spec = Artifact.open(artifact_dir).spec()
+    return full_length_inputs(runner.input_names, load_config(artifact_dir).vocab_size, spec.input_shape())
 
 
 def write_reports(rows: list[dict], out_dir: Path, threads: int, seq_len: int) -> None:

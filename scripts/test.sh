@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# Set up, then run every test (slow ones included: they fit CI's budget).
+# Set up, then run every test (slow ones included: they fit CI's budget). Installs what the
+# tests need beyond Python too: a JDK for the android_demo tokenizer parity test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if ! command -v javac >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jdk-headless >/dev/null
+  else
+    echo "scripts/test.sh: no javac and no root apt-get to install one (the Java tokenizer test needs a JDK)" >&2
+    exit 2
+  fi
+fi
 HF_HUB_OFFLINE=1 .venv/bin/python -m pytest "$@"

@@ -16,11 +16,11 @@ import pytest
 import torch
 from helpers import fake_model
 
-from pocketbert.benchmarks.runners import RunnerError, TorchRunner, open_runner, runner_for_file
+from pocketbert.formats import RunnerError, TorchRunner, open_runner, runner_for_file
 from pocketbert.errors import PocketbertError
 from pocketbert.export import ExportOptions, export_model
-from pocketbert.export.artifact import Artifact
-from pocketbert.export.spec import ExportSpec, random_inputs
+from pocketbert.runtime.artifact import Artifact
+from pocketbert.runtime.spec import ExportSpec, random_inputs
 from pocketbert.export.validate import compare
 from pocketbert.models import create_checkpoint, load_model, registry
 from pocketbert.models.vocab import build_vocab
@@ -86,7 +86,7 @@ def test_static_runner_refuses_other_shapes_and_truncated_files(exports, tmp_pat
 
 
 def test_threads_size_the_pool_only_while_no_program_is_open(exports):
-    from pocketbert.export.executorch_export import runtime
+    from pocketbert.formats.executorch.export import runtime
 
     _, out, _ = exports["distilbert"]
     gc.collect()
@@ -139,7 +139,7 @@ def test_quantizer_keeps_integer_scalars_integer():
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-    from pocketbert.quantize.executorch_quant import quantizer_for
+    from pocketbert.formats.executorch.quantize import quantizer_for
     from pocketbert.quantize.recipes import RECIPES
 
     class Indexed(torch.nn.Module):

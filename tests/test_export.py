@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from helpers import fake_model
 
-from pocketbert.benchmarks.runners import RunnerError, open_runner
+from pocketbert.formats import RunnerError, open_runner
 from pocketbert.errors import PocketbertError
 from pocketbert.export import ExportOptions, export_model
-from pocketbert.export.artifact import Artifact, ArtifactError, sha256
+from pocketbert.runtime.artifact import Artifact, ArtifactError, sha256
 from pocketbert.export.validate import OutputNamesError, OutputShapeError, OutputValuesError, compare
 from pocketbert.models import create_checkpoint, registry
 from pocketbert.pipelines import pipeline

@@ -48,8 +48,8 @@ def test_every_recipe_applies_and_is_recorded(name, checkpoint, tmp_path):
 def test_static_recipes_keep_softmax_float_and_choose_the_output_type(checkpoint, tmp_path):
     import numpy as np
 
-    from pocketbert.benchmarks.runners import TfliteRunner
-    from pocketbert.export.tflite_export import interpreter_module
+    from pocketbert.formats.tflite.runner import TfliteRunner
+    from pocketbert.formats.tflite.litert import interpreter_module
 
     onnx_static = quantize_model(checkpoint, "onnx-static-int8-minmax", tmp_path / "onnx", seq_len=SEQ)
     # one Softmax and the Add feeding it the masked scores per layer
@@ -190,3 +190,20 @@ def test_sweep_eval_data_errors(tmp_path):
         read_labelled(tmp_path / "bad.jsonl")
     with pytest.raises(PocketbertError, match="not found"):
         read_labelled(tmp_path / "missing.tsv")
+
+
+def test_export_with_quantize_honours_every_export_option(checkpoint, tmp_path):
+    """export --quantize used to keep only --seq-len/--task/--calibration/--force."""
+    from pocketbert.cli import main
+
+    out = tmp_path / "q"
+    code = main(["export", str(checkpoint), "--format", "onnx", "--quantize", "onnx-dynamic-int8", "--static",
+                 "--batch", "2", "--seq-len", "24", "--opset", "17", "--atol", "0.001", "--optimize", "-o", str(out)])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["static"] is True and manifest["inputs"][0]["shape"] == [2, 24]
+    assert manifest["options"]["opset"] == 17 and manifest["options"]["optimize"] is True
+    assert manifest["options"]["atol"] == 0.001 and manifest["details"]["opset"] == 17
+    assert main(["export", str(checkpoint), "--format", "tflite", "--quantize", "tflite-dynamic-int8", "--ort",
+                 "-o", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from helpers import fake_model
 
-from pocketbert.benchmarks.runners import RunnerError, TorchRunner, open_runner
+from pocketbert.formats import RunnerError, TorchRunner, open_runner
 from pocketbert.export import ExportOptions, export_model
-from pocketbert.export.spec import ExportSpec, random_inputs
+from pocketbert.runtime.spec import ExportSpec, random_inputs
 from pocketbert.export.validate import compare
 from pocketbert.models import create_checkpoint, load_model, registry
 from pocketbert.pipelines import pipeline
@@ -72,7 +72,7 @@ def test_fill_mask_on_tflite_matches_the_checkpoint(tmp_path):
         return [result] if isinstance(result, dict) else [r for item in result for r in rows(item)]
 
     assert len(rows(got)) == len(rows(expected)) == 15
-    from pocketbert.export.tflite_export import read_metadata
+    from pocketbert.formats.tflite.export import read_metadata
 
     embedded = read_metadata(tmp_path / "t" / "model.tflite")
     assert embedded["pocketbert.vocab.txt"] == (source / "vocab.txt").read_bytes()

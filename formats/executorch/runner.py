@@ -5,7 +5,6 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,15 +27,8 @@ class ExecutorchRunner:
 
     _open: "weakref.WeakSet[ExecutorchRunner]" = weakref.WeakSet()  # programs loaded in this process
 
-    def __init__(
-        self,
-        path: str | Path,
-        input_names: Sequence[str],
-        output_names: Sequence[str],
-        threads: int | None = None,
-        fixed_sequence_length: int | None = None,
-        **_: Any,
-    ):
+    def __init__(self, path: str | Path, input_names: Sequence[str], output_names: Sequence[str],
+                 threads: int | None = None, fixed_sequence_length: int | None = None):
         from pocketbert.formats.executorch.export import runtime
         executorch, bindings = runtime()
         self._set_threads(bindings, threads)

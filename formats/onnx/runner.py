@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -16,7 +15,7 @@ class OnnxRunner:
 
     DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 
-    def __init__(self, path: str | Path, threads: int | None = None, fixed_sequence_length: int | None = None, **_: Any):
+    def __init__(self, path: str | Path, threads: int | None = None, fixed_sequence_length: int | None = None):
         import onnxruntime as ort
 
         options = ort.SessionOptions()

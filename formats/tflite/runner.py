@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -21,7 +20,7 @@ class TfliteRunner:
     compares real logits."""
 
     def __init__(self, path: str | Path, threads: int | None = None, xnnpack: bool = True,
-                 fixed_sequence_length: int | None = None, **_: Any):
+                 fixed_sequence_length: int | None = None):
         interpreter = interpreter_module()
         resolver = interpreter.OpResolverType.AUTO if xnnpack else interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -18,15 +17,8 @@ class TorchScriptRunner:
 
     TorchScript keeps no input/output names: they come from the artifact's manifest."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        input_names: Sequence[str],
-        output_names: Sequence[str],
-        threads: int | None = None,
-        fixed_sequence_length: int | None = None,
-        **_: Any,
-    ):
+    def __init__(self, path: str | Path, input_names: Sequence[str], output_names: Sequence[str],
+                 threads: int | None = None, fixed_sequence_length: int | None = None):
         try:
             if str(path).endswith(".ptl"):
                 from torch.jit.mobile import _load_for_lite_interpreter

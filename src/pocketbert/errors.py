@@ -15,3 +15,10 @@ class ConfigError(PocketbertError):
 
 class CheckpointError(PocketbertError):
     """Weights are missing, corrupt, or do not fit the architecture."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """What a library's exception says, cut to one line: the CLI prints one line per error,
+    and C++ runtimes append pages of frames after the reason."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -341,8 +341,8 @@ PIPELINES: dict[str, type[Pipeline]] = {
 def pipeline(task: str, model: str | Path, threads: int | None = None, truncation: bool = True) -> Pipeline:
     """A pipeline over a checkpoint (directory or hub id), an export artifact directory, or
     a model file inside one (.onnx, .ort, .pt, .ptl)."""
-    from pocketbert.benchmarks.runners import open_runner
-    from pocketbert.export.artifact import Artifact, is_artifact
+    from pocketbert.formats import open_runner
+    from pocketbert.runtime.artifact import Artifact, is_artifact
     from pocketbert.models.checkpoint import resolve
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer

@@ -12,13 +12,14 @@ from pocketbert.errors import PocketbertError
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
     from pocketbert.benchmarks.harness import Settings
-    from pocketbert.benchmarks.protocols import PROTOCOLS, RUNTIME_FILES
+    from pocketbert.benchmarks.protocols import PROTOCOLS, runtime_files
+    from pocketbert.formats import suffixes
 
     defaults = Settings()
     p = sub.add_parser(
         "bench",
         help="latency of checkpoints and exported files, or of the papers' protocols (JSON, Markdown, PNG)",
-        description="Measure each INPUT (checkpoint dir, export dir, .onnx/.ort/.pt/.ptl/.tflite) like "
+        description=f"Measure each INPUT (checkpoint dir, export dir, {'/'.join(suffixes())}) like "
         "benchmark_model: init, first inference, warm-up, then timed runs (>= --num-runs and >= --min-secs); "
         "median, mean, p90, std, min, max, peak RSS, analytic GFLOP/s against a GEMM peak measured in the "
         "same run. --protocol runs a paper's preset (model vs BERT-base; created and exported under "
@@ -29,7 +30,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                    help="one or more of: %(choices)s")
     p.add_argument("--work-dir", default="out/models", metavar="DIR",
                    help="protocols: where the paper-size checkpoints and exports live (default: %(default)s)")
-    p.add_argument("--runtimes", nargs="+", choices=list(RUNTIME_FILES), metavar="RUNTIME",
+    p.add_argument("--runtimes", nargs="+", choices=list(runtime_files()), metavar="RUNTIME",
                    help="protocols: runtimes to measure (default: the paper's); one of: %(choices)s")
     p.add_argument("--threads", nargs="+", type=int, metavar="N",
                    help="thread counts to measure (default: the protocol's, else the runtime's default)")

@@ -22,8 +22,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head to export (default: from config.json)")
-    p.add_argument("--format", required=True, choices=list(FORMATS),
-                   help="one of: %(choices)s (tflite is always static, executorch static unless --dynamic)")
+    p.add_argument("--format", required=True, choices=list(FORMATS), metavar="FORMAT",
+                   help="; ".join(f"{name}: {fmt.note}" for name, fmt in FORMATS.items()))
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
     p.add_argument("--seq-len", type=int, default=defaults.seq_len, help="sequence length (static) or example length")
     p.add_argument("--batch", type=int, default=defaults.batch)
@@ -43,19 +43,17 @@ def add_export(sub: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> int:
     from pocketbert.export import ExportOptions, export_model
 
-    if args.quantize:
-        from pocketbert.quantize import get_recipe
-
-        get_recipe(args.quantize, args.format)  # a recipe of another format is an error
-        args.source, args.recipe, args.exclude = args.model, args.quantize, []
-        from pocketbert.commands.quantize import run_quantize
-
-        return run_quantize(args)
-
     options = ExportOptions(
         seq_len=args.seq_len, batch=args.batch, static=args.static, dynamic=args.dynamic, opset=args.opset, atol=args.atol,
         ort=args.ort, optimize=args.optimize,
     )
+    if args.quantize:
+        from pocketbert.commands.quantize import run_quantize
+        from pocketbert.quantize import get_recipe
+
+        get_recipe(args.quantize, args.format)  # a recipe of another format is an error
+        args.source, args.recipe, args.exclude, args.export_options = args.model, args.quantize, [], options
+        return run_quantize(args)
     manifest = export_model(args.model, args.task, args.format, args.output, options, force=args.force)
     print(f"wrote {args.output}: {manifest['model_class']} as {manifest['format']} in {manifest['export_seconds']} s")
     for role, entry in manifest["files"].items():

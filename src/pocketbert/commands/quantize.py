@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pocketbert.commands.common import task_names
 from pocketbert.errors import PocketbertError
+from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH
 
 
 
@@ -32,7 +33,7 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
                    help="quantize one block at a time and rank blocks by the error they add")
     p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN",
                    help="keep matching layers in float (regex over node/tensor/module names)")
-    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--force", action="store_true")
     p.set_defaults(run=run_quantize)
 
@@ -44,9 +45,10 @@ def run_quantize(args: argparse.Namespace) -> int:
         return run_scan(args)
     if not args.output:
         raise PocketbertError("-o OUT_DIR is required (except with --scan)")
+    options = getattr(args, "export_options", None)  # export --quantize: every export option
     manifest = quantize_model(
         args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
-        exclude=tuple(args.exclude), seq_len=args.seq_len, force=args.force,
+        exclude=tuple(args.exclude), seq_len=None if options else args.seq_len, force=args.force, options=options,
     )
     print(f"wrote {args.output}: {manifest['model_class']} with {args.recipe}")
     for entry in manifest["files"].values():
@@ -75,7 +77,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
 # ---- pocketbert quantize-sweep ----------------------------------------------------------------------
 def add_sweep(sub: argparse._SubParsersAction) -> None:
-    from pocketbert.export import FORMATS
+    from pocketbert.formats import FORMATS
     from pocketbert.quantize.recipes import RECIPES
 
     p = sub.add_parser(
@@ -87,7 +89,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE")
     p.add_argument("--eval-data", metavar="FILE", help="labelled text (.tsv/.jsonl with text and label) for accuracy")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--runs", type=int, default=20, help="timed runs per file")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="sweep.json, sweep.md, sweep.png")
     p.set_defaults(run=run_sweep)

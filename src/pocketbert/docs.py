@@ -1,0 +1,51 @@
+"""docs/registry.md, written from the registries so the docs cannot drift from the code.
+
+``python -m pocketbert.docs`` rewrites it; a test fails when the file differs from what
+this renders (a format, recipe or architecture added without the docs following).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "registry.md"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def render() -> str:
+    from pocketbert.formats import FORMATS
+    from pocketbert.models.registry import ARCHITECTURES
+    from pocketbert.quantize.recipes import RECIPES
+
+    lines = ["# What pocketbert knows", "",
+             "Written by `python -m pocketbert.docs` from the registries (`models/registry.py`, "
+             "`formats/`, each format's recipes); `tests/test_docs.py` fails when it is stale.", "",
+             "## Architectures", ""]
+    lines += _table(["architecture", "paper", "tasks"],
+                    [[a.name, a.paper, ", ".join(a.tasks)] for a in ARCHITECTURES.values()])
+    lines += ["", "## Formats", "",
+              "One plugin each (`formats/<name>/`); `quantizes` says whether its recipes work on the "
+              "float file or on the PyTorch model.", ""]
+    lines += _table(["format", "files", "runtime", "shapes", "ids", "quantizes", "own options", "notes"],
+                    [[f.name, ", ".join(f.files.values()), f.runtime, f.shapes, f.input_dtype, f.quantizes,
+                      ", ".join("--" + o.replace("_", "-") for o in f.options) or "-", f.note]
+                     for f in FORMATS.values()])
+    lines += ["", "## Quantization recipes", ""]
+    lines += _table(["recipe", "format", "method", "weights", "activations", "per-channel", "calibration", "what"],
+                    [[r.name, r.format, r.method, r.weights, r.activations, "yes" if r.per_channel else "no",
+                      r.calibration or "-", r.description] for r in RECIPES.values()])
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    DOC.write_text(render(), encoding="utf-8")
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

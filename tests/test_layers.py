@@ -1,0 +1,62 @@
+"""The top-level parts form layers: no import cycle between them, function-level imports
+included (an import inside a function is still a dependency, only a later one)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from test_architectures_imports import find_cycle  # the same depth-first search for models/
+
+ROOT = Path(__file__).resolve().parents[1]
+# the parts, each a folder (or src/pocketbert module) importable as pocketbert.<part>
+PACKAGES = ("models", "runtime", "formats", "export", "quantize", "benchmarks")
+SRC = ROOT / "src" / "pocketbert"
+# lowest first: a part may import only parts before it (and the leaf utilities)
+LAYERS = ("models", "runtime", "formats", "export", "pipelines", "benchmarks", "quantize", "docs", "commands", "cli")
+LEAVES = {"errors", "atomic", "quiet", "textfile", "__init__"}
+
+
+def part_files() -> dict[str, list[Path]]:
+    parts = {name: sorted((ROOT / name).rglob("*.py")) for name in PACKAGES}
+    parts["commands"] = sorted((SRC / "commands").glob("*.py"))
+    for module in SRC.glob("*.py"):
+        parts[module.stem] = [module]
+    return parts
+
+
+def imported_parts(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            pieces = name.split(".")
+            if pieces[0] == "pocketbert" and len(pieces) > 1:
+                found.add(pieces[1])
+    return found
+
+
+def dependencies() -> dict[str, set[str]]:
+    parts = part_files()
+    return {part: {dep for f in files for dep in imported_parts(f) if dep != part and dep in parts}
+            for part, files in parts.items()}
+
+
+def test_no_import_cycle_between_top_level_parts():
+    graph = dependencies()
+    assert {"models", "runtime", "formats", "export", "quantize", "benchmarks", "commands"} <= set(graph)
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_parts_import_only_the_layers_below_them():
+    graph = dependencies()
+    for part, deps in graph.items():
+        if part in LEAVES:
+            assert deps <= LEAVES, f"{part} is a leaf utility but imports {sorted(deps - LEAVES)}"
+            continue
+        below = set(LAYERS[: LAYERS.index(part)]) | LEAVES
+        assert deps <= below, f"{part} imports {sorted(deps - below)}, which sit above it"
