@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.errors import PocketbertError
+from pocketbert.errors import PocketbertError, first_line
 
 SENTENCES = 32  # real sentences per file
 DYNAMIC_BATCH = 8  # sentences per call for graphs without a fixed batch
@@ -154,9 +154,8 @@ class _Guarded:
         except PocketbertError:
             raise
         except Exception as exc:
-            text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             shape = list(np.shape(inputs.get("input_ids")))
-            raise ValidationError(f"{self.name} fails to run input shape {shape} ({text})") from None
+            raise ValidationError(f"{self.name} fails to run input shape {shape} ({first_line(exc)})") from None
 
 
 # ---- real sentences ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pocketbert.errors import CheckpointError
+from pocketbert.errors import CheckpointError, first_line
 from pocketbert.models.config_base import CONFIG_NAME
 
 # what a hub snapshot needs: config, weights in either format, tokenizer files
@@ -46,7 +46,7 @@ def resolve(name_or_path: str | Path) -> Path:
     try:
         return Path(snapshot_download(repo_id=name, allow_patterns=HUB_PATTERNS))
     except Exception as exc:  # huggingface_hub raises a family of offline/HTTP/not-found errors
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise CheckpointError(
             f"{name}: no such directory, and not available from the Hugging Face hub or its cache ({reason})"
         ) from None

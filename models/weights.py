@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pocketbert.atomic import atomic_file
-from pocketbert.errors import CheckpointError
+from pocketbert.errors import CheckpointError, first_line
 from pocketbert.models.config_base import CONFIG_NAME
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -47,16 +47,11 @@ class CheckpointWarning(UserWarning):
 
 
 # ---- reading ------------------------------------------------------------------------------
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(path)
     except Exception as exc:  # safetensors raises SafetensorError, OSError, ValueError ...
-        raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(exc)})") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({first_line(exc)})") from None
 
 
 def _read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
@@ -64,7 +59,7 @@ def _read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
         # weights_only: a pickle can run code; only tensors and plain containers are allowed
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch weights file ({_one_line(exc)})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch weights file ({first_line(exc)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: does not hold a state dict of tensors")
     return state
@@ -74,7 +69,7 @@ def _read_index(index: Path, reader) -> dict[str, torch.Tensor]:
     try:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{index}: not a valid shard index ({_one_line(exc)})") from None
+        raise CheckpointError(f"{index}: not a valid shard index ({first_line(exc)})") from None
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(set(weight_map.values())):
         shard_path = index.parent / shard
