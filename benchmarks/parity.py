@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketbert.benchmarks import quality
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.runtime.format import DEFAULT_ATOL
 
 SENTENCES = 32  # real sentences per file
-DYNAMIC_BATCH = 8  # sentences per call for graphs without a fixed batch
 
 
 class ParityError(PocketbertError):
@@ -169,45 +170,15 @@ def corpus_sentences(count: int = SENTENCES) -> list[str]:
 
 
 def sentence_batches(tokenizer, spec, task: str, count: int = SENTENCES) -> list[dict[str, np.ndarray]]:
-    """Model inputs for corpus sentences: single sentences, or (sentence, next sentence)
-    pairs for tasks that read two texts, or a sentence with the following ones as choices
-    for multiple choice. Padded to the fixed shape of a static graph (a last partial batch
-    is filled up with sentences from the start); otherwise batches of DYNAMIC_BATCH padded
-    to their longest, at most the spec's sequence length."""
-    from pocketbert.models.vocab import corpus_lines
-
-    lines = corpus_lines()
-    firsts = corpus_sentences(count)
-    multiple_choice = task == "multiple-choice"
-    choices = (spec.choices if spec.static else 3) if multiple_choice else 1
-    if multiple_choice:
-        seconds = [[firsts[(i + k) % len(firsts)] for k in range(1, choices + 1)] for i in range(len(firsts))]
-    elif task in ("question-answering", "next-sentence-prediction"):
-        seconds = [[lines[(lines.index(line) + 1) % len(lines)]] for line in firsts]
-    else:
-        seconds = None
-    size = spec.batch if spec.static else DYNAMIC_BATCH
-    order = list(range(len(firsts)))
-    order += order[: (-len(order)) % size]
-    batches = []
-    for start in range(0, len(order), size):
-        chosen = order[start : start + size]
-        texts = [firsts[i] for i in chosen for _ in range(choices)]
-        pairs = None if seconds is None else [pair for i in chosen for pair in seconds[i]]
-        encoded = tokenizer(texts, pairs, truncation=True, max_length=spec.sequence,
-                            padding="max_length" if spec.static else True, return_tensors="np")
-        batch = {}
-        for name in spec.input_names:
-            value = np.asarray(encoded[name], dtype=np.int64)  # [B * C, S]
-            batch[name] = value.reshape(len(chosen), choices, -1) if multiple_choice else value
-        batches.append(batch)
-    return batches
+    """Model inputs for ``count`` corpus sentences, batched as ``quality.text_batches`` does
+    (pairs and choices from the following sentences, padded to a static graph's shape)."""
+    return quality.text_batches(tokenizer, spec, task, corpus_sentences(count))[0]
 
 
 def closeness(reference, candidate, batches, output_names, label: str) -> dict:
     """Per output over all batches, as ``agreement`` reports random inputs: max abs diff,
     mean abs diff, the lowest cosine, top-1 agreement (real tokens of per-token outputs)."""
-    from pocketbert.export.validate import OutputValuesError, compare
+    from pocketbert.export.validate import HIDDEN_OUTPUTS, OutputValuesError, compare
 
     totals: dict[str, dict[str, list[float]]] = {}
     for inputs in batches:
@@ -225,7 +196,7 @@ def closeness(reference, candidate, batches, output_names, label: str) -> dict:
             stats["max"].append(float(diff.max()) if diff.size else 0.0)
             stats["mean"].append(float(diff.mean()) if diff.size else 0.0)
             stats["cos"].append(float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
-            if a.ndim >= 2 and a.shape[-1] > 1 and keep.any():
+            if a.ndim >= 2 and a.shape[-1] > 1 and keep.any() and name not in HIDDEN_OUTPUTS:
                 stats["top1"].append(float((a.argmax(-1) == b.argmax(-1))[keep].sum()))
                 stats["tokens"].append(float(keep.sum()))
     return {
@@ -295,6 +266,33 @@ def threshold_failures(entry: dict, max_abs=None, min_top1=None, max_metric_drop
     return failures
 
 
+DEFAULT_GATES = {"float": {"max_abs": DEFAULT_ATOL}, "quantized": quality.FLOORS}
+
+
+def quality_failures(entry: dict, min_cosine=None, min_agreement=None, min_nn=None) -> list[str]:
+    """The real-text gates: pooled cosine mean (feature extraction), the task's agreement
+    metric, nearest-neighbour retention."""
+    found = entry.get("quality")
+    if not found:
+        return []
+    floors = {}
+    if min_cosine is not None:
+        floors["cosine_mean"] = min_cosine
+    if min_agreement is not None:
+        floors[quality.AGREEMENT_METRIC[found["task"]]] = min_agreement
+    if min_nn is not None:
+        floors["nn_retention"] = min_nn
+    return quality.floor_failures(found, floors)
+
+
+def default_gate_failures(entry: dict) -> list[str]:
+    """With no thresholds given, nothing different passes: a float file must match to
+    DEFAULT_ATOL, a quantized one must keep the documented quality floors on real text."""
+    if entry.get("quantization") is None:
+        return threshold_failures(entry, max_abs=DEFAULT_ATOL)
+    return quality.floor_failures(entry["quality"], quality.FLOORS) if entry.get("quality") else []
+
+
 # ---- the check ----------------------------------------------------------------------------------------
 def check_file(target: Target, model_dir, reference, data=None, seq_len=None, sentences: int = SENTENCES,
                eval_cache: dict | None = None) -> dict:
@@ -321,6 +319,7 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
         "sentences": None,
         "sentence_count": 0,
         "eval": None,
+        "quality": None,
         "failures": [],
     }
     try:
@@ -334,6 +333,10 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
         entry["sentences"] = closeness(reference, guarded, batches, spec.output_names, target.path.name)
     except ValidationError as exc:
         entry["failures"].append(f"corpus sentences: {' '.join(str(exc).split())}")
+    try:
+        entry["quality"] = quality.measure(target.manifest["task"], reference, guarded, tokenizer, spec)
+    except ValidationError as exc:
+        entry["failures"].append(f"real text: {' '.join(str(exc).split())}")
     if data is not None and not entry["failures"]:
         config = load_config(target.artifact.directory)
         try:
@@ -345,7 +348,8 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
 
 
 def parity(model_dir, artifacts, eval_data=None, max_abs=None, min_top1=None, seq_len=None,
-           max_metric_drop=None, sentences: int = SENTENCES) -> dict:
+           max_metric_drop=None, sentences: int = SENTENCES, min_cosine=None, min_agreement=None,
+           min_nn=None) -> dict:
     """Check every model file of ``artifacts`` against the checkpoint ``model_dir``.
 
     Returns {"model", "thresholds", "eval_data", "artifacts": [entry per file], "passed"};
@@ -356,6 +360,10 @@ def parity(model_dir, artifacts, eval_data=None, max_abs=None, min_top1=None, se
     from pocketbert.benchmarks.eval_data import read_eval_data
 
     check_thresholds(max_abs, min_top1, max_metric_drop)
+    for flag, value in (("--min-cosine", min_cosine), ("--min-agreement", min_agreement), ("--min-nn", min_nn)):
+        if value is not None and not 0 <= value <= 1:
+            raise ParityError(f"{flag} is a fraction between 0 and 1, got {value:g}")
+    explicit = any(v is not None for v in (max_abs, min_top1, max_metric_drop, min_cosine, min_agreement, min_nn))
     if not artifacts:
         raise ParityError("give at least one ARTIFACT (an export directory or a model file in one)")
     if seq_len is not None and seq_len < 3:
@@ -376,12 +384,18 @@ def parity(model_dir, artifacts, eval_data=None, max_abs=None, min_top1=None, se
         if task not in references:
             references[task] = load_reference(model_dir, task)
         entry = check_file(target, model_dir, references[task], data, seq_len, sentences, eval_cache)
-        entry["failures"] += threshold_failures(entry, max_abs, min_top1, max_metric_drop)
+        if explicit:
+            entry["failures"] += threshold_failures(entry, max_abs, min_top1, max_metric_drop)
+            entry["failures"] += quality_failures(entry, min_cosine, min_agreement, min_nn)
+        else:
+            entry["failures"] += default_gate_failures(entry)
         entry["passed"] = not entry["failures"]
         entries.append(entry)
     return {
         "model": str(model_dir),
-        "thresholds": {"max_abs": max_abs, "min_top1": min_top1, "max_metric_drop": max_metric_drop},
+        "thresholds": {"max_abs": max_abs, "min_top1": min_top1, "max_metric_drop": max_metric_drop,
+                       "min_cosine": min_cosine, "min_agreement": min_agreement, "min_nn": min_nn},
+        "default_gates": None if explicit else DEFAULT_GATES,
         "eval_data": data.describe() if data is not None else None,
         "sentences": sentences,
         "artifacts": entries,

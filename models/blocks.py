@@ -334,3 +334,21 @@ __all__ = [
     "sinusoidal_table",
     "split_heads",
 ]
+
+
+def ffn_output_linears(model: nn.Module) -> list[str]:
+    """Module paths of every feed-forward block's second projection (the Linear after the
+    activation): BERT-family DenseActivation -> DenseNorm pairs, DistilBERT's lin1 -> lin2.
+
+    These carry the outlier channels of a trained BERT (weights 18-44x their 99.9th
+    percentile, outputs near 200 against an RMS of 0.8; Bondarenko et al., EMNLP 2021), so
+    int8 recipes keep them in float. SqueezeBERT's are 1x1 convolutions, not Linears."""
+    paths = []
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        output = getattr(module, "output", None)
+        if isinstance(getattr(module, "intermediate", None), DenseActivation) and isinstance(output, DenseNorm):
+            paths.append(f"{prefix}output.dense")
+        elif isinstance(getattr(module, "lin1", None), nn.Linear) and isinstance(getattr(module, "lin2", None), nn.Linear):
+            paths.append(f"{prefix}lin2")
+    return paths

@@ -26,6 +26,8 @@ from pocketbert.errors import PocketbertError
 
 CORPUS_FILE = "corpus_en.txt"
 PIECES_FILE = "wordpieces_en.txt"
+HELDOUT_FILE = "heldout_en.txt"
+SENTIMENT_FILE = "sentiment_en.tsv"
 SPECIAL_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
 RESERVED = 104  # ids 0..103: specials and the first 99 [unusedN], as in BERT's vocab
 # every printable ASCII character gets a piece, so no English text maps to [UNK]
@@ -40,6 +42,19 @@ def _data_lines(name: str) -> list[str]:
 def corpus_lines() -> list[str]:
     """The project's English corpus, one sentence per line (also the default calibration text)."""
     return _data_lines(CORPUS_FILE)
+
+
+def heldout_lines() -> list[str]:
+    """240 held-out English sentences the project wrote (never calibration text), about a
+    third in paraphrase pairs and triples: the default text int8 quality is measured on."""
+    return _data_lines(HELDOUT_FILE)
+
+
+def sentiment_rows() -> list[tuple[str, str]]:
+    """400 labelled (text, positive|negative) reviews the project wrote: fitting and
+    checking a classifier head on a real encoder."""
+    rows = [line.split("\t") for line in _data_lines(SENTIMENT_FILE)[1:]]
+    return [(text, label) for text, label in rows]
 
 
 def learned_pieces() -> list[str]:

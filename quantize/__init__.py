@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from pocketbert.atomic import atomic_directory, refuse_existing
+from pocketbert.benchmarks import quality
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import get_format, runner_for_file
 from pocketbert.quantize.recipes import RECIPES, Recipe, get_recipe
@@ -58,9 +59,11 @@ def quantize_model(
     seq_len: int | None = None,
     force: bool = False,
     options: ExportOptions | None = None,
+    eval_texts: list[str] | None = None,
 ) -> dict:
     """``options`` are the export options of the float model (``seq_len`` alone is a
-    shorthand for ``ExportOptions(seq_len=...)``)."""
+    shorthand for ``ExportOptions(seq_len=...)``). Quality against the float file is
+    measured on ``eval_texts`` (default: the held-out sentences) with the task's metric."""
     from pocketbert.export.validate import agreement
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer
@@ -98,13 +101,17 @@ def quantize_model(
             files, details = fmt.quantize(job)
             seconds = time.perf_counter() - start
             reference = runner_for_file(float_file, manifest)
+            tokenizer = _tokenizer_or_none(artifact.directory)
             entries = {}
             for role, name in files.items():
                 candidate = runner_for_file(tmp / name, manifest)
                 entries[role] = {
                     "path": name, "sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size,
                     "float_bytes": manifest["files"]["model"]["bytes"],
+                    # random ids: the numerical check; "quality": real text, the task's metric
                     "agreement_with_float": agreement(reference, candidate, spec, config.vocab_size, label=name),
+                    "quality": None if tokenizer is None else quality.measure(
+                        manifest["task"], reference, candidate, tokenizer, spec, eval_texts),
                 }
             for extra in ["config.json", *manifest.get("tokenizer_files", [])]:
                 shutil.copyfile(artifact.directory / extra, tmp / extra)
@@ -126,6 +133,16 @@ def quantize_model(
             }
             write_manifest(tmp, json.loads(json.dumps(quantized, default=str)))
     return quantized
+
+
+def _tokenizer_or_none(directory: Path):
+    """The artifact's tokenizer; None when it was exported without one (no real text then)."""
+    from pocketbert.models.tokenizer import load_tokenizer
+
+    try:
+        return load_tokenizer(directory)
+    except PocketbertError:
+        return None
 
 
 def _pytorch_model(source, manifest):

@@ -38,11 +38,11 @@ def model_blocks(model) -> list[tuple[str, list[str]]]:
 
 
 def scan(source, recipe_name: str, task: str | None = None, seq_len: int = DEFAULT_SEQUENCE_LENGTH,
-         calibration_file=None) -> list[dict]:
+         calibration_file=None, eval_texts: list[str] | None = None) -> list[dict]:
     from pocketbert.export import ExportOptions, export_loaded
     from pocketbert.formats import get_format
     from pocketbert.models import load_model
-    from pocketbert.quantize import get_recipe, quantize_model
+    from pocketbert.quantize import get_recipe
     from pocketbert.runtime.artifact import is_artifact
 
     recipe = get_recipe(recipe_name)
@@ -50,22 +50,43 @@ def scan(source, recipe_name: str, task: str | None = None, seq_len: int = DEFAU
     if is_artifact(source):
         raise PocketbertError("--scan starts from a checkpoint (it needs the module structure)")
     model = load_model(source, task=task)
-    blocks = [
-        (label, fmt.block_pattern(model, paths)) for label, paths in model_blocks(model)
-    ]
-    rows = []
+    options = ExportOptions(seq_len=seq_len)
     with tempfile.TemporaryDirectory(prefix="pocketbert-scan-") as work:
         base = source
         if fmt.quantizes == "file":  # export the float graph once
             base = Path(work) / "float"
-            export_loaded(model, recipe.format, base, ExportOptions(seq_len=seq_len), source=str(source))
+            export_loaded(model, recipe.format, base, options, source=str(source))
+        return scan_blocks(base, recipe_name, model, options, calibration_file, eval_texts)
+
+
+def scan_blocks(base, recipe_name: str, model, options, calibration_file=None, eval_texts=None) -> list[dict]:
+    """One row per block of ``model``, worst first, quantizing ``base`` (the float export,
+    or the checkpoint for formats that quantize the model) with only that block in int8."""
+    from pocketbert.formats import get_format
+    from pocketbert.quantize import get_recipe, quantize_model
+
+    fmt = get_format(get_recipe(recipe_name).format)
+    blocks = [(label, fmt.block_pattern(model, paths)) for label, paths in model_blocks(model)]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pocketbert-scan-") as work:
         for index, (label, pattern) in enumerate(blocks):
             others = tuple(p for other, p in blocks if other != label)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a block's pattern may match no quantizable node
                 manifest = quantize_model(base, recipe_name, Path(work) / f"q{index}", task=model.task,
-                                          calibration_file=calibration_file, exclude=others, seq_len=seq_len)
+                                          calibration_file=calibration_file, exclude=others, options=options,
+                                          eval_texts=eval_texts)
             output, figures = next(iter(manifest["files"]["model"]["agreement_with_float"].items()))
-            rows.append({"block": label, "output": output, **figures})
-    rows.sort(key=lambda row: -row["mean_abs_diff"])
+            real = manifest["files"]["model"].get("quality") or {}
+            rows.append({"block": label, "pattern": pattern, "output": output, **figures,
+                         "real_text": real.get(_ranking_figure(model.task)), "quality": real})
+    # worst first: by the task's figure on real text, else by the error on random ids
+    rows.sort(key=lambda row: (row["real_text"] if row["real_text"] is not None else 1.0, -row["mean_abs_diff"]))
     return rows
+
+
+def _ranking_figure(task: str) -> str:
+    """Pooled cosine for embeddings (finer than neighbour retention), else the task's agreement."""
+    from pocketbert.benchmarks.quality import AGREEMENT_METRIC
+
+    return "cosine_mean" if task == "feature-extraction" else AGREEMENT_METRIC[task]

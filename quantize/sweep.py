@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from pocketbert.errors import PocketbertError
+from pocketbert.benchmarks import quality
 from pocketbert.quantize.recipes import RECIPES
 from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH
 
@@ -61,6 +62,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                 entry = manifest["files"]["model"]
                 closeness = {"max_abs_diff": entry["validation"]["max_abs_diff"], "mean_abs_diff": None,
                              "top1_agreement": 1.0}
+                real = {}
             else:
                 # recipes that quantize the PyTorch model start from it, the others from the float file
                 base = model if get_format(fmt).quantizes == "model" else floats[fmt]
@@ -73,6 +75,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                     continue
                 entry = manifest["files"]["model"]
                 closeness = next(iter(entry["agreement_with_float"].values()))
+                real = entry.get("quality") or {}
             runner = open_runner(target, threads=threads)
             inputs = _timing_inputs(runner, target)
             timing = latency.measure(runner, inputs, runs=runs)
@@ -81,6 +84,9 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                 "latency_median_ms": round(timing["median_ms"], 2), "latency_p90_ms": round(timing["p90_ms"], 2),
                 "max_abs_diff": closeness["max_abs_diff"], "mean_abs_diff": closeness["mean_abs_diff"],
                 "top1_agreement": closeness["top1_agreement"],
+                # real text (held-out sentences) with the task's metric; float rows are the reference
+                "real_text_agreement": real.get(quality.AGREEMENT_METRIC[manifest["task"]], 1.0 if recipe is None else None),
+                "real_text_cosine_mean": real.get("cosine_mean"),
             }
             if data:
                 row["accuracy"] = classification_accuracy(pipeline("text-classification", target, threads=threads),
@@ -116,7 +122,8 @@ def write_reports(rows: list[dict], out_dir: Path, threads: int, seq_len: int) -
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "sweep.json").write_text(json.dumps({"threads": threads, "seq_len": seq_len, "rows": rows}, indent=2) + "\n")
-    columns = ["format", "recipe", "size_mb", "latency_median_ms", "latency_p90_ms", "max_abs_diff", "top1_agreement"]
+    columns = ["format", "recipe", "size_mb", "latency_median_ms", "latency_p90_ms", "max_abs_diff", "top1_agreement",
+               "real_text_agreement", "real_text_cosine_mean"]
     columns += [c for c in ("accuracy", "accuracy_delta") if any(c in row for row in rows)]
 
     lines = [markdown_table(columns, rows)]
@@ -124,17 +131,18 @@ def write_reports(rows: list[dict], out_dir: Path, threads: int, seq_len: int) -
     lines += [""] + [f"- {row['format']} {row['recipe']} failed: {row['error']}" for row in failed] if failed else []
     rows = [row for row in rows if "error" not in row]
     (out_dir / "sweep.md").write_text(f"Quantization sweep, seq {seq_len}, {threads} thread(s)\n\n" + "\n".join(lines) + "\n")
-    quality = "accuracy" if "accuracy" in rows[0] else "top1_agreement"
+    shown = "accuracy" if "accuracy" in rows[0] else "real_text_agreement"
+    rows = [row for row in rows if row.get(shown) is not None]  # no tokenizer: no real text
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for fmt in dict.fromkeys(r["format"] for r in rows):
         chosen = [r for r in rows if r["format"] == fmt]
-        axes.scatter([r["latency_median_ms"] for r in chosen], [r[quality] for r in chosen],
+        axes.scatter([r["latency_median_ms"] for r in chosen], [r[shown] for r in chosen],
                      s=[max(20.0, r["size_mb"] * 3) for r in chosen], alpha=0.6, label=fmt)
         for r in chosen:
-            axes.annotate(r["recipe"], (r["latency_median_ms"], r[quality]), fontsize=6)
+            axes.annotate(r["recipe"], (r["latency_median_ms"], r[shown]), fontsize=6)
     axes.set_xlabel(f"median latency (ms), seq {seq_len}, {threads} thread(s)")
-    axes.set_ylabel(quality.replace("_", " "))
-    axes.set_title("recipes: latency vs " + quality.replace("_", " ") + " (marker area ~ size)")
+    axes.set_ylabel(shown.replace("_", " "))
+    axes.set_title("recipes: latency vs " + shown.replace("_", " ") + " (marker area ~ size)")
     axes.legend()
     figure.tight_layout()
     figure.savefig(out_dir / "sweep.png", dpi=120)

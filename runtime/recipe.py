@@ -15,7 +15,7 @@ class Recipe:
     name: str
     format: str  # onnx | tflite | torchscript | executorch
     method: str  # dynamic | static | weight_only | float16
-    weights: str = "int8"  # int8 | float16
+    weights: str = "int8"  # int8 | uint8 | float16
     activations: str = "float32"  # float32 (dynamic range: int8 at run time) | int8 | int16
     per_channel: bool = False
     calibration: str | None = None  # static recipes: minmax | entropy | percentile | histogram
@@ -24,6 +24,9 @@ class Recipe:
     # (-10000 on padded keys) would otherwise set the int8 range of the scores: one step of
     # ~40, every real score in one bucket, attention uniform, accuracy at chance.
     float_softmax: bool = False
+    # static recipes: keep the ops that carry BERT's outlier channels in float (the FFN output,
+    # residual adds, LayerNorm, GELU, batch matmuls: see each format's quantizer)
+    float_outliers: bool = False
     io: str = "float"  # tflite static: float32 outputs, or the int8 codes (app dequantizes)
     description: str = ""
 

@@ -27,7 +27,10 @@ for arch in $($pb models --names); do
   echo "== the int8 file classifies: $($pb run --task text-classification --model "$dir/tflite-dynamic-int8" "$text")"
   $pb parity "$dir/checkpoint" "$dir/onnx" "$dir/torchscript" "$dir/tflite" --max-abs 1e-4 \
     --json "$report/parity-$arch.json"                       # fp32: gated
-  $pb parity "$dir/checkpoint" "$dir/tflite-dynamic-int8" --json "$report/parity-$arch-int8.json"  # reported
+  # int8: the default gates (quality floors on real text); random weights give flat logits,
+  # so a miss is reported here, not fatal (tests/test_real_weights.py gates a real checkpoint)
+  $pb parity "$dir/checkpoint" "$dir/tflite-dynamic-int8" --json "$report/parity-$arch-int8.json" \
+    || echo "-- $arch int8 under the default quality floors (random weights): $report/parity-$arch-int8.json"
   echo "-- $arch done at $((SECONDS - start)) s"
 done
 $pb bench --protocol all --work-dir "$models" --runtimes tflite onnx torchscript pytorch --threads 1 2 \

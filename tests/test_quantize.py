@@ -207,3 +207,38 @@ def test_export_with_quantize_honours_every_export_option(checkpoint, tmp_path):
     assert main(["export", str(checkpoint), "--format", "tflite", "--quantize", "tflite-dynamic-int8", "--ort",
                  "-o", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_target_writes_the_fastest_file_meeting_it_and_escalates_to_float_blocks(tmp_path, monkeypatch):
+    from pocketbert.quantize.target import parse_target, quantize_to_target
+
+    source = tmp_path / "bert"
+    create_checkpoint("bert", source, task="text-classification", layers=1, seed=2)
+    recipes = ["onnx-dynamic-int8-per-tensor", "onnx-dynamic-int8-per-channel"]
+    manifest = quantize_to_target(source, "onnx", "agreement>=0.9", tmp_path / "best", seq_len=SEQ,
+                                  recipe_names=recipes)
+    search = manifest["quantization"]["target_search"]
+    assert search["target"] == {"metric": "label_agreement", "floor": 0.9}
+    assert [c["recipe"] for c in search["candidates"]] == recipes
+    meeting = [c for c in search["candidates"] if c["label_agreement"] >= 0.9]
+    assert search["chosen"] == min(meeting, key=lambda c: c["median_ms"])["candidate"]
+    chosen = next(c for c in search["candidates"] if c["candidate"] == search["chosen"])
+    assert chosen["held_out"]["label_agreement"] >= 0.9 and chosen["held_out"]["sentences"] == 120
+    assert (tmp_path / "best" / "model.onnx").is_file()
+    # a target no recipe meets: blocks kept in float, worst first, until it holds or the limit
+    # (every candidate made to miss it, to follow the search to its end)
+    from pocketbert.benchmarks import quality
+
+    real = quality.measure
+    monkeypatch.setattr(quality, "measure", lambda *a, **k: {**real(*a, **k), "label_agreement": 0.5})
+    seen = []
+    with pytest.raises(PocketbertError, match="no onnx file meets label_agreement>=0.9: the best was"):
+        quantize_to_target(source, "onnx", "agreement>=0.9", tmp_path / "never", seq_len=SEQ, max_float_blocks=1,
+                           recipe_names=recipes[:1], progress=seen.append)
+    assert seen[0].startswith("onnx-dynamic-int8-per-tensor:") and " + " in seen[-1]  # a block kept float
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(PocketbertError, match="has no figure 'cosine_mean'"):
+        parse_target("cosine_mean>=0.9", "text-classification")
+    with pytest.raises(PocketbertError, match="write it as METRIC>=VALUE"):
+        parse_target("cosine", "feature-extraction")

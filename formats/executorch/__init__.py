@@ -23,8 +23,8 @@ class ExecutorchFormat(Format):
     quantizes = "model"
     note = "static unless --dynamic (batch 1-8, any length); optional extra"
     recipes = (
-        Recipe("executorch-dynamic-int8", "executorch", "dynamic", per_channel=True,
-               description="int8 per-channel Linear/Conv weights, activations quantized at run time (XNNPACK)"),
+        Recipe("executorch-dynamic-int8", "executorch", "dynamic", per_channel=True, float_outliers=True,
+               description="int8 per-channel Linear/Conv weights, activations at run time (XNNPACK); FFN outputs float"),
         Recipe("executorch-static-int8", "executorch", "static", float_softmax=True, activations="int8",
                per_channel=True, calibration="histogram",
                description="int8 weights and activations (mask add and softmax in float), calibrated"),

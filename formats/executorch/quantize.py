@@ -69,9 +69,10 @@ def lift_scalars_keeping_dtype(model: torch.fx.GraphModule) -> torch.fx.GraphMod
     return model
 
 
-def quantizer_for(recipe: Recipe, graph: torch.fx.GraphModule, input_names, exclude: list[str]):
+def quantizer_for(recipe: Recipe, graph: torch.fx.GraphModule, input_names, exclude: list[str], model=None):
     """An XNNPACKQuantizer configured by the recipe, with our scalar transform and a filter
-    keeping in float what ``kept_float`` names and the modules ``exclude`` matches; and
+    keeping in float what ``kept_float`` names, the modules ``exclude`` matches and (recipes with
+    float_outliers) the FFN outputs of ``model``, the module the graph was exported from; and
     those node names by reason (for the manifest)."""
     xnnpack = executorch_export.require("executorch.backends.xnnpack.quantizer.xnnpack_quantizer")
 
@@ -80,6 +81,10 @@ def quantizer_for(recipe: Recipe, graph: torch.fx.GraphModule, input_names, excl
     kept = kept_float(graph, input_names, recipe.float_softmax)
     names = {name for group in kept.values() for name in group}
     patterns = [re.compile(p) for p in exclude]
+    if recipe.float_outliers and model is not None:
+        from pocketbert.models.blocks import ffn_output_linears
+
+        patterns += [re.compile(f"^{re.escape(path)}$") for path in ffn_output_linears(model)]
 
     def quantize_node(node: torch.fx.Node) -> bool:
         if node.name in names:
@@ -159,7 +164,7 @@ def quantize_executorch(
     vocab = model.config.vocab_size
     program = executorch_export.export_program(TupleOutputs(model).eval(), spec, vocab)
     graph = program.module()
-    quantizer, kept = quantizer_for(recipe, graph, spec.input_names, exclude)
+    quantizer, kept = quantizer_for(recipe, graph, spec.input_names, exclude, model)
     examples = [example_args(spec, vocab)] if calibration is None else [
         tuple(torch.from_numpy(np.asarray(row[name], dtype=np.int64)) for name in spec.input_names)
         for row in calibration

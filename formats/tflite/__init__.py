@@ -26,9 +26,10 @@ class TfliteFormat(Format):
                description="dynamic-range int8 (weights int8, activations quantized at run time)"),
         Recipe("tflite-weight-only-int8", "tflite", "weight_only", per_channel=True,
                description="int8 weights dequantized to float at load: smaller file, float compute"),
-        Recipe("tflite-static-int8", "tflite", "static", float_softmax=True, activations="int8", per_channel=True,
-               calibration="minmax",
-               description="int8 weights and activations (float I/O; mask add and softmax in float), calibrated"),
+        Recipe("tflite-static-int8", "tflite", "static", float_softmax=True, float_outliers=True, activations="int8",
+               per_channel=True, calibration="minmax",
+               description="int8 weights and activations, calibrated; mask add, softmax and the ops carrying "
+                           "outlier channels (FFN output, residual adds, LayerNorm, GELU, batch matmul) in float"),
         Recipe("tflite-full-integer-int8", "tflite", "static", activations="int8", per_channel=True, calibration="minmax",
                io="int8", description="every op int8, int8 logits out: for integer-only accelerators"),
         Recipe("tflite-static-a16w8", "tflite", "static", float_softmax=True, activations="int16", per_channel=True,

@@ -21,10 +21,12 @@ class TorchScriptFormat(Format):
     bench_role = "lite"  # the lite-interpreter file PyTorch Mobile loads
     note = "traced .pt and lite-interpreter .ptl (PyTorch Mobile)"
     recipes = (
-        Recipe("torchscript-dynamic-int8-qnnpack", "torchscript", "dynamic", engine="qnnpack",
-               description="int8 Linear weights packed for QNNPACK (ARM phones)"),
-        Recipe("torchscript-dynamic-int8-x86", "torchscript", "dynamic", engine="x86",
-               description="int8 Linear weights packed for x86 (FBGEMM/oneDNN): for measuring here"),
+        Recipe("torchscript-dynamic-int8-qnnpack", "torchscript", "dynamic", engine="qnnpack", per_channel=True,
+               float_outliers=True,
+               description="per-channel int8 Linear weights packed for QNNPACK (ARM phones); FFN outputs float"),
+        Recipe("torchscript-dynamic-int8-x86", "torchscript", "dynamic", engine="x86", per_channel=True,
+               float_outliers=True,
+               description="per-channel int8 Linear weights packed for x86 (FBGEMM/oneDNN), FFN outputs float"),
     )
 
     def export(self, model, spec, directory: Path, options: ExportOptions):

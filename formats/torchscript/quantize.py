@@ -26,7 +26,9 @@ def quantize_linears(recipe: Recipe, model: PreTrainedModel, exclude: list[str])
     """A dynamically quantized copy of ``model`` (Linear layers not matched by ``exclude``)."""
     import copy
 
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    from pocketbert.models.blocks import ffn_output_linears
 
     # modules whose weights forward reads directly (MobileBERT's MLM decoder) stay float
     float_only = {
@@ -34,7 +36,10 @@ def quantize_linears(recipe: Recipe, model: PreTrainedModel, exclude: list[str])
         for name, module in model.named_modules()
         for child in getattr(module, "float_only_children", ())
     }
-    chosen = {name: default_dynamic_qconfig for name in linear_names(model)
+    if recipe.float_outliers:
+        float_only |= set(ffn_output_linears(model))
+    qconfig = per_channel_dynamic_qconfig if recipe.per_channel else default_dynamic_qconfig
+    chosen = {name: qconfig for name in linear_names(model)
               if name not in float_only and not any(re.search(p, name) for p in exclude)}
     torch.backends.quantized.engine = recipe.engine
     with warnings.catch_warnings():

@@ -45,6 +45,12 @@ def add_parity(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-top1", type=float, metavar="Y", help="fail when a top-1 agreement (0..1) is under Y")
     p.add_argument("--max-metric-drop", type=float, metavar="P",
                    help="with --eval-data: fail when a file's metric is more than P points under PyTorch's")
+    p.add_argument("--min-cosine", type=float, metavar="C",
+                   help="feature extraction: fail when the mean pooled-embedding cosine on real text is under C")
+    p.add_argument("--min-agreement", type=float, metavar="A",
+                   help="fail when the task's agreement on real text (labels, tokens, masked top-1, spans, "
+                        "nearest neighbours) is under A")
+    p.add_argument("--min-nn", type=float, metavar="N", help="feature extraction: nearest-neighbour retention floor")
     p.add_argument("--seq-len", type=int, metavar="N",
                    help="sequence length for files without a fixed one (default: their export length)")
     p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
@@ -97,11 +103,20 @@ def format_report(report: dict) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     lines = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    from pocketbert.benchmarks import quality
+
+    lines.append("")
+    lines += [f"{entry['file']}: {entry['task']} quality on real text: {quality.summary(entry['quality'])}"
+              for entry in report["artifacts"] if entry.get("quality")]
     failed = [entry for entry in report["artifacts"] if not entry["passed"]]
     if failed:
         lines.append("")
         lines += [f"FAIL {entry['file']}: {failure}" for entry in failed for failure in entry["failures"]]
     thresholds = ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in report["thresholds"].items() if v is not None)
+    if report.get("default_gates"):
+        floors = ", ".join(f"{k} {v:g}" for k, v in report["default_gates"]["quantized"].items())
+        thresholds = (f"default gates: float max abs {report['default_gates']['float']['max_abs']:g}, "
+                      f"quantized on real text {floors}")
     count = len(report["artifacts"])
     verdict = (f"parity passed: {count} file(s)" if not failed
                else f"parity FAILED: {len(failed)} of {count} file(s)")
@@ -122,7 +137,8 @@ def run_parity(args: argparse.Namespace) -> int:
 
     report = parity(
         args.model, args.artifacts, eval_data=args.eval_data, max_abs=args.max_abs, min_top1=args.min_top1,
-        seq_len=args.seq_len, max_metric_drop=args.max_metric_drop,
+        seq_len=args.seq_len, max_metric_drop=args.max_metric_drop, min_cosine=args.min_cosine,
+        min_agreement=args.min_agreement, min_nn=args.min_nn,
     )
     print(format_report(report))
     if args.json:

@@ -25,10 +25,21 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
         "calibration and the agreement with the float model.",
     )
     p.add_argument("source", metavar="ARTIFACT_OR_MODEL")
-    p.add_argument("--recipe", required=True, choices=list(RECIPES), metavar="RECIPE", help="one of: %(choices)s")
+    from pocketbert.formats import FORMATS
+
+    p.add_argument("--recipe", choices=list(RECIPES), metavar="RECIPE", help="one of: %(choices)s")
+    p.add_argument("--format", choices=list(FORMATS), metavar="FORMAT",
+                   help="with --target: search this format's recipes (one of: %(choices)s)")
+    p.add_argument("--target", metavar="METRIC>=VALUE",
+                   help="write the fastest file of --format keeping this quality on real text, e.g. "
+                        "cosine_mean>=0.995 or agreement>=0.98 (recipes, then blocks kept in float)")
+    p.add_argument("--threads", type=int, default=1, help="with --target: threads the candidates are timed with")
     p.add_argument("-o", "--output", metavar="OUT_DIR", help="the quantized export (with --scan: a JSON report)")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
     p.add_argument("--calibration", metavar="FILE", help=".txt (a line each), .jsonl or .tsv with a text column")
+    p.add_argument("--eval-text", metavar="FILE",
+                   help="real sentences to measure quality on (.txt a line each, .jsonl/.tsv with a text column; "
+                        "default: 240 held-out sentences, never the calibration text)")
     p.add_argument("--scan", action="store_true",
                    help="quantize one block at a time and rank blocks by the error they add")
     p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN",
@@ -39,8 +50,13 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
+    from pocketbert.benchmarks import quality
     from pocketbert.quantize import quantize_model
 
+    if getattr(args, "target", None) or getattr(args, "format", None) and not getattr(args, "quantize", None):
+        return run_target(args)
+    if not args.recipe:
+        raise PocketbertError("give --recipe RECIPE, or --format FORMAT --target METRIC>=VALUE")
     if getattr(args, "scan", False):
         return run_scan(args)
     if not args.output:
@@ -49,16 +65,40 @@ def run_quantize(args: argparse.Namespace) -> int:
     manifest = quantize_model(
         args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
         exclude=tuple(args.exclude), seq_len=None if options else args.seq_len, force=args.force, options=options,
+        eval_texts=quality.read_eval_texts(args.eval_text) if getattr(args, "eval_text", None) else None,
     )
     print(f"wrote {args.output}: {manifest['model_class']} with {args.recipe}")
     for entry in manifest["files"].values():
+        print(f"  {entry['path']:<12} {entry['bytes'] / 1e6:7.1f} MB (float {entry['float_bytes'] / 1e6:.1f})")
+        found = entry.get("quality")
+        print(f"    {manifest['task']} quality vs float: "
+              + (quality.summary(found) if found else "not measured (the artifact has no tokenizer)"))
         for output, figures in entry["agreement_with_float"].items():
-            top1 = figures["top1_agreement"]
-            print(
-                f"  {entry['path']:<12} {entry['bytes'] / 1e6:7.1f} MB (float {entry['float_bytes'] / 1e6:.1f})  {output}: "
-                f"max abs diff {figures['max_abs_diff']:.3g}, cosine {figures['cosine']:.4f}"
-                + (f", top-1 agreement {top1:.3f}" if top1 is not None else "")
-            )
+            print(f"    random ids (numerical check) {output}: max abs diff {figures['max_abs_diff']:.3g}, "
+                  f"mean abs diff {figures['mean_abs_diff']:.3g}")
+    return 0
+
+
+def run_target(args: argparse.Namespace) -> int:
+    from pocketbert.benchmarks import quality
+    from pocketbert.quantize.target import quantize_to_target
+
+    if args.recipe or not (args.format and args.target and args.output):
+        raise PocketbertError("--target takes --format FORMAT and -o OUT_DIR, and no --recipe (it picks one)")
+    manifest = quantize_to_target(
+        args.source, args.format, args.target, args.output, task=args.task, calibration_file=args.calibration,
+        seq_len=args.seq_len, threads=args.threads, force=args.force, progress=lambda line: print(f"  {line}", file=sys.stderr),
+        eval_texts=quality.read_eval_texts(args.eval_text) if args.eval_text else None,
+    )
+    search = manifest["quantization"]["target_search"]
+    metric = search["target"]["metric"]
+    print(f"{'candidate':<48} {metric:>16} {'ms':>9} {'MB':>7}   (tuning half, {search['threads']} thread(s))")
+    for row in search["candidates"]:
+        value = "-" if row[metric] is None else f"{row[metric]:.4f}"
+        print(f"{row['candidate']:<48} {value:>16} {row.get('median_ms', float('nan')):>9.2f} {row['bytes'] / 1e6:>7.1f}")
+    chosen = next(row for row in search["candidates"] if row["candidate"] == search["chosen"])
+    print(f"wrote {args.output}: {search['chosen']}, {metric} {chosen['held_out'][metric]:.4f} on "
+          f"{search['held_out_sentences']} held-out sentences (target {search['target']['floor']:g})")
     return 0
 
 
@@ -66,10 +106,12 @@ def run_scan(args: argparse.Namespace) -> int:
     from pocketbert.quantize.scan import scan
 
     rows = scan(args.source, args.recipe, task=args.task, seq_len=args.seq_len, calibration_file=args.calibration)
-    print(f"{'block':<24} {'mean abs diff':>14} {'max abs diff':>13} {'top-1':>7}   (worst first, {args.recipe})")
+    print(f"{'block':<24} {'real text':>10} {'mean abs diff':>14} {'max abs diff':>13} {'top-1':>7}   "
+          f"(worst first, {args.recipe}; real text: the task's figure on held-out sentences)")
     for row in rows:
         top1 = "-" if row["top1_agreement"] is None else f"{row['top1_agreement']:.3f}"
-        print(f"{row['block']:<24} {row['mean_abs_diff']:>14.4g} {row['max_abs_diff']:>13.4g} {top1:>7}")
+        real = "-" if row["real_text"] is None else f"{row['real_text']:.4f}"
+        print(f"{row['block']:<24} {real:>10} {row['mean_abs_diff']:>14.4g} {row['max_abs_diff']:>13.4g} {top1:>7}")
     if args.output:
         Path(args.output).write_text(json.dumps({"recipe": args.recipe, "blocks": rows}, indent=2) + "\n")
     return 0

@@ -1,0 +1,218 @@
+"""Does a quantized (or exported) file keep the model's *quality* on real text? Task metrics,
+not only numbers.
+
+Random ids and max-abs diffs show that a file is numerically close; they said "agreement
+1.000" for static int8 files that destroyed a real encoder (pooled cosine 0.80). So every
+quantized artifact, the sweep and ``parity`` measure on real sentences (by default 240
+held-out ones the project wrote, never the calibration corpus) with the metric that fits
+the task:
+
+- feature-extraction: mask-mean-pooled sentence embeddings, cosine to the reference per
+  sentence (min, 5th percentile, mean) and nearest-neighbour retention (the share of
+  sentences whose nearest neighbour among all of them is unchanged);
+- text-classification, next-sentence-prediction, multiple-choice: label agreement;
+- token-classification: per-token label agreement (real tokens);
+- fill-mask, pretraining: one real token per sentence masked; top-1 agreement and top-5
+  overlap of the prediction there;
+- question-answering: exact agreement and token F1 of the best span.
+
+``FLOORS`` are the documented quality floors ``parity`` gates int8 files on by default.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DYNAMIC_BATCH = 8  # sentences per call for graphs without a fixed batch
+
+# The metric a task is gated on ("agreement"), and the floors quantized files must keep.
+# A different model scores ~0.05 pooled cosine and chance-level agreement: far below all.
+AGREEMENT_METRIC = {
+    "feature-extraction": "nn_retention",
+    "text-classification": "label_agreement",
+    "next-sentence-prediction": "label_agreement",
+    "multiple-choice": "label_agreement",
+    "token-classification": "token_agreement",
+    "fill-mask": "top1_agreement",
+    "pretraining": "top1_agreement",
+    "question-answering": "span_exact",
+}
+FLOORS = {"cosine_mean": 0.99, "cosine_min": 0.95, "nn_retention": 0.90, "label_agreement": 0.95,
+          "token_agreement": 0.95, "top1_agreement": 0.90, "span_exact": 0.90}
+PAIRED_TASKS = ("question-answering", "next-sentence-prediction")
+
+
+def default_texts() -> list[str]:
+    from pocketbert.models.vocab import heldout_lines
+
+    return heldout_lines()
+
+
+def read_eval_texts(path) -> list[str]:
+    """Sentences from a user's file (.txt a line each, .jsonl/.tsv with a text column)."""
+    from pocketbert.quantize.calibration import read_texts
+
+    return [text for text, _ in read_texts(path)]
+
+
+def text_batches(tokenizer, spec, task: str, texts: list[str]) -> tuple[list[dict[str, np.ndarray]], int]:
+    """Model inputs for ``texts`` and how many rows are real: single sentences, (sentence,
+    next sentence) pairs for tasks that read two texts, or a sentence with the following
+    ones as choices for multiple choice. Padded to the fixed shape of a static graph (a last
+    partial batch is filled up with sentences from the start, dropped again by
+    ``figures``); otherwise batches of DYNAMIC_BATCH padded to their longest. fill-mask and
+    pretraining inputs get the middle real token of each sentence masked."""
+    multiple_choice = task == "multiple-choice"
+    choices = (spec.choices if spec.static else 3) if multiple_choice else 1
+    n = len(texts)
+    if multiple_choice:
+        seconds = [[texts[(i + k) % n] for k in range(1, choices + 1)] for i in range(n)]
+    elif task in PAIRED_TASKS:
+        seconds = [[texts[(i + 1) % n]] for i in range(n)]
+    else:
+        seconds = None
+    size = spec.batch if spec.static else DYNAMIC_BATCH
+    order = list(range(n))
+    order += order[: (-n) % size]
+    batches = []
+    for start in range(0, len(order), size):
+        chosen = order[start : start + size]
+        firsts = [texts[i] for i in chosen for _ in range(choices)]
+        pairs = None if seconds is None else [pair for i in chosen for pair in seconds[i]]
+        encoded = tokenizer(firsts, pairs, truncation=True, max_length=spec.sequence,
+                            padding="max_length" if spec.static else True, return_tensors="np")
+        batch = {}
+        for name in spec.input_names:
+            value = np.asarray(encoded[name], dtype=np.int64)  # [B * C, S]
+            batch[name] = value.reshape(len(chosen), choices, -1) if multiple_choice else value
+        if task in ("fill-mask", "pretraining"):
+            _mask_middle_token(batch, tokenizer.mask_token_id)
+        batches.append(batch)
+    return batches, n
+
+
+def _mask_middle_token(batch: dict[str, np.ndarray], mask_id: int) -> None:
+    """Replace the middle real token of each row (not [CLS]/[SEP]) by [MASK]."""
+    ids, lengths = batch["input_ids"], batch["attention_mask"].sum(-1)
+    for row, length in enumerate(lengths):
+        ids[row, max(1, int(length) // 2)] = mask_id
+
+
+def outputs_on(runner, batches: list[dict[str, np.ndarray]], names, rows: int) -> dict[str, np.ndarray]:
+    """Every output concatenated over the batches, cut to the real rows."""
+    collected: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    for inputs in batches:
+        result = runner(inputs)
+        for name in names:
+            collected[name].append(np.asarray(result[name], dtype=np.float64))
+    return {name: _concat_ragged(parts)[:rows] for name, parts in collected.items()}
+
+
+def _concat_ragged(parts: list[np.ndarray]) -> np.ndarray:
+    """Batches of a dynamic graph differ in length: pad per-token axes with zeros."""
+    if len({p.shape[1:] for p in parts}) == 1:
+        return np.concatenate(parts)
+    longest = max(p.shape[1] for p in parts)
+    padded = [np.pad(p, [(0, 0), (0, longest - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) for p in parts]
+    return np.concatenate(padded)
+
+
+def figures(task: str, expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
+            inputs: dict[str, np.ndarray]) -> dict[str, float]:
+    """The task's quality figures of ``got`` against ``expected`` (same rows)."""
+    mask = inputs["attention_mask"].astype(bool)
+    if task == "feature-extraction":
+        return embedding_figures(pooled(expected["last_hidden_state"], mask), pooled(got["last_hidden_state"], mask))
+    if task in ("fill-mask", "pretraining"):
+        name = "prediction_logits" if task == "pretraining" else "logits"
+        return masked_token_figures(expected[name], got[name], inputs["input_ids"], inputs["mask_token_id"])
+    if task == "token-classification":
+        agree = expected["logits"].argmax(-1) == got["logits"].argmax(-1)
+        return {"token_agreement": float(agree[mask].mean())}
+    if task == "question-answering":
+        return span_figures(expected, got, mask)
+    return {"label_agreement": float((expected["logits"].argmax(-1) == got["logits"].argmax(-1)).mean())}
+
+
+def pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean over real tokens, as sentence-transformers pools: [N, S, H] -> [N, H]."""
+    weights = mask[..., None].astype(np.float64)
+    return (hidden * weights).sum(1) / np.maximum(weights.sum(1), 1e-9)
+
+
+def embedding_figures(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    a_n = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+    b_n = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+    cosine = (a_n * b_n).sum(1)
+    figures = {"cosine_min": float(cosine.min()), "cosine_p5": float(np.percentile(cosine, 5)),
+               "cosine_mean": float(cosine.mean())}
+    if len(a) > 2:
+        figures["nn_retention"] = float((_nearest(a_n) == _nearest(b_n)).mean())
+    return figures
+
+
+def _nearest(unit: np.ndarray) -> np.ndarray:
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    return similarity.argmax(1)
+
+
+def masked_token_figures(a: np.ndarray, b: np.ndarray, ids: np.ndarray, mask_id: int) -> dict[str, float]:
+    rows, cols = np.nonzero(ids == mask_id)
+    a, b = a[rows, cols], b[rows, cols]  # [N, vocab] at the masked positions
+    top_a, top_b = np.argsort(-a, -1)[:, :5], np.argsort(-b, -1)[:, :5]
+    overlap = [len(set(x) & set(y)) / 5 for x, y in zip(top_a, top_b)]
+    return {"top1_agreement": float((top_a[:, 0] == top_b[:, 0]).mean()), "top5_overlap": float(np.mean(overlap))}
+
+
+def _best_span(start: np.ndarray, end: np.ndarray, real: np.ndarray, longest: int = 30) -> tuple[int, int]:
+    start = np.where(real, start, -np.inf)
+    end = np.where(real, end, -np.inf)
+    scores = start[:, None] + end[None, :]
+    allowed = np.triu(np.ones_like(scores, dtype=bool)) & ~np.triu(np.ones_like(scores, dtype=bool), longest)
+    index = np.where(allowed, scores, -np.inf).argmax()
+    return divmod(int(index), scores.shape[1])
+
+
+def span_figures(expected: dict, got: dict, mask: np.ndarray) -> dict[str, float]:
+    exact, f1 = [], []
+    for row in range(mask.shape[0]):
+        s1, e1 = _best_span(expected["start_logits"][row], expected["end_logits"][row], mask[row])
+        s2, e2 = _best_span(got["start_logits"][row], got["end_logits"][row], mask[row])
+        exact.append(float((s1, e1) == (s2, e2)))
+        common = max(0, min(e1, e2) - max(s1, s2) + 1)
+        f1.append(0.0 if common == 0 else 2 * common / ((e1 - s1 + 1) + (e2 - s2 + 1)))
+    return {"span_exact": float(np.mean(exact)), "span_f1": float(np.mean(f1))}
+
+
+def measure(task: str, reference, candidate, tokenizer, spec, texts: list[str] | None = None,
+            reference_outputs: dict | None = None) -> dict:
+    """Quality of ``candidate`` against ``reference`` (runners) on ``texts`` (default: the
+    held-out sentences). ``reference_outputs`` reuses a reference run of the same inputs."""
+    texts = texts if texts is not None else default_texts()
+    batches, rows = text_batches(tokenizer, spec, task, texts)
+    names = spec.output_names
+    inputs = {key: _concat_ragged([b[key] for b in batches])[:rows] for key in ("input_ids", "attention_mask")}
+    inputs["mask_token_id"] = tokenizer.mask_token_id
+    expected = reference_outputs if reference_outputs is not None else outputs_on(reference, batches, names, rows)
+    got = outputs_on(candidate, batches, names, rows)
+    for name in names:
+        if not np.isfinite(got[name]).all():
+            return {"task": task, "sentences": rows, "error": f"output {name} has non-finite values"}
+    return {"task": task, "sentences": rows, **figures(task, expected, got, inputs)}
+
+
+def floor_failures(quality: dict, floors: dict[str, float]) -> list[str]:
+    """One line per figure under its floor (figures the task does not have are skipped)."""
+    if "error" in quality:
+        return [f"real text: {quality['error']}"]
+    return [f"{name} {quality[name]:.4f} < {floor:g} (real text, {quality['sentences']} sentences)"
+            for name, floor in floors.items() if name in quality and not quality[name] >= floor]
+
+
+def summary(quality: dict) -> str:
+    """One line for the CLI: the figures the task has."""
+    if "error" in quality:
+        return quality["error"]
+    shown = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in quality.items() if k not in ("task", "sentences")]
+    return ", ".join(shown) + f" ({quality['sentences']} real sentences)"

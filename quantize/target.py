@@ -1,0 +1,185 @@
+"""Quality-targeted quantization: the fastest file of a format that keeps a quality target.
+
+``pocketbert quantize SOURCE --format F --target "cosine_mean>=0.995" -o OUT``:
+
+1. every int8 recipe of the format is applied and measured on real text (the tuning half
+   of the held-out sentences, or ``--eval-text``): the target's figure, and latency (batch 1,
+   full-length inputs, the given threads, the same process for every candidate, alternated);
+2. if none meets the target, the fastest recipe is repeated with blocks (embeddings, each
+   encoder layer, the head) kept in float, the most damaging first as the sensitivity scan
+   (``scan_blocks``) ranks them on the same text (for embeddings by pooled cosine), until
+   the target holds or ``max_float_blocks`` are float;
+3. the fastest candidate meeting the target is checked on the other half of the sentences
+   (text the search never saw); the first that still holds is written, with the whole
+   search (candidates, figures, latency) in its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from pocketbert.atomic import atomic_directory, refuse_existing
+from pocketbert.benchmarks import quality
+from pocketbert.errors import PocketbertError
+
+
+def parse_target(text: str, task: str) -> tuple[str, float]:
+    """("cosine_mean", 0.995) from "cosine_mean>=0.995"; "agreement" names the task's
+    agreement figure (label, token, masked top-1, span or nearest-neighbour)."""
+    match = re.fullmatch(r"\s*([a-z_0-9]+)\s*>=\s*([0-9.]+)\s*", text or "")
+    if not match:
+        raise PocketbertError(f"--target {text!r}: write it as METRIC>=VALUE, e.g. cosine_mean>=0.995 or agreement>=0.98")
+    metric, value = match.group(1), float(match.group(2))
+    metric = quality.AGREEMENT_METRIC[task] if metric == "agreement" else metric
+    known = TASK_FIGURES[task]
+    if metric not in known:
+        raise PocketbertError(f"--target: {task} has no figure {metric!r} (it has: {', '.join(known)}, agreement)")
+    if not 0 <= value <= 1:
+        raise PocketbertError(f"--target: {metric} is a fraction between 0 and 1, got {value:g}")
+    return metric, value
+
+
+TASK_FIGURES = {
+    "feature-extraction": ("cosine_mean", "cosine_min", "cosine_p5", "nn_retention"),
+    "fill-mask": ("top1_agreement", "top5_overlap"),
+    "pretraining": ("top1_agreement", "top5_overlap"),
+    "token-classification": ("token_agreement",),
+    "question-answering": ("span_exact", "span_f1"),
+    "text-classification": ("label_agreement",),
+    "next-sentence-prediction": ("label_agreement",),
+    "multiple-choice": ("label_agreement",),
+}
+
+
+def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | None = None,
+                       calibration_file=None, seq_len: int | None = None, threads: int = 1,
+                       eval_texts: list[str] | None = None, max_float_blocks: int = 4, force: bool = False,
+                       progress=lambda line: None, recipe_names: list[str] | None = None) -> dict:
+    """``recipe_names`` limits the search to these recipes of the format (default: all int8)."""
+    from pocketbert.export import ExportOptions, export_model
+    from pocketbert.formats import get_format
+    from pocketbert.models import load_model
+    from pocketbert.quantize import quantize_model
+    from pocketbert.quantize.scan import scan_blocks
+    from pocketbert.runtime.artifact import is_artifact
+
+    fmt = get_format(fmt_name)
+    fmt.require()
+    if is_artifact(source):
+        raise PocketbertError("--target starts from a checkpoint (it keeps blocks of the model in float)")
+    model = load_model(source, task=task)
+    metric, floor = parse_target(target, model.task)
+    refuse_existing(out_dir, force)
+    texts = eval_texts if eval_texts is not None else quality.default_texts()
+    if len(texts) < 8:
+        raise PocketbertError(f"--target needs at least 8 sentences to tune and check on, got {len(texts)}")
+    tune, check = texts[::2], texts[1::2]
+    recipes = [r for r in fmt.recipes if r.method in ("dynamic", "static") and r.io == "float"
+               and (recipe_names is None or r.name in recipe_names)]
+    if not recipes:
+        raise PocketbertError(f"{fmt.name} has no int8 recipe to search")
+    options = ExportOptions(seq_len=seq_len) if seq_len else ExportOptions()
+    with tempfile.TemporaryDirectory(prefix="pocketbert-target-") as work:
+        work = Path(work)
+        base = source
+        if fmt.quantizes == "file":
+            base = work / "float"
+            export_model(source, model.task, fmt.name, base, options)
+
+        def attempt(recipe, float_blocks: list[tuple[str, str]] = ()) -> dict:
+            """Quantize with ``recipe``, these (label, pattern) blocks kept in float."""
+            name = " + ".join([recipe.name, *[label for label, _ in float_blocks]])
+            directory = work / f"c{len(candidates)}"
+            manifest = quantize_model(base, recipe.name, directory, task=model.task, calibration_file=calibration_file,
+                                      exclude=tuple(p for _, p in float_blocks), options=options, eval_texts=tune)
+            found = manifest["files"]["model"]["quality"] or {}
+            row = {"candidate": name, "recipe": recipe.name, "float_blocks": [label for label, _ in float_blocks],
+                   "directory": str(directory), "bytes": manifest["files"]["model"]["bytes"],
+                   metric: found.get(metric), "quality": found}
+            candidates.append(row)
+            progress(f"{name}: {metric} {_fmt(row[metric])}")
+            return row
+
+        candidates: list[dict] = []
+        for recipe in recipes:
+            attempt(recipe)
+        _time_all(candidates, threads)
+        if not any(_meets(c, metric, floor) for c in candidates):
+            fastest = min(candidates, key=lambda c: c["median_ms"])
+            recipe = next(r for r in recipes if r.name == fastest["recipe"])
+            ranked = [(row["block"], row["pattern"])
+                      for row in scan_blocks(base, recipe.name, model, options, calibration_file, tune)]
+            kept: list[tuple[str, str]] = []
+            for label, pattern in ranked[:max_float_blocks]:
+                kept.append((label, pattern))
+                row = attempt(recipe, list(kept))
+                _time_all([row], threads)
+                if _meets(row, metric, floor):
+                    break
+        chosen = None
+        for row in sorted((c for c in candidates if _meets(c, metric, floor)), key=lambda c: c["median_ms"]):
+            row["held_out"] = _held_out(base, Path(row["directory"]), model.task, check)
+            if _meets({metric: row["held_out"].get(metric)}, metric, floor):
+                chosen = row
+                break
+        if chosen is None:
+            best = max(candidates, key=lambda c: c[metric] if c[metric] is not None else -1)
+            raise PocketbertError(f"no {fmt.name} file meets {metric}>={floor:g}: the best was {best['candidate']} "
+                                  f"at {_fmt(best[metric])}; keep more in float (--exclude) or use another format")
+        search = {"target": {"metric": metric, "floor": floor}, "tuning_sentences": len(tune),
+                  "held_out_sentences": len(check), "threads": threads, "chosen": chosen["candidate"],
+                  "candidates": [{k: v for k, v in c.items() if k != "directory"} for c in candidates]}
+        with atomic_directory(out_dir, force=force) as tmp:
+            for item in Path(chosen["directory"]).iterdir():
+                shutil.copyfile(item, tmp / item.name)
+            manifest = json.loads((tmp / "manifest.json").read_text())
+            manifest["quantization"]["target_search"] = search
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return manifest
+
+
+def _meets(row: dict, metric: str, floor: float) -> bool:
+    value = row.get(metric)
+    return value is not None and value >= floor
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _time_all(rows: list[dict], threads: int, rounds: int = 3) -> None:
+    """Median latency of each candidate, rounds alternated so drift hits all alike."""
+    from pocketbert.benchmarks import latency
+    from pocketbert.formats import open_runner
+    from pocketbert.models.configs import load_config
+    from pocketbert.runtime.artifact import Artifact
+    from pocketbert.runtime.spec import full_length_inputs
+
+    runners = []
+    for row in rows:
+        directory = Path(row["directory"])
+        runner = open_runner(directory, threads=threads)
+        shape = Artifact.open(directory).spec().input_shape()
+        runners.append((row, runner, full_length_inputs(runner.input_names, load_config(directory).vocab_size, shape)))
+    medians: dict[int, list[float]] = {id(row): [] for row in rows}
+    for _ in range(rounds):
+        for row, runner, inputs in runners:
+            medians[id(row)].append(latency.measure(runner, inputs, warmup=2, runs=10)["median_ms"])
+    for row in rows:
+        row["median_ms"] = round(float(sorted(medians[id(row)])[len(medians[id(row)]) // 2]), 3)
+
+
+def _held_out(float_dir: Path | str, candidate_dir: Path, task: str, texts: list[str]) -> dict:
+    """The candidate's quality on sentences the search never saw."""
+    from pocketbert.formats import open_runner
+    from pocketbert.models.tokenizer import load_tokenizer
+    from pocketbert.runtime.artifact import Artifact
+
+    reference = open_runner(float_dir, task=task)
+    candidate = open_runner(candidate_dir)
+    spec = Artifact.open(candidate_dir).spec()
+    return quality.measure(task, reference, candidate, load_tokenizer(candidate_dir), spec, texts)
