@@ -140,7 +140,7 @@ def test_quality_figures_by_hand():
     assert quality.embedding_figures(a, a)["nn_retention"] == 1.0
     flipped = a[[1, 0, 3, 2]]
     assert quality.embedding_figures(a, flipped)["cosine_min"] < 0.9
-    logits = np.zeros((2, 5, 7))
-    logits[0, 2, 3] = logits[1, 1, 4] = 1
-    ids = np.array([[1, 2, 103, 4, 5], [1, 103, 3, 4, 5]])
-    assert quality.masked_token_figures(logits, logits, ids, 103)["top1_agreement"] == 1.0
+    logits = np.zeros((2, 7))
+    logits[0, 3] = logits[1, 4] = 1
+    assert quality.masked_token_figures(logits, logits)["top1_agreement"] == 1.0
+    assert quality.masked_token_figures(logits, logits[::-1])["top1_agreement"] == 0.0

@@ -132,7 +132,7 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
     weight_type = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
     if recipe.method == "dynamic":
         quantize_dynamic(str(source), str(target), weight_type=weight_type, per_channel=recipe.per_channel,
-                         nodes_to_exclude=excluded_nodes)
+                         reduce_range=recipe.reduce_range, nodes_to_exclude=excluded_nodes)
     else:
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[recipe.calibration]
