@@ -150,7 +150,9 @@ def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
     rows = scan(checkpoint, "onnx-dynamic-int8", seq_len=SEQ)
     assert [r["block"] for r in rows if r["block"].startswith("encoder")] != []
     assert sorted(r["block"] for r in rows) == ["embeddings", "encoder.layer.0", "encoder.layer.1", "head"]
-    assert [r["mean_abs_diff"] for r in rows] == sorted((r["mean_abs_diff"] for r in rows), reverse=True)
+    # worst first by the task's figure on real text (held-out sentences), ties by random-id error
+    keys = [(r["real_text"], -r["mean_abs_diff"]) for r in rows]
+    assert keys == sorted(keys) and all(r["real_text"] is not None for r in rows)
     ts_rows = scan(checkpoint, "torchscript-dynamic-int8-x86", seq_len=SEQ)
     assert len(ts_rows) == 4
     # LiteRT tensor names carry the module scopes: every block matches its own ops only

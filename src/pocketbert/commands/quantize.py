@@ -74,8 +74,10 @@ def run_quantize(args: argparse.Namespace) -> int:
         print(f"    {manifest['task']} quality vs float: "
               + (quality.summary(found) if found else "not measured (the artifact has no tokenizer)"))
         for output, figures in entry["agreement_with_float"].items():
+            top1 = figures["top1_agreement"]
             print(f"    random ids (numerical check) {output}: max abs diff {figures['max_abs_diff']:.3g}, "
-                  f"mean abs diff {figures['mean_abs_diff']:.3g}")
+                  f"mean abs diff {figures['mean_abs_diff']:.3g}"
+                  + (f", top-1 agreement {top1:.3f}" if top1 is not None else ""))
     return 0
 
 
