@@ -48,13 +48,6 @@ def default_texts() -> list[str]:
     return heldout_lines()
 
 
-def read_eval_texts(path) -> list[str]:
-    """Sentences from a user's file (.txt a line each, .jsonl/.tsv with a text column)."""
-    from pocketbert.quantize.calibration import read_texts
-
-    return [text for text, _ in read_texts(path)]
-
-
 def text_batches(tokenizer, spec, task: str, texts: list[str]) -> tuple[list[dict[str, np.ndarray]], int]:
     """Model inputs for ``texts`` and how many rows are real: single sentences, (sentence,
     next sentence) pairs for tasks that read two texts, or a sentence with the following

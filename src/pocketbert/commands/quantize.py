@@ -49,6 +49,13 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_quantize)
 
 
+def eval_texts(path) -> list[str]:
+    """Sentences to measure quality on: .txt a line each, .jsonl/.tsv with a text column."""
+    from pocketbert.quantize.calibration import read_texts
+
+    return [text for text, _ in read_texts(path)]
+
+
 def run_quantize(args: argparse.Namespace) -> int:
     from pocketbert.benchmarks import quality
     from pocketbert.quantize import quantize_model
@@ -65,7 +72,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     manifest = quantize_model(
         args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
         exclude=tuple(args.exclude), seq_len=None if options else args.seq_len, force=args.force, options=options,
-        eval_texts=quality.read_eval_texts(args.eval_text) if getattr(args, "eval_text", None) else None,
+        eval_texts=eval_texts(args.eval_text) if getattr(args, "eval_text", None) else None,
     )
     print(f"wrote {args.output}: {manifest['model_class']} with {args.recipe}")
     for entry in manifest["files"].values():
@@ -82,7 +89,6 @@ def run_quantize(args: argparse.Namespace) -> int:
 
 
 def run_target(args: argparse.Namespace) -> int:
-    from pocketbert.benchmarks import quality
     from pocketbert.quantize.target import quantize_to_target
 
     if args.recipe or not (args.format and args.target and args.output):
@@ -90,7 +96,7 @@ def run_target(args: argparse.Namespace) -> int:
     manifest = quantize_to_target(
         args.source, args.format, args.target, args.output, task=args.task, calibration_file=args.calibration,
         seq_len=args.seq_len, threads=args.threads, force=args.force, progress=lambda line: print(f"  {line}", file=sys.stderr),
-        eval_texts=quality.read_eval_texts(args.eval_text) if args.eval_text else None,
+        eval_texts=eval_texts(args.eval_text) if args.eval_text else None,
     )
     search = manifest["quantization"]["target_search"]
     metric = search["target"]["metric"]
