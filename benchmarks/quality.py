@@ -184,9 +184,10 @@ def span_figures(expected: dict, got: dict, mask: np.ndarray) -> dict[str, float
 
 
 def measure(task: str, reference, candidate, tokenizer, spec, texts: list[str] | None = None,
-            reference_outputs: dict | None = None) -> dict:
+            cache: dict | None = None) -> dict:
     """Quality of ``candidate`` against ``reference`` (runners) on ``texts`` (default: the
-    held-out sentences). ``reference_outputs`` reuses a reference run of the same inputs."""
+    held-out sentences). A ``cache`` dict keeps the reference's outputs for the next file of
+    the same artifact (TorchScript's .pt and .ptl), so the reference runs once."""
     texts = texts if texts is not None else default_texts()
     batches, rows = text_batches(tokenizer, spec, task, texts)
     names = spec.output_names
@@ -194,7 +195,11 @@ def measure(task: str, reference, candidate, tokenizer, spec, texts: list[str] |
     masked = None
     if task in ("fill-mask", "pretraining"):  # one [MASK] per row: keep the predictions there only
         masked = [np.nonzero(b["input_ids"] == tokenizer.mask_token_id) for b in batches]
-    expected = reference_outputs if reference_outputs is not None else outputs_on(reference, batches, names, rows, masked)
+    if cache is None or "expected" not in cache:
+        expected = outputs_on(reference, batches, names, rows, masked)
+        if cache is not None:
+            cache["expected"] = expected
+    expected = cache["expected"] if cache is not None else expected
     got = outputs_on(candidate, batches, names, rows, masked)
     for name in names:
         if not np.isfinite(got[name]).all():

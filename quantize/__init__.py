@@ -102,6 +102,7 @@ def quantize_model(
             seconds = time.perf_counter() - start
             reference = runner_for_file(float_file, manifest)
             tokenizer = _tokenizer_or_none(artifact.directory)
+            reference_outputs: dict = {}  # the float file runs once for every quantized file
             entries = {}
             for role, name in files.items():
                 candidate = runner_for_file(tmp / name, manifest)
@@ -111,7 +112,7 @@ def quantize_model(
                     # random ids: the numerical check; "quality": real text, the task's metric
                     "agreement_with_float": agreement(reference, candidate, spec, config.vocab_size, label=name),
                     "quality": None if tokenizer is None else quality.measure(
-                        manifest["task"], reference, candidate, tokenizer, spec, eval_texts),
+                        manifest["task"], reference, candidate, tokenizer, spec, eval_texts, reference_outputs),
                 }
             for extra in ["config.json", *manifest.get("tokenizer_files", [])]:
                 shutil.copyfile(artifact.directory / extra, tmp / extra)
