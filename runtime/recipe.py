@@ -16,11 +16,14 @@ class Recipe:
     format: str  # onnx | tflite | torchscript | executorch
     method: str  # dynamic | static | weight_only | float16
     weights: str = "int8"  # int8 | uint8 | float16
-    activations: str = "float32"  # float32 (dynamic range: int8 at run time) | int8 | int16
+    activations: str = "float32"  # float32 (dynamic range: int8 at run time) | int8 | uint8 | int16
     per_channel: bool = False
     # 7-bit weights: onnxruntime's x86 u8 x s8 kernels without VNNI add pairs of products in
     # 16 bits, which full-range int8 weights overflow (up to 23% off in a layer, measured)
     reduce_range: bool = False
+    # dynamic recipes: one run-time activation scale per tensor (onnxruntime.quantization) or
+    # per token ("per-token", symmetric; "per-token-asymmetric": a zero point per token too)
+    activation_scale: str = "per-tensor"
     calibration: str | None = None  # static recipes: minmax | entropy | percentile | histogram
     engine: str | None = None  # torchscript: the quantized engine the weights are packed for
     # static recipes: keep each attention's mask add and softmax in float. The additive mask

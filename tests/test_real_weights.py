@@ -41,8 +41,9 @@ def floats(minilm, tmp_path_factory):
 FLOORS = {"cosine_mean": 0.995, "cosine_min": 0.985, "nn_retention": 0.9}
 
 
-@pytest.mark.parametrize("recipe,fmt", [("onnx-dynamic-int8", "onnx"), ("tflite-dynamic-int8", "tflite"),
-                                        ("onnx-static-int8-minmax", "onnx"), ("tflite-static-int8", "tflite")])
+@pytest.mark.parametrize("recipe,fmt", [("onnx-dynamic-int8", "onnx"), ("onnx-dynamic-int8-asymmetric", "onnx"),
+                                        ("tflite-dynamic-int8", "tflite"), ("onnx-static-int8-minmax", "onnx"),
+                                        ("tflite-static-int8", "tflite")])
 def test_shipped_recipes_keep_real_embeddings(recipe, fmt, floats, tmp_path):
     manifest = quantize_model(floats / fmt, recipe, tmp_path / "q")
     found = manifest["files"]["model"]["quality"]

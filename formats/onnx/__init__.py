@@ -21,24 +21,27 @@ class OnnxFormat(Format):
     options = ("opset", "ort", "optimize")
     note = "dynamic batch and sequence unless --static; --ort, --optimize, --opset"
     recipes = (
-        # 7-bit per-channel weights: full-range int8 overflows the 16-bit intermediates of
-        # onnxruntime's x86 kernels without VNNI; uint8 weights avoid it too but ran no faster
-        # than fp32 here (AVX2 u8 x u8 kernels)
-        Recipe("onnx-dynamic-int8", "onnx", "dynamic", per_channel=True, reduce_range=True, float_outliers=True,
-               description="per-channel 7-bit int8 weights, activations quantized at run time; FFN outputs float"),
-        Recipe("onnx-dynamic-uint8", "onnx", "dynamic", weights="uint8", per_channel=True, float_outliers=True,
-               description="per-channel uint8 weights (no x86 overflow, full 8 bits), FFN outputs float"),
+        # one activation scale per token (per_token.py) and per-channel 7-bit weights: full-range
+        # int8 overflows the 16-bit intermediates of onnxruntime's x86 kernels without VNNI
+        Recipe("onnx-dynamic-int8", "onnx", "dynamic", per_channel=True, reduce_range=True,
+               activation_scale="per-token",
+               description="every MatMul int8: per-channel 7-bit weights, one run-time scale per token"),
+        Recipe("onnx-dynamic-int8-asymmetric", "onnx", "dynamic", per_channel=True, reduce_range=True,
+               activation_scale="per-token-asymmetric",
+               description="as onnx-dynamic-int8 with a zero point per token: closer to fp32, a little slower"),
         Recipe("onnx-dynamic-int8-per-tensor", "onnx", "dynamic",
                description="one int8 scale per weight, every MatMul: smallest and fastest, loses real-text quality"),
         Recipe("onnx-dynamic-int8-per-channel", "onnx", "dynamic", per_channel=True,
                description="one int8 scale per output channel, every MatMul"),
-        Recipe("onnx-static-int8-minmax", "onnx", "static", float_softmax=True, float_outliers=True, activations="int8",
-               per_channel=True, calibration="minmax",
+        # static: uint8 activations with 7-bit weights (u8 x s8, no overflow without VNNI)
+        Recipe("onnx-static-int8-minmax", "onnx", "static", float_softmax=True, float_outliers=True,
+               activations="uint8", per_channel=True, reduce_range=True, calibration="minmax",
                description="QDQ int8 of the attention projections (FFN, adds, LayerNorm in float), min/max ranges"),
-        Recipe("onnx-static-int8-entropy", "onnx", "static", float_softmax=True, activations="int8", per_channel=True,
-               calibration="entropy", description="QDQ int8, activation ranges minimising KL divergence"),
-        Recipe("onnx-static-int8-percentile", "onnx", "static", float_softmax=True, activations="int8", per_channel=True,
-               calibration="percentile", description="QDQ int8, activation ranges at the 99.999th percentile"),
+        Recipe("onnx-static-int8-entropy", "onnx", "static", float_softmax=True, activations="uint8", per_channel=True,
+               reduce_range=True, calibration="entropy", description="QDQ int8, activation ranges minimising KL divergence"),
+        Recipe("onnx-static-int8-percentile", "onnx", "static", float_softmax=True, activations="uint8",
+               per_channel=True, reduce_range=True, calibration="percentile",
+               description="QDQ int8, activation ranges at the 99.999th percentile"),
     )
 
     def export(self, model, spec, directory: Path, options: ExportOptions):
@@ -66,7 +69,7 @@ class OnnxFormat(Format):
         return {"model": target.name}, details
 
     def match(self, float_file, patterns):
-        from pocketbert.formats.onnx.quantize import matching_nodes
+        from pocketbert.formats.onnx.graph import matching_nodes
 
         return matching_nodes(float_file, patterns)
 

@@ -1,0 +1,152 @@
+"""Dynamic int8 with one activation scale per token, on ONNX Runtime's own integer kernels.
+
+onnxruntime.quantization's dynamic mode gives a whole activation tensor one run-time scale
+(DynamicQuantizeLinear), so the one token whose residual-stream outlier channel reaches ~200
+sets the step for all 128 tokens, and the FFN output layer of a trained BERT loses most of its
+resolution (pooled cosine 0.93 on real text with that layer alone per-tensor). LiteRT's
+dynamic-range kernels scale each row instead. This rewrite does the same in ONNX: for every
+MatMul with a constant weight,
+
+    x [.., K] -> per-row |x| max -> blocked QuantizeLinear (opset 21, one block per row)
+              -> com.microsoft MatMulIntegerToFloat(q, W int8 [K, N], row scale [.., 1],
+                 channel scale [N])  -> y [.., N]
+
+Weights are symmetric per output channel. The activation is quantized once however many
+MatMuls read it (query, key and value share one). Symmetric rows use the fixed zero point 128
+(the kernel takes one zero point per tensor); asymmetric rows give each row its own zero point
+and subtract ``zero_point x scale x column sums`` from the output, which buys a bit for skewed
+rows (GELU outputs) at two more elementwise passes per MatMul.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.errors import PocketbertError, first_line
+
+OPSET = 21  # blocked QuantizeLinear (a per-row scale on a 3-D activation without reshapes)
+
+
+def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_bits: int,
+                       excluded: set[str]) -> dict:
+    """Rewrite ``source`` (a float or partly quantized ONNX file) into ``target``."""
+    import onnx
+    from onnx import version_converter
+
+    model = onnx.load(str(source))
+    del model.graph.value_info[:]
+    default = next(o for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if default.version < OPSET:
+        try:
+            model = version_converter.convert_version(model, OPSET)
+        except Exception as exc:  # onnx raises bare RuntimeError/ValueError from its C++ adapters
+            raise PocketbertError(f"onnx could not move this graph to opset {OPSET}: {first_line(exc)}") from None
+    rewrite = _Rewrite(model.graph, asymmetric, qmax=2 ** (weight_bits - 1) - 1)
+    quantized, kept = rewrite.run(excluded)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(target))
+    return {"activation_scale": "per token, asymmetric" if asymmetric else "per token, symmetric",
+            "weight_bits": weight_bits, "int8_matmuls": quantized, "float_matmuls": kept}
+
+
+class _Rewrite:
+    """One pass over a graph: weight MatMuls out, per-token integer MatMuls in."""
+
+    def __init__(self, graph, asymmetric: bool, qmax: int):
+        from onnx import numpy_helper
+
+        self.graph, self.asymmetric, self.qmax = graph, asymmetric, qmax
+        self.weights = {i.name: i for i in graph.initializer}
+        self.to_array = numpy_helper.to_array
+        self.from_array = numpy_helper.from_array
+        self.added: list = []
+        self.quantized_inputs: dict[str, tuple[str, str, str]] = {}  # activation -> (q, scale, zs)
+        for name, value in (("pt/last_axis", np.array([-1], np.int64)), ("pt/zero", np.array(0.0, np.float32)),
+                            ("pt/tiny", np.array(1e-12, np.float32)), ("pt/qmax", np.array(127.0, np.float32)),
+                            ("pt/range", np.array(255.0, np.float32)), ("pt/zero_point", np.array(128, np.uint8))):
+            self.constant(name, value)
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        self.added.append(self.from_array(np.asarray(value), name))
+        return name
+
+    def run(self, excluded: set[str]) -> tuple[int, list[str]]:
+        nodes, quantized, kept = [], 0, []
+        for node in self.graph.node:
+            weight = self._weight(node)
+            if weight is None:
+                nodes.append(node)
+            elif node.name in excluded:
+                nodes.append(node)
+                kept.append(node.name)
+            else:
+                nodes += self._integer_matmul(node, weight)
+                quantized += 1
+        used = {name for node in nodes for name in node.input}
+        initializers = [i for i in self.graph.initializer if i.name in used] + self.added
+        del self.graph.node[:]
+        self.graph.node.extend(nodes)
+        del self.graph.initializer[:]
+        self.graph.initializer.extend(initializers)
+        return quantized, kept
+
+    def _weight(self, node) -> np.ndarray | None:
+        """The float [K, N] weight of a MatMul by a constant, else None."""
+        if node.op_type != "MatMul" or node.input[1] not in self.weights:
+            return None
+        weight = self.to_array(self.weights[node.input[1]])
+        return weight if weight.ndim == 2 and weight.dtype == np.float32 else None
+
+    def _integer_matmul(self, node, weight: np.ndarray) -> list:
+        from onnx import helper
+
+        name = node.name
+        step = np.abs(weight).max(axis=0) / self.qmax  # [N]: symmetric per output channel
+        step[step == 0] = 1.0
+        codes = np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8)  # [K, N]
+        w, w_scale = self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))
+        nodes, (q, scale, zero_times_scale) = self._quantize_rows(node.input[0], weight.shape[0])
+        if not self.asymmetric:
+            return nodes + [helper.make_node("MatMulIntegerToFloat", [q, w, scale, w_scale, "pt/zero_point"], [node.output[0]],
+                                             name=name, domain="com.microsoft")]
+        # (q - z) @ W = q @ W - z * colsum(W): the kernel takes one zero point, so subtract the rest
+        column_sums = self.constant(f"{name}/w_sums", (codes.astype(np.float64).sum(0) * step).astype(np.float32))
+        return nodes + [
+            helper.make_node("MatMulIntegerToFloat", [q, w, scale, w_scale], [f"{name}/raw"], name=name,
+                             domain="com.microsoft"),
+            helper.make_node("Mul", [zero_times_scale, column_sums], [f"{name}/shift"], name=f"{name}/shift"),
+            helper.make_node("Sub", [f"{name}/raw", f"{name}/shift"], [node.output[0]], name=f"{name}/unshift"),
+        ]
+
+    def _quantize_rows(self, x: str, width: int) -> tuple[list, tuple[str, str, str]]:
+        """uint8 codes of ``x`` [.., K] with one scale per row [.., 1]; once per activation."""
+        from onnx import TensorProto, helper
+
+        if x in self.quantized_inputs:
+            return [], self.quantized_inputs[x]
+        p = f"pt/act{len(self.quantized_inputs)}"
+
+        def op(kind, inputs, output, **attrs):
+            return helper.make_node(kind, inputs, [f"{p}/{output}"], name=f"{p}/{output}", **attrs)
+
+        if self.asymmetric:  # the row's range [min(x, 0), max(x, 0)] onto 0..255
+            nodes = [op("ReduceMax", [x, "pt/last_axis"], "max", keepdims=1),
+                     op("ReduceMin", [x, "pt/last_axis"], "min", keepdims=1),
+                     op("Max", [f"{p}/max", "pt/zero"], "hi"), op("Min", [f"{p}/min", "pt/zero"], "lo"),
+                     op("Sub", [f"{p}/hi", f"{p}/lo"], "span"), op("Div", [f"{p}/span", "pt/range"], "step"),
+                     op("Max", [f"{p}/step", "pt/tiny"], "scale"),
+                     op("Div", [f"{p}/lo", f"{p}/scale"], "lo_steps"), op("Neg", [f"{p}/lo_steps"], "zf0"),
+                     op("Round", [f"{p}/zf0"], "zf"), op("Cast", [f"{p}/zf"], "zp", to=TensorProto.UINT8),
+                     op("Mul", [f"{p}/zf", f"{p}/scale"], "zs")]
+        else:  # the row's |x| max onto 127 either side of the fixed zero point 128
+            fill = helper.make_tensor("value", TensorProto.UINT8, [1], [128])
+            nodes = [op("Abs", [x], "abs"), op("ReduceMax", [f"{p}/abs", "pt/last_axis"], "max", keepdims=1),
+                     op("Div", [f"{p}/max", "pt/qmax"], "step"), op("Max", [f"{p}/step", "pt/tiny"], "scale"),
+                     op("Shape", [f"{p}/scale"], "scale_shape"),
+                     op("ConstantOfShape", [f"{p}/scale_shape"], "zp", value=fill)]
+        nodes.append(op("QuantizeLinear", [x, f"{p}/scale", f"{p}/zp"], "q", axis=-1, block_size=width))
+        self.quantized_inputs[x] = (f"{p}/q", f"{p}/scale", f"{p}/zs")
+        return nodes, self.quantized_inputs[x]

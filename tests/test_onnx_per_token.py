@@ -1,0 +1,81 @@
+"""The per-token dynamic int8 rewrite (formats/onnx/per_token.py) on a graph small enough to
+check by hand: one token carrying an outlier must not cost the other tokens their precision,
+which is what onnxruntime's per-tensor dynamic int8 does."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from pocketbert.formats.onnx.per_token import quantize_per_token
+
+TOKENS, WIDTH, OUT = 16, 64, 48
+
+
+def _two_projections(path):
+    """y1 = x @ W1 + b, y2 = x @ W2: two MatMuls reading one activation (as query and key do)."""
+    rng = np.random.default_rng(0)
+    w1, w2 = (rng.normal(0, 0.05, (WIDTH, OUT)).astype(np.float32) for _ in range(2))
+    bias = rng.normal(0, 0.1, OUT).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"], name="first"),
+             helper.make_node("Add", ["m1", "bias"], ["y1"], name="first_bias"),
+             helper.make_node("MatMul", ["x", "w2"], ["y2"], name="second")]
+    graph = helper.make_graph(
+        nodes, "two", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "tokens", WIDTH])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in ("y1", "y2")],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"), numpy_helper.from_array(bias, "bias")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(path))
+
+
+def _run(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})
+
+
+@pytest.fixture
+def outlier_input():
+    x = np.random.default_rng(1).normal(0, 1, (1, TOKENS, WIDTH)).astype(np.float32)
+    x[0, 3, 7] = 300.0  # one token, one channel: the residual stream's outlier
+    return x
+
+
+def _worst_relative_error(got, want):
+    """Largest error of the ordinary tokens (all but the outlier's), relative to their scale."""
+    ordinary = [t for t in range(TOKENS) if t != 3]
+    return float(np.abs(got[0, ordinary] - want[0, ordinary]).max() / np.abs(want[0, ordinary]).max())
+
+
+@pytest.mark.parametrize("asymmetric", [False, True])
+def test_one_outlier_token_leaves_the_others_precise(asymmetric, outlier_input, tmp_path):
+    from onnxruntime.quantization import quantize_dynamic
+
+    _two_projections(tmp_path / "float.onnx")
+    want = _run(tmp_path / "float.onnx", outlier_input)
+    details = quantize_per_token(tmp_path / "float.onnx", tmp_path / "token.onnx", asymmetric=asymmetric,
+                                 weight_bits=7, excluded=set())
+    assert details["int8_matmuls"] == 2 and details["float_matmuls"] == []
+    per_token = _run(tmp_path / "token.onnx", outlier_input)
+    quantize_dynamic(str(tmp_path / "float.onnx"), str(tmp_path / "tensor.onnx"), per_channel=True, reduce_range=True)
+    per_tensor = _run(tmp_path / "tensor.onnx", outlier_input)
+    for got, tensor_wise, reference in zip(per_token, per_tensor, want):
+        assert _worst_relative_error(got, reference) < 0.03
+        assert _worst_relative_error(tensor_wise, reference) > 0.1  # one scale for all: ~300/127 per step
+        np.testing.assert_allclose(got[0, 3], reference[0, 3], rtol=0.03, atol=0.03 * np.abs(reference[0, 3]).max())
+
+
+def test_the_activation_is_quantized_once_and_excluded_matmuls_stay_float(tmp_path, outlier_input):
+    _two_projections(tmp_path / "float.onnx")
+    details = quantize_per_token(tmp_path / "float.onnx", tmp_path / "q.onnx", asymmetric=False, weight_bits=7,
+                                 excluded={"second"})
+    assert details["int8_matmuls"] == 1 and details["float_matmuls"] == ["second"]
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "q.onnx")).graph.node]
+    assert ops.count("QuantizeLinear") == 1 and ops.count("MatMulIntegerToFloat") == 1 and ops.count("MatMul") == 1
+    details = quantize_per_token(tmp_path / "float.onnx", tmp_path / "both.onnx", asymmetric=False, weight_bits=7,
+                                 excluded=set())
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "both.onnx")).graph.node]
+    assert ops.count("QuantizeLinear") == 1 and ops.count("MatMulIntegerToFloat") == 2
+    np.testing.assert_allclose(_run(tmp_path / "q.onnx", outlier_input)[1], _run(tmp_path / "float.onnx", outlier_input)[1],
+                               rtol=1e-6)
