@@ -12,4 +12,8 @@ if ! command -v javac >/dev/null 2>&1; then
     exit 2
   fi
 fi
-HF_HUB_OFFLINE=1 .venv/bin/python -m pytest "$@"
+# one pytest worker per core (at most 4: the paper-size tests hold several GB each), tests
+# handed out one by one (a module fixture may run once per worker)
+workers=$(nproc)
+[ "$workers" -le 4 ] || workers=4
+HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -n "$workers" --dist worksteal "$@"

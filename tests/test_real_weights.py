@@ -122,7 +122,8 @@ def classifier(minilm, tmp_path_factory):
     return path, accuracy
 
 
-@pytest.mark.parametrize("recipe", ["onnx-dynamic-int8", "tflite-dynamic-int8", "torchscript-dynamic-int8-qnnpack"])
+@pytest.mark.parametrize("recipe", ["onnx-dynamic-int8", "tflite-dynamic-int8", "torchscript-dynamic-int8-qnnpack",
+                                    "executorch-dynamic-int8"])
 def test_a_classifier_on_the_real_encoder_keeps_its_labels(recipe, classifier, tmp_path):
     from pocketbert.models.vocab import sentiment_rows
 
