@@ -79,3 +79,14 @@ def test_the_activation_is_quantized_once_and_excluded_matmuls_stay_float(tmp_pa
     assert ops.count("QuantizeLinear") == 1 and ops.count("MatMulIntegerToFloat") == 2
     np.testing.assert_allclose(_run(tmp_path / "q.onnx", outlier_input)[1], _run(tmp_path / "float.onnx", outlier_input)[1],
                                rtol=1e-6)
+
+
+@pytest.mark.parametrize("asymmetric", [False, True])
+def test_the_rewritten_graph_carries_no_unused_constants(asymmetric, tmp_path):
+    """onnxruntime warns about every unused initializer when it loads a file."""
+    _two_projections(tmp_path / "float.onnx")
+    quantize_per_token(tmp_path / "float.onnx", tmp_path / "q.onnx", asymmetric=asymmetric, weight_bits=7,
+                       excluded=set())
+    graph = onnx.load(str(tmp_path / "q.onnx")).graph
+    used = {name for node in graph.node for name in node.input}
+    assert [i.name for i in graph.initializer if i.name not in used] == []

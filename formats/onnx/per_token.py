@@ -86,7 +86,7 @@ class _Rewrite:
                 nodes += self._integer_matmul(node, weight)
                 quantized += 1
         used = {name for node in nodes for name in node.input}
-        initializers = [i for i in self.graph.initializer if i.name in used] + self.added
+        initializers = [i for i in [*self.graph.initializer, *self.added] if i.name in used]
         del self.graph.node[:]
         self.graph.node.extend(nodes)
         del self.graph.initializer[:]
