@@ -27,10 +27,29 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def float_export(checkpoint, tmp_path_factory):
+    """The checkpoint's float export in a format, made once per format and worker: formats
+    that quantize a file export first anyway (20-40 s for this model), and starting from a
+    checkpoint is covered by the tests that do."""
+    root, made = tmp_path_factory.mktemp("floats"), {}
+
+    def export(fmt: str):
+        if fmt not in made:
+            export_model(checkpoint, "fill-mask", fmt, root / fmt, ExportOptions(seq_len=SEQ))
+            made[fmt] = root / fmt
+        return made[fmt]
+
+    return export
+
+
 @pytest.mark.parametrize("name", list(RECIPES))
-def test_every_recipe_applies_and_is_recorded(name, checkpoint, tmp_path):
+def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tmp_path):
+    from pocketbert.formats import get_format
+
     recipe = RECIPES[name]
-    manifest = quantize_model(checkpoint, name, tmp_path / "q", seq_len=SEQ)
+    source = float_export(recipe.format) if get_format(recipe.format).quantizes == "file" else checkpoint
+    manifest = quantize_model(source, name, tmp_path / "q", seq_len=SEQ)
     assert manifest["format"] == recipe.format
     assert manifest["quantization"]["name"] == name and manifest["quantization"]["method"] == recipe.method
     assert (manifest["quantization"]["calibration"] is not None) == recipe.needs_calibration
@@ -45,18 +64,18 @@ def test_every_recipe_applies_and_is_recorded(name, checkpoint, tmp_path):
     assert (tmp_path / "q" / "vocab.txt").is_file()
 
 
-def test_static_recipes_keep_softmax_float_and_choose_the_output_type(checkpoint, tmp_path):
+def test_static_recipes_keep_softmax_float_and_choose_the_output_type(float_export, tmp_path):
     import numpy as np
 
     from pocketbert.formats.tflite.runner import TfliteRunner
     from pocketbert.formats.tflite.litert import interpreter_module
 
-    onnx_static = quantize_model(checkpoint, "onnx-static-int8-minmax", tmp_path / "onnx", seq_len=SEQ)
+    onnx_static = quantize_model(float_export("onnx"), "onnx-static-int8-minmax", tmp_path / "onnx", seq_len=SEQ)
     # one Softmax and the Add feeding it the masked scores per layer
     assert len(onnx_static["quantization"]["details"]["float_softmax_nodes"]) == 2 * 2
     for name, softmax_input, output in [("tflite-static-int8", np.float32, np.float32),
                                         ("tflite-full-integer-int8", np.int8, np.int8)]:
-        quantize_model(checkpoint, name, tmp_path / name, seq_len=SEQ)
+        quantize_model(float_export("tflite"), name, tmp_path / name, seq_len=SEQ)
         interpreter = interpreter_module().Interpreter(str(tmp_path / name / "model.tflite"))
         tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
         softmaxes = [op for op in interpreter._get_ops_details() if op["op_name"] == "SOFTMAX"]
@@ -77,16 +96,18 @@ def test_pipeline_runs_on_a_quantized_export(checkpoint, tmp_path):
     assert len(got) == 5 and got[0]["token"] in [e["token"] for e in expected]
 
 
-def test_excluding_layers_keeps_them_in_float(checkpoint, tmp_path):
-    plain = quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "plain", seq_len=SEQ)
-    kept = quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "kept", exclude=(r"^cls\.",), seq_len=SEQ)
+def test_excluding_layers_keeps_them_in_float(checkpoint, float_export, tmp_path):
+    plain = quantize_model(float_export("onnx"), "onnx-dynamic-int8", tmp_path / "plain", seq_len=SEQ)
+    kept = quantize_model(float_export("onnx"), "onnx-dynamic-int8", tmp_path / "kept", exclude=(r"^cls\.",),
+                          seq_len=SEQ)
     assert kept["quantization"]["excluded_nodes"]
     assert kept["files"]["model"]["bytes"] > plain["files"]["model"]["bytes"]  # the head stayed float
     ts = quantize_model(checkpoint, "torchscript-dynamic-int8-x86", tmp_path / "ts", exclude=("encoder",), seq_len=SEQ)
     full_ts = quantize_model(checkpoint, "torchscript-dynamic-int8-x86", tmp_path / "ts2", seq_len=SEQ)
     assert ts["files"]["model"]["bytes"] > full_ts["files"]["model"]["bytes"]
     with pytest.warns(UserWarning, match="--exclude 'no_such_layer' matches nothing"):
-        quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "w", exclude=("no_such_layer",), seq_len=SEQ)
+        quantize_model(float_export("onnx"), "onnx-dynamic-int8", tmp_path / "w", exclude=("no_such_layer",),
+                       seq_len=SEQ)
 
 
 def test_quantizing_a_float_export_and_refusing_the_wrong_one(checkpoint, tmp_path):
