@@ -37,6 +37,10 @@ class Recipe:
     description: str = ""
 
     @property
+    def per_token(self) -> bool:
+        return self.activation_scale.startswith("per-token")
+
+    @property
     def needs_calibration(self) -> bool:
         return self.calibration is not None
 

@@ -40,12 +40,11 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     outliers = _outlier_nodes(recipe, graph.graph) if recipe.float_outliers else []
     excluded_nodes = sorted({*excluded_nodes, *kept_float, *outliers})
     details = {"tool": "onnxruntime.quantization", "float_softmax_nodes": kept_float, "float_outlier_nodes": outliers}
-    per_token = recipe.activation_scale.startswith("per-token")
-    onnxruntime_out = target.with_name("embeddings.staged.onnx") if per_token else target
+    onnxruntime_out = target.with_name("embeddings.staged.onnx") if recipe.per_token else target
     try:  # quiet: advice on the root logger ("consider pre-processing"), calibrators' prints
         with quiet_libraries():
             _quantize(recipe, staged, onnxruntime_out, calibration, excluded_nodes)
-        if per_token:
+        if recipe.per_token:
             details["tool"] = "onnxruntime.quantization (embeddings, convolutions) + pocketbert per-token MatMuls"
             details |= quantize_per_token(onnxruntime_out, target, weight_bits=7 if recipe.reduce_range else 8,
                                           asymmetric=recipe.activation_scale == "per-token-asymmetric",
@@ -73,10 +72,9 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
     if recipe.method == "dynamic":
         # per-token recipes: onnxruntime quantizes what the per-token rewrite does not (the
         # embedding tables, 1x1 convolutions); the rewrite then takes every constant MatMul
-        per_token = recipe.activation_scale.startswith("per-token")
         quantize_dynamic(str(source), str(target), weight_type=weight_type, per_channel=recipe.per_channel,
                          reduce_range=recipe.reduce_range, nodes_to_exclude=excluded_nodes,
-                         op_types_to_quantize=["Gather", "Conv"] if per_token else None)
+                         op_types_to_quantize=["Gather", "Conv"] if recipe.per_token else None)
     else:
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[recipe.calibration]
