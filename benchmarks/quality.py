@@ -10,6 +10,7 @@ the task:
 - feature-extraction: mask-mean-pooled sentence embeddings, cosine to the reference per
   sentence (min, 5th percentile, mean) and nearest-neighbour retention (the share of
   sentences whose nearest neighbour among all of them is unchanged);
+- sentence-embedding: the same figures on the graph's own pooled output;
 - text-classification, next-sentence-prediction, multiple-choice: label agreement;
 - token-classification: per-token label agreement (real tokens);
 - fill-mask, pretraining: one real token per sentence masked; top-1 agreement and top-5
@@ -29,6 +30,7 @@ DYNAMIC_BATCH = 8  # sentences per call for graphs without a fixed batch
 # A different model scores ~0.05 pooled cosine and chance-level agreement: far below all.
 AGREEMENT_METRIC = {
     "feature-extraction": "nn_retention",
+    "sentence-embedding": "nn_retention",
     "text-classification": "label_agreement",
     "next-sentence-prediction": "label_agreement",
     "multiple-choice": "label_agreement",
@@ -122,6 +124,8 @@ def figures(task: str, expected: dict[str, np.ndarray], got: dict[str, np.ndarra
     mask = inputs["attention_mask"].astype(bool)
     if task == "feature-extraction":
         return embedding_figures(pooled(expected["last_hidden_state"], mask), pooled(got["last_hidden_state"], mask))
+    if task == "sentence-embedding":  # pooled inside the graph, as the app gets it
+        return embedding_figures(expected["sentence_embedding"], got["sentence_embedding"])
     if task in ("fill-mask", "pretraining"):
         name = "prediction_logits" if task == "pretraining" else "logits"
         return masked_token_figures(expected[name], got[name])

@@ -15,7 +15,7 @@ from pocketbert.runtime.spec import ExportSpec, random_inputs, validation_shapes
 
 
 # argmax over hidden dimensions means nothing: no top-1 for these outputs
-HIDDEN_OUTPUTS = ("last_hidden_state", "pooler_output")
+HIDDEN_OUTPUTS = ("last_hidden_state", "pooler_output", "sentence_embedding")
 
 
 class ValidationError(PocketbertError):

@@ -20,6 +20,7 @@ from pocketbert.models.modeling import (
     Backbone,
     ForMaskedLM,
     ForQuestionAnswering,
+    ForSentenceEmbedding,
     ForSequenceClassification,
     attention_inputs,
 )
@@ -121,6 +122,10 @@ class BertForSequenceClassification(ForSequenceClassification):
 
 
 class BertForQuestionAnswering(ForQuestionAnswering):
+    backbone_class = BertModel
+
+
+class BertForSentenceEmbedding(ForSentenceEmbedding):
     backbone_class = BertModel
 
 

@@ -16,6 +16,7 @@ from pocketbert.models.modeling import (
     Backbone,
     ForMultipleChoice,
     ForQuestionAnswering,
+    ForSentenceEmbedding,
     ForSequenceClassification,
     ForTokenClassification,
     TaskModel,
@@ -186,6 +187,10 @@ class DistilBertForTokenClassification(ForTokenClassification):
 
 
 class DistilBertForQuestionAnswering(ForQuestionAnswering):
+    backbone_class = DistilBertModel
+
+
+class DistilBertForSentenceEmbedding(ForSentenceEmbedding):
     backbone_class = DistilBertModel
 
 

@@ -27,6 +27,7 @@ from pocketbert.models.modeling import (
     ForNextSentencePrediction,
     ForPreTraining,
     ForQuestionAnswering,
+    ForSentenceEmbedding,
     ForSequenceClassification,
     ForTokenClassification,
     attention_inputs,
@@ -277,6 +278,10 @@ class MobileBertForTokenClassification(ForTokenClassification):
 
 
 class MobileBertForQuestionAnswering(ForQuestionAnswering):
+    backbone_class = MobileBertModel
+
+
+class MobileBertForSentenceEmbedding(ForSentenceEmbedding):
     backbone_class = MobileBertModel
 
 

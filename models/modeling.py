@@ -22,6 +22,7 @@ from pocketbert.errors import ConfigError
 from pocketbert.models import blocks, hub, weights
 from pocketbert.models.config_base import CONFIG_NAME, ModelConfig, parse_config, read_config_dict
 from pocketbert.models.outputs import ModelOutput
+from pocketbert.models.sentence_embedding import SentenceEmbeddingSettings, SentencePooling, read_settings, settings_files
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -36,6 +37,12 @@ class PreTrainedModel(nn.Module):
     uses_token_types: ClassVar[bool] = True
     # whether the backbone is built with its pooler (a bare backbone is; QA, MLM heads are not)
     uses_pooler: ClassVar[bool] = True
+    # the class transformers has under the same name (the parity oracle); False for tasks
+    # pocketbert adds (sentence embeddings, whose oracle is sentence-transformers)
+    in_transformers: ClassVar[bool] = True
+    # checkpoint weights (task space, after the backbone prefix) this class leaves out on
+    # purpose: dropped without the "another head" warning
+    unused_on_purpose: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: ModelConfig):
         if not isinstance(config, self.config_class):
@@ -116,6 +123,11 @@ class PreTrainedModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> Path:
         return weights.save_pretrained(self, directory)
+
+    def task_files(self) -> dict[str, str]:
+        """Files besides config.json that a checkpoint or export of this class needs to
+        mean the same thing, {relative path: text} (the pooling of sentence embeddings)."""
+        return {}
 
 
 class Backbone(PreTrainedModel):
@@ -329,6 +341,44 @@ class ForQuestionAnswering(TaskModel):
         hidden = self.encode(input_ids, attention_mask, token_type_ids).last_hidden_state
         logits = self.qa_outputs(hidden)  # [B, S, 2]
         return ModelOutput(start_logits=logits[..., 0], end_logits=logits[..., 1])  # [B, S] each
+
+
+class ForSentenceEmbedding(TaskModel):
+    """The encoder plus sentence-transformers' pooling (and normalisation): one vector per
+    sentence, [B, H * pooling modes], so the exported graph gives what an app searches with.
+    The settings come from the checkpoint's modules.json (see ``sentence_embedding``)."""
+
+    task = "sentence-embedding"
+    uses_pooler = False
+    in_transformers = False
+    unused_on_purpose = ("pooler.",)  # sentence-transformers never runs BERT's pooler
+    output_fields = ("sentence_embedding",)
+
+    def __init__(self, config: ModelConfig, settings: SentenceEmbeddingSettings | None = None):
+        super().__init__(config)
+        self.pooling = SentencePooling(settings or SentenceEmbeddingSettings())
+
+    @property
+    def settings(self) -> SentenceEmbeddingSettings:
+        return self.pooling.settings
+
+    @property
+    def embedding_dimension(self) -> int:
+        return self.config.hidden_size * len(self.settings.pooling)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **config_changes: Any) -> "ForSentenceEmbedding":
+        settings = read_settings(hub.resolve(name_or_path))  # a module we cannot export fails before the weights load
+        model = super().from_pretrained(name_or_path, **config_changes)
+        model.pooling = SentencePooling(settings)
+        return model
+
+    def task_files(self) -> dict[str, str]:
+        return settings_files(self.settings, self.config.hidden_size)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+        hidden = self.encode(input_ids, attention_mask, token_type_ids).last_hidden_state  # [B, S, H]
+        return ModelOutput(sentence_embedding=self.pooling(hidden, attention_mask))  # [B, H * modes]
 
 
 def attention_inputs(

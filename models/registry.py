@@ -19,6 +19,7 @@ MODULES = (mobilebert, squeezebert, distilbert, bert)
 # Every task any architecture has, in the order docs list them.
 TASKS = (
     "feature-extraction",
+    "sentence-embedding",
     "fill-mask",
     "pretraining",
     "next-sentence-prediction",
@@ -60,3 +61,8 @@ def class_for_config(config: ModelConfig, task: str | None = None) -> type[PreTr
 def all_pairs() -> list[tuple[str, str]]:
     """Every registered (architecture, task)."""
     return [(arch.name, task) for arch in ARCHITECTURES.values() for task in arch.tasks]
+
+
+def transformers_pairs() -> list[tuple[str, str]]:
+    """The (architecture, task) pairs whose class transformers has under the same name."""
+    return [(a, t) for a, t in all_pairs() if get_architecture(a).model_class(t).in_transformers]

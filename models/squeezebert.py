@@ -22,6 +22,7 @@ from pocketbert.models.modeling import (
     ForMaskedLM,
     ForMultipleChoice,
     ForQuestionAnswering,
+    ForSentenceEmbedding,
     ForSequenceClassification,
     ForTokenClassification,
     attention_inputs,
@@ -199,6 +200,10 @@ class SqueezeBertForTokenClassification(ForTokenClassification):
 
 
 class SqueezeBertForQuestionAnswering(ForQuestionAnswering):
+    backbone_class = SqueezeBertModel
+
+
+class SqueezeBertForSentenceEmbedding(ForSentenceEmbedding):
     backbone_class = SqueezeBertModel
 
 

@@ -145,6 +145,8 @@ def match_state_dict(model, state: dict[str, torch.Tensor], source: str) -> dict
     if required:
         raise CheckpointError(f"{source}: missing weight {_listing(required)}")
     unexpected = ckpt.keys() - expected.keys()
+    on_purpose = tuple(prefix + part for part in model.unused_on_purpose)
+    unexpected = {k for k in unexpected if not k.startswith(on_purpose)} if on_purpose else unexpected
     unknown = unexpected - _known_keys(model) if unexpected else set()
     if unknown:
         raise CheckpointError(
@@ -192,4 +194,16 @@ def save_pretrained(model, directory: str | Path) -> Path:
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     with atomic_file(directory / CONFIG_NAME) as tmp:
         tmp.write_text(config.to_json_string(), encoding="utf-8")
+    write_task_files(model, directory)
     return directory
+
+
+def write_task_files(model, directory: Path) -> list[str]:
+    """The model's ``task_files()`` (sentence-transformers' pooling files ...) into ``directory``."""
+    written = []
+    for name, text in model.task_files().items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(directory / name) as tmp:
+            tmp.write_text(text + "\n", encoding="utf-8")
+        written.append(name)
+    return written

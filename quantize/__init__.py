@@ -115,6 +115,7 @@ def quantize_model(
                         manifest["task"], reference, candidate, tokenizer, spec, eval_texts, reference_outputs),
                 }
             for extra in ["config.json", *manifest.get("tokenizer_files", [])]:
+                (tmp / extra).parent.mkdir(parents=True, exist_ok=True)  # 1_Pooling/config.json
                 shutil.copyfile(artifact.directory / extra, tmp / extra)
             quantized = {
                 **{k: v for k, v in manifest.items() if k not in ("files", "created")},

@@ -89,4 +89,4 @@ def _ranking_figure(task: str) -> str:
     """Pooled cosine for embeddings (finer than neighbour retention), else the task's agreement."""
     from pocketbert.benchmarks.quality import AGREEMENT_METRIC
 
-    return "cosine_mean" if task == "feature-extraction" else AGREEMENT_METRIC[task]
+    return "cosine_mean" if AGREEMENT_METRIC[task] == "nn_retention" else AGREEMENT_METRIC[task]

@@ -45,6 +45,7 @@ def parse_target(text: str, task: str) -> tuple[str, float]:
 
 TASK_FIGURES = {
     "feature-extraction": ("cosine_mean", "cosine_min", "cosine_p5", "nn_retention"),
+    "sentence-embedding": ("cosine_mean", "cosine_min", "cosine_p5", "nn_retention"),
     "fill-mask": ("top1_agreement", "top5_overlap"),
     "pretraining": ("top1_agreement", "top5_overlap"),
     "token-classification": ("token_agreement",),

@@ -28,7 +28,14 @@ from pocketbert.errors import PocketbertError
 from pocketbert.models.configs import CONFIG_NAME
 from pocketbert.models.modeling import PreTrainedModel
 from pocketbert.runtime.spec import ExportSpec
-from pocketbert.models.tokenizer import SPECIAL_TOKENS_MAP_NAME, TOKENIZER_CONFIG_NAME, TOKENIZER_NAME, VOCAB_NAME
+from pocketbert.models.tokenizer import (
+    SPECIAL_TOKENS_MAP_NAME,
+    TOKENIZER_CONFIG_NAME,
+    TOKENIZER_NAME,
+    VOCAB_NAME,
+    vocabulary_text,
+)
+from pocketbert.models.weights import write_task_files
 
 MANIFEST_NAME = "manifest.json"
 TOKENIZER_FILES = (VOCAB_NAME, TOKENIZER_NAME, TOKENIZER_CONFIG_NAME, SPECIAL_TOKENS_MAP_NAME)
@@ -58,7 +65,9 @@ def versions() -> dict[str, str]:
 
 
 def write_support_files(model: PreTrainedModel, directory: Path) -> list[str]:
-    """config.json of the exported head and the checkpoint's tokenizer files."""
+    """config.json of the exported head, the checkpoint's tokenizer files (vocab.txt
+    derived from tokenizer.json when the checkpoint has only that) and the files the
+    task needs to mean the same thing (sentence-transformers' pooling)."""
     config = dataclasses.replace(model.config, architectures=[type(model).__name__])
     (directory / CONFIG_NAME).write_text(config.to_json_string(), encoding="utf-8")
     source = getattr(model, "checkpoint_dir", None)
@@ -67,7 +76,12 @@ def write_support_files(model: PreTrainedModel, directory: Path) -> list[str]:
         if source is not None and (Path(source) / name).is_file():
             shutil.copyfile(Path(source) / name, directory / name)
             copied.append(name)
-    return copied
+    if source is not None and VOCAB_NAME not in copied:
+        vocab = vocabulary_text(source)
+        if vocab is not None:
+            (directory / VOCAB_NAME).write_text(vocab, encoding="utf-8")
+            copied.insert(0, VOCAB_NAME)
+    return copied + write_task_files(model, directory)
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:

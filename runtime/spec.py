@@ -67,6 +67,7 @@ class ExportSpec:
             "seq_relationship_logits": ("batch", 2),
             "start_logits": ("batch", "sequence"),
             "end_logits": ("batch", "sequence"),
+            "sentence_embedding": ("batch", getattr(model, "embedding_dimension", hidden)),
         }
         logits = {
             "fill-mask": ("batch", "sequence", vocab),

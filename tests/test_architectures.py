@@ -55,7 +55,9 @@ def test_has_a_flop_function_the_counter_uses(name):
     assert model_flops(config, 16)["total"] > 0
     for task in arch.tasks:  # every head costs something (a bare DistilBERT has no pooler)
         head = model_flops(config, 16, task=task)["by_part"]["head"]
-        assert head > 0 or (task == "feature-extraction" and not arch.backbone.runs_pooler_dense(config, True))
+        pools_only = task == "sentence-embedding"  # element-wise pooling: no matrix products
+        runs_pooler = arch.backbone.runs_pooler_dense(config, arch.model_class(task).uses_pooler)
+        assert head > 0 or (not runs_pooler and (pools_only or task == "feature-extraction"))
     for source, gflops in arch.paper_gflops.items():
         assert source.endswith("_paper") and gflops > 0
 

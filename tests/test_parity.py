@@ -62,7 +62,7 @@ def make_config(arch_name: str, changes: dict, task: str):
 
 CASES = [
     pytest.param(arch, task, variant, id=f"{arch}-{task}-{variant}")
-    for arch, task in registry.all_pairs()
+    for arch, task in registry.transformers_pairs()
     for variant in VARIANTS.get(arch, {"default": {}})
 ]
 
@@ -85,7 +85,7 @@ DOCUMENTED = {
 
 def test_registry_holds_exactly_the_24_documented_classes():
     documented = {prefix + suffix for prefix, suffixes in DOCUMENTED.items() for suffix in suffixes}
-    registered = {registry.get_architecture(a).model_class(t).__name__ for a, t in registry.all_pairs()}
+    registered = {registry.get_architecture(a).model_class(t).__name__ for a, t in registry.transformers_pairs()}
     assert len(documented) == 24
     assert registered == documented
     for name in registered:

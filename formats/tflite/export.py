@@ -31,6 +31,7 @@ from pocketbert.formats.tflite.litert import INSTALL_HINT, interpreter_module
 from pocketbert.quiet import captured_stderr, quiet_libraries
 from pocketbert.runtime.spec import ExportSpec, random_inputs
 from pocketbert.models.modeling import PreTrainedModel
+from pocketbert.models.tokenizer import vocabulary_text
 
 MODEL_FILE = "model.tflite"
 
@@ -138,8 +139,9 @@ def metadata_entries(model: PreTrainedModel, spec: ExportSpec) -> dict[str, byte
     """The vocabulary and a description of the signature, for apps that get only the file."""
     entries = {}
     source = getattr(model, "checkpoint_dir", None)
-    if source is not None and (Path(source) / "vocab.txt").is_file():
-        entries["pocketbert.vocab.txt"] = (Path(source) / "vocab.txt").read_bytes()
+    vocab = None if source is None else vocabulary_text(source)
+    if vocab is not None:
+        entries["pocketbert.vocab.txt"] = vocab.encode("utf-8")
     description = {
         "architecture": model.config.model_type,
         "task": model.task,

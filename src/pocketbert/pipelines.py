@@ -38,13 +38,20 @@ class Pipeline:
     task: ClassVar[str]
     model_task: ClassVar[str]  # the head the checkpoint is loaded with
 
-    def __init__(self, runner, tokenizer: BertTokenizerFast, config: ModelConfig, truncation: bool = True):
+    def __init__(self, runner, tokenizer: BertTokenizerFast, config: ModelConfig, truncation: bool = True,
+                 max_length: int | None = None):
         self.runner = runner
         self.tokenizer = tokenizer
         self.config = config
         self.truncation = truncation
         limit = runner.fixed_sequence_length or config.max_position_embeddings
-        self.max_length = min(limit, tokenizer.model_max_length or limit)
+        self.max_length = min(limit, tokenizer.model_max_length or limit, max_length or limit)
+
+    @classmethod
+    def length_limit(cls, directory: Path) -> int | None:
+        """A length the checkpoint's own files set below the model's (sentence-transformers'
+        max_seq_length); None: the model's and tokenizer's limits."""
+        return None
 
     def __call__(self, inputs: Any, **kwargs: Any) -> Any:
         if isinstance(inputs, list):
@@ -80,6 +87,65 @@ class Pipeline:
     def label(self, index: int) -> str:
         id2label = self.config.id2label or {}
         return id2label.get(int(index), f"LABEL_{int(index)}")
+
+
+def cosine_similarity(vectors: np.ndarray) -> np.ndarray:
+    """[N, D] -> [N, N] cosine of every pair (vectors need not be normalised)."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+    return unit @ unit.T
+
+
+class FeatureExtractionPipeline(Pipeline):
+    """The encoder's token states, [1, tokens, hidden] as nested lists (special tokens
+    included, padding cut), as transformers' feature-extraction pipeline gives them."""
+
+    task = "feature-extraction"
+    model_task = "feature-extraction"
+
+    def run_one(self, text: str) -> list:
+        encoding = self.encode(text)
+        length = int(encoding["attention_mask"][0].sum())
+        hidden = self.run(encoding)["last_hidden_state"][:, :length]  # [1, tokens, H]
+        return hidden.astype(np.float64).tolist()
+
+
+class SentenceEmbeddingPipeline(Pipeline):
+    """One vector per sentence, pooled (and normalised) inside the model as its
+    sentence-transformers files say. A list of sentences runs in right-padded batches on
+    graphs that take any batch, one by one on fixed-shape ones (TFLite, ExecuTorch)."""
+
+    task = "sentence-embedding"
+    model_task = "sentence-embedding"
+    BATCH = 16
+
+    @classmethod
+    def length_limit(cls, directory: Path) -> int | None:
+        from pocketbert.models.sentence_embedding import read_settings
+
+        return read_settings(directory).max_seq_length
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        if isinstance(inputs, list):
+            return [vector.tolist() for vector in self.embed(inputs)]
+        return self.run_one(inputs)
+
+    def run_one(self, text: str) -> list[float]:
+        return self.embed([text])[0].tolist()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """[N, D] float32 embeddings of ``texts``, in order."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        for text in texts:
+            self.encode(text)  # the empty / too-long checks, with their messages
+        size = 1 if self.runner.fixed_sequence_length else self.BATCH
+        padding = "max_length" if self.runner.fixed_sequence_length else True
+        parts = []
+        for start in range(0, len(texts), size):
+            encoding = self.tokenizer(texts[start : start + size], truncation=True, max_length=self.max_length,
+                                      padding=padding, return_tensors="np")
+            parts.append(self.run(encoding)["sentence_embedding"].astype(np.float32))  # [b, D]
+        return np.concatenate(parts)
 
 
 class FillMaskPipeline(Pipeline):
@@ -328,6 +394,8 @@ class NextSentencePredictionPipeline(Pipeline):
 PIPELINES: dict[str, type[Pipeline]] = {
     cls.task: cls
     for cls in (
+        FeatureExtractionPipeline,
+        SentenceEmbeddingPipeline,
         FillMaskPipeline,
         TextClassificationPipeline,
         TokenClassificationPipeline,
@@ -359,4 +427,5 @@ def pipeline(task: str, model: str | Path, threads: int | None = None, truncatio
     else:
         directory = resolve(model)
     runner = open_runner(model, threads=threads, task=cls.model_task)
-    return cls(runner, load_tokenizer(directory), load_config(directory), truncation=truncation)
+    return cls(runner, load_tokenizer(directory), load_config(directory), truncation=truncation,
+               max_length=cls.length_limit(directory))

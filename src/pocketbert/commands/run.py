@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+import numpy as np
+
 from pocketbert.errors import PocketbertError
 
 
@@ -35,6 +37,8 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="intra-op threads")
     p.add_argument("--device", default="cpu", help="only cpu is supported")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
+    p.add_argument("--similarity", action="store_true",
+                   help="sentence-embedding: cosine similarity of the inputs and each one's nearest (--top-k) others")
     p.set_defaults(run=run_run)
 
 
@@ -69,8 +73,21 @@ def _task_input(task: str, line: str, context: str | None):
     return line
 
 
+def _vector_line(vector) -> str:
+    values = np.asarray(vector, dtype=np.float64)
+    shown = ", ".join(f"{v:.4f}" for v in values[:6])
+    return f"{values.size} dims, norm {np.linalg.norm(values):.4f}: [{shown}{', ...' if values.size > 6 else ''}]"
+
+
 def _print_human(task: str, text: str, result) -> None:
     print(text.replace("\t", " | "))
+    if task == "sentence-embedding":
+        print("  " + _vector_line(result))
+        return
+    if task == "feature-extraction":
+        tokens = result[0]
+        print(f"  {len(tokens)} tokens x {len(tokens[0])}; first token " + _vector_line(tokens[0]))
+        return
     rows = result if task != "fill-mask" or not result or isinstance(result[0], dict) else [r for mask in result for r in mask]
     for row in rows:
         score = f"{row.get('score', 0.0):.4f}"
@@ -96,7 +113,15 @@ def run_run(args: argparse.Namespace) -> int:
     if not lines or not any(line.strip() for line in lines):
         raise PocketbertError("empty input: give TEXT arguments or lines on stdin")
     items = [_task_input(args.task, line, args.context) for line in lines]  # check before loading
+    if args.similarity and args.task != "sentence-embedding":
+        raise PocketbertError("--similarity needs --task sentence-embedding (one vector per input)")
+    if args.similarity and len(lines) < 2:
+        raise PocketbertError("--similarity needs at least two inputs")
+    if args.top_k is not None and args.top_k < 1:
+        raise PocketbertError(f"--top-k must be >= 1, got {args.top_k}")
     pipe = pipeline(args.task, args.model, threads=args.threads, truncation=not args.no_truncation)
+    if args.task == "sentence-embedding":
+        return _run_embeddings(pipe, lines, args)
     options = {}
     if args.top_k is not None:
         options["top_k"] = args.top_k
@@ -108,4 +133,32 @@ def run_run(args: argparse.Namespace) -> int:
             print(json.dumps({"input": line, "result": result}, ensure_ascii=False))
         else:
             _print_human(args.task, line, result)
+    return 0
+
+
+def _run_embeddings(pipe, lines: list[str], args: argparse.Namespace) -> int:
+    """All inputs in batches; vectors, or with --similarity the cosine matrix and each
+    input's nearest others (what on-device semantic search ranks by)."""
+    from pocketbert.pipelines import cosine_similarity
+
+    vectors = pipe.embed(lines)  # [N, D]
+    if not args.similarity:
+        for line, vector in zip(lines, vectors):
+            if args.json:
+                print(json.dumps({"input": line, "result": vector.astype(float).tolist()}, ensure_ascii=False))
+            else:
+                _print_human("sentence-embedding", line, vector)
+        return 0
+    similarity = cosine_similarity(vectors.astype(np.float64))
+    top_k = min(args.top_k or 1, len(lines) - 1)
+    for i, line in enumerate(lines):
+        order = [j for j in np.argsort(-similarity[i], kind="stable") if j != i][:top_k]
+        nearest = [{"index": int(j), "input": lines[j], "cosine": float(similarity[i, j])} for j in order]
+        if args.json:
+            print(json.dumps({"input": line, "nearest": nearest,
+                              "similarity": [round(float(v), 6) for v in similarity[i]]}, ensure_ascii=False))
+        else:
+            print(line)
+            for row in nearest:
+                print(f"  {row['cosine']:.4f}  [{row['index']}] {row['input']}")
     return 0
