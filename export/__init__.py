@@ -23,7 +23,7 @@ from pocketbert.runtime.format import ExportOptions, Format
 from pocketbert.runtime.runner import TorchRunner
 from pocketbert.runtime.spec import ExportSpec
 
-__all__ = ["FORMATS", "ExportOptions", "export_loaded", "export_model", "plan"]
+__all__ = ["FORMATS", "ExportOptions", "check_trained", "export_loaded", "export_model", "plan", "untrained_summary"]
 
 
 def check_options(fmt: Format, options: ExportOptions) -> None:
@@ -39,6 +39,20 @@ def check_options(fmt: Format, options: ExportOptions) -> None:
         flags = " and ".join("--" + option.replace("_", "-") for option in named)
         verb = "apply" if len(named) > 1 else "applies"
         raise PocketbertError(f"{flags} {verb} to --format {' or '.join(o.name for o in owners)} only")
+
+
+def untrained_summary(task: str, untrained: list[str]) -> str:
+    """One line on weights a checkpoint lacked: what is random and what to do about it."""
+    shown = ", ".join(untrained[:3]) + (f" and {len(untrained) - 3} more" if len(untrained) > 3 else "")
+    return (f"the {task} head is untrained ({shown} not in the checkpoint, newly initialised): "
+            "its outputs are random until it is fine-tuned")
+
+
+def check_trained(model: PreTrainedModel, source: str | None, required: bool) -> None:
+    if required and model.untrained_weights:
+        where = source or str(getattr(model, "checkpoint_dir", "the model"))
+        raise PocketbertError(f"{where}: {untrained_summary(model.task, model.untrained_weights)} "
+                              "(--require-trained-head)")
 
 
 def plan(model: PreTrainedModel, fmt_name: str, options: ExportOptions) -> tuple[Format, ExportSpec]:
@@ -70,6 +84,7 @@ def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, op
                   force: bool = False, source: str | None = None) -> dict:
     """Export a model already in memory (quantize hands its model on instead of reloading)."""
     fmt, spec = plan(model, fmt_name, options)
+    check_trained(model, source, options.require_trained_head)
     io = {"inputs": spec.manifest_inputs(fmt.input_dtype), "outputs": spec.manifest_outputs()}
     with atomic_directory(out_dir, force=force) as tmp:
         start = time.perf_counter()
@@ -92,6 +107,7 @@ def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, op
             "static": spec.static,
             "spec": spec.to_dict(),
             "files": entries,
+            "untrained_weights": list(model.untrained_weights),
             "tokenizer_files": write_support_files(model, tmp),
             "details": details,
             "export_seconds": round(export_seconds, 2),

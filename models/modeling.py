@@ -44,6 +44,10 @@ class PreTrainedModel(nn.Module):
     # purpose: dropped without the "another head" warning
     unused_on_purpose: ClassVar[tuple[str, ...]] = ()
 
+    # weights of this class the checkpoint did not have (freshly initialised at load): a head
+    # or pooler nobody trained; the manifest records them and ``run`` / ``export`` say so
+    untrained_weights: list[str] = []
+
     def __init__(self, config: ModelConfig):
         if not isinstance(config, self.config_class):
             raise ConfigError(

@@ -129,6 +129,13 @@ def _listing(keys: set[str]) -> str:
     return first + (f" (and {len(rest)} more)" if rest else "")
 
 
+def untrained_part(missing, prefix: str) -> str:
+    """'the head' or 'the pooler' (or both) for a list of newly initialised keys."""
+    pooler = any(k.startswith(prefix + "pooler.") for k in missing)
+    head = any(not k.startswith(prefix) for k in missing)
+    return " and ".join(part for part, on in (("the head", head), ("the pooler", pooler)) if on) or "a part"
+
+
 def match_state_dict(model, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """Check ``state`` against ``model`` and return it keyed as ``model`` expects."""
     prefix = model.base_model_prefix + "."
@@ -158,9 +165,11 @@ def match_state_dict(model, state: dict[str, torch.Tensor], source: str) -> dict
             raise CheckpointError(f"{source}: weight {key} has shape {got}, {type(model).__name__} expects {want}")
 
     name = type(model).__name__
+    model.untrained_weights = sorted(missing)  # the manifest and ``run`` report these
     if missing:
         warnings.warn(
-            f"{source}: {name} weights not in the checkpoint, newly initialised: {_listing(missing)}",
+            f"{source}: {name} weights not in the checkpoint, newly initialised: {_listing(missing)} "
+            f"({untrained_part(missing, prefix)} is untrained: its outputs are random)",
             CheckpointWarning,
             stacklevel=3,
         )

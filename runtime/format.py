@@ -37,8 +37,9 @@ class ExportOptions:
     opset: int = 18  # onnx
     ort: bool = False  # onnx: also write .ort for ONNX Runtime Mobile
     optimize: bool = False  # onnx: also write onnxruntime's transformer-optimized graph
+    require_trained_head: bool = False  # refuse a model whose head the checkpoint lacked
 
-    GENERAL: ClassVar[tuple[str, ...]] = ("seq_len", "batch", "static", "dynamic", "atol")
+    GENERAL: ClassVar[tuple[str, ...]] = ("seq_len", "batch", "static", "dynamic", "atol", "require_trained_head")
 
     def non_default(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name) != f.default]

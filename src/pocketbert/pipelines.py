@@ -37,6 +37,8 @@ class Pipeline:
 
     task: ClassVar[str]
     model_task: ClassVar[str]  # the head the checkpoint is loaded with
+    # weights the checkpoint lacked (a head nobody trained): answers are random if any
+    untrained_weights: list[str] = []
 
     def __init__(self, runner, tokenizer: BertTokenizerFast, config: ModelConfig, truncation: bool = True,
                  max_length: int | None = None):
@@ -420,12 +422,16 @@ def pipeline(task: str, model: str | Path, threads: int | None = None, truncatio
     cls = PIPELINES[task]
     path = Path(model)
     directory = path.parent if path.is_file() else path
+    untrained = None
     if is_artifact(directory):
-        exported_for = Artifact.open(directory).task
-        if exported_for != cls.model_task:
-            raise PipelineError(f"{directory} was exported for {exported_for}, not {cls.model_task}")
+        artifact = Artifact.open(directory)
+        if artifact.task != cls.model_task:
+            raise PipelineError(f"{directory} was exported for {artifact.task}, not {cls.model_task}")
+        untrained = artifact.manifest.get("untrained_weights", [])
     else:
         directory = resolve(model)
+    tokenizer = load_tokenizer(directory)  # a vocabulary the model cannot take fails before the weights load
     runner = open_runner(model, threads=threads, task=cls.model_task)
-    return cls(runner, load_tokenizer(directory), load_config(directory), truncation=truncation,
-               max_length=cls.length_limit(directory))
+    pipe = cls(runner, tokenizer, load_config(directory), truncation=truncation, max_length=cls.length_limit(directory))
+    pipe.untrained_weights = untrained if untrained is not None else list(runner.model.untrained_weights)
+    return pipe

@@ -37,7 +37,24 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize", metavar="RECIPE", help="apply a recipe of this format (see pocketbert quantize)")
     p.add_argument("--calibration", metavar="FILE", help="with --quantize: calibration text for static recipes")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    add_require_trained_head(p)
     p.set_defaults(run=run_export)
+
+
+def add_require_trained_head(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--require-trained-head", action="store_true",
+                   help="error (exit 2) when the checkpoint lacks the task's head instead of warning")
+
+
+def warn_untrained(manifest: dict) -> None:
+    """The manifest's untrained weights, loudly, after the work is reported."""
+    import sys
+
+    from pocketbert.export import untrained_summary
+
+    if manifest.get("untrained_weights"):
+        print(f"pocketbert: WARNING: {untrained_summary(manifest['task'], manifest['untrained_weights'])}",
+              file=sys.stderr)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -45,7 +62,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     options = ExportOptions(
         seq_len=args.seq_len, batch=args.batch, static=args.static, dynamic=args.dynamic, opset=args.opset, atol=args.atol,
-        ort=args.ort, optimize=args.optimize,
+        ort=args.ort, optimize=args.optimize, require_trained_head=args.require_trained_head,
     )
     if args.quantize:
         from pocketbert.commands.quantize import run_quantize
@@ -62,6 +79,7 @@ def run_export(args: argparse.Namespace) -> int:
             f"  {entry['path']:<22} {entry['bytes'] / 1e6:8.1f} MB  max abs diff {check['max_abs_diff']:.2e} "
             f"(atol {check['atol']:g}, {len(check['cases'])} input shapes)"
         )
+    warn_untrained(manifest)
     return 0
 
 

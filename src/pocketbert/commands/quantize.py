@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from pocketbert.commands.common import task_names
+from pocketbert.commands.export import add_require_trained_head, warn_untrained
 from pocketbert.errors import PocketbertError
+from pocketbert.runtime.format import ExportOptions
 from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH
 
 
@@ -46,6 +48,7 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
                    help="keep matching layers in float (regex over node/tensor/module names)")
     p.add_argument("--seq-len", type=int, default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--force", action="store_true")
+    add_require_trained_head(p)
     p.set_defaults(run=run_quantize)
 
 
@@ -68,10 +71,12 @@ def run_quantize(args: argparse.Namespace) -> int:
         return run_scan(args)
     if not args.output:
         raise PocketbertError("-o OUT_DIR is required (except with --scan)")
-    options = getattr(args, "export_options", None)  # export --quantize: every export option
+    # export --quantize: every export option; quantize: the length and the head check
+    options = getattr(args, "export_options", None) or ExportOptions(
+        seq_len=args.seq_len, require_trained_head=args.require_trained_head)
     manifest = quantize_model(
         args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
-        exclude=tuple(args.exclude), seq_len=None if options else args.seq_len, force=args.force, options=options,
+        exclude=tuple(args.exclude), force=args.force, options=options,
         eval_texts=eval_texts(args.eval_text) if getattr(args, "eval_text", None) else None,
     )
     print(f"wrote {args.output}: {manifest['model_class']} with {args.recipe}")
@@ -85,6 +90,7 @@ def run_quantize(args: argparse.Namespace) -> int:
             print(f"    random ids (numerical check) {output}: max abs diff {figures['max_abs_diff']:.3g}, "
                   f"mean abs diff {figures['mean_abs_diff']:.3g}"
                   + (f", top-1 agreement {top1:.3f}" if top1 is not None else ""))
+    warn_untrained(manifest)
     return 0
 
 

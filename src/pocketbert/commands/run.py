@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from pocketbert.commands.export import add_require_trained_head, warn_untrained
 from pocketbert.errors import PocketbertError
 
 
@@ -39,6 +40,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     p.add_argument("--similarity", action="store_true",
                    help="sentence-embedding: cosine similarity of the inputs and each one's nearest (--top-k) others")
+    add_require_trained_head(p)
     p.set_defaults(run=run_run)
 
 
@@ -120,8 +122,18 @@ def run_run(args: argparse.Namespace) -> int:
     if args.top_k is not None and args.top_k < 1:
         raise PocketbertError(f"--top-k must be >= 1, got {args.top_k}")
     pipe = pipeline(args.task, args.model, threads=args.threads, truncation=not args.no_truncation)
-    if args.task == "sentence-embedding":
-        return _run_embeddings(pipe, lines, args)
+    untrained = {"task": args.task, "untrained_weights": pipe.untrained_weights}
+    if pipe.untrained_weights and args.require_trained_head:
+        from pocketbert.export import untrained_summary
+
+        raise PocketbertError(f"{args.model}: {untrained_summary(args.task, pipe.untrained_weights)} (--require-trained-head)")
+    try:
+        return _run_embeddings(pipe, lines, args) if args.task == "sentence-embedding" else _run_each(pipe, lines, items, args)
+    finally:
+        warn_untrained(untrained)  # after the answers, where it is seen
+
+
+def _run_each(pipe, lines: list[str], items: list, args: argparse.Namespace) -> int:
     options = {}
     if args.top_k is not None:
         options["top_k"] = args.top_k
