@@ -1,6 +1,7 @@
 package dev.pocketbert.demo
 
 import android.content.Context
+import dev.pocketbert.embedding.Embeddings
 import dev.pocketbert.tokenizer.BertTokenizer
 import dev.pocketbert.tokenizer.Encoding
 import dev.pocketbert.tokenizer.Truncation
@@ -97,6 +98,31 @@ class BertModel(context: Context, val threads: Int, useXnnpack: Boolean = true) 
         val probs = softmax(result.outputs.getValue("logits"), 0, result.outputs.getValue("logits").size)
         val ranked = probs.indices.sortedByDescending { probs[it] }.map { (labels.getOrNull(it) ?: "LABEL_$it") to probs[it] }
         return ranked to result.millis
+    }
+
+    /**
+     * One unit-length vector for [text]: a sentence-embedding export's pooled
+     * `sentence_embedding`, or for a feature-extraction export the mean of its token states
+     * over the real tokens (pooled here, as the graph would). Java's pooling is checked
+     * against Python's on the JVM (EmbeddingCheck).
+     */
+    fun embed(text: String): Pair<FloatArray, Double> {
+        val encoding = encode(text)
+        val result = run(encoding)
+        val pooled = result.outputs["sentence_embedding"] ?: result.outputs["last_hidden_state"]?.let { tokens ->
+            Embeddings.meanPool(tokens, encoding.attentionMask, tokens.size / sequenceLength)
+        } ?: error("a $task export has no sentence_embedding or last_hidden_state output")
+        return Embeddings.normalize(pooled) to result.millis
+    }
+
+    /** [documents] ranked by cosine similarity to [query], best first, and the total inference time. */
+    fun search(query: String, documents: List<String>): Pair<List<Pair<String, Double>>, Double> {
+        val (queryVector, queryMillis) = embed(query)
+        val embedded = documents.map { embed(it) }
+        val vectors = embedded.map { it.first }.toTypedArray()
+        val order = Embeddings.nearest(queryVector, vectors, vectors.size, -1)
+        val ranked = order.map { documents[it] to Embeddings.cosine(queryVector, vectors[it]) }
+        return ranked to queryMillis + embedded.sumOf { it.second }
     }
 
     override fun close() = interpreter.close()

@@ -1,6 +1,7 @@
 package dev.pocketbert.demo
 
 import android.os.Bundle
+import android.text.InputType
 import android.widget.Button
 import android.widget.EditText
 import android.widget.LinearLayout
@@ -9,7 +10,7 @@ import android.widget.TextView
 import androidx.appcompat.app.AppCompatActivity
 import java.util.concurrent.Executors
 
-/** Fill-mask, text classification and the benchmark, on the model in assets/. */
+/** Fill-mask, text classification, semantic search and the benchmark, on the model in assets/. */
 class MainActivity : AppCompatActivity() {
     private val worker = Executors.newSingleThreadExecutor()
     private lateinit var input: EditText
@@ -19,13 +20,18 @@ class MainActivity : AppCompatActivity() {
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         val column = LinearLayout(this).apply { orientation = LinearLayout.VERTICAL; setPadding(32, 32, 32, 32) }
-        input = EditText(this).apply { setText("The capital of France is [MASK].") }
+        input = EditText(this).apply {
+            setText("The capital of France is [MASK].")
+            inputType = InputType.TYPE_CLASS_TEXT or InputType.TYPE_TEXT_FLAG_MULTI_LINE
+            hint = "Search: the query on the first line, one document per line after it"
+        }
         threads = EditText(this).apply { setText("4"); hint = "threads" }
         output = TextView(this).apply { setTextIsSelectable(true) }
         column.addView(input)
         column.addView(threads)
         column.addView(button("Fill mask") { model, text -> fillMask(model, text) })
         column.addView(button("Classify") { model, text -> classify(model, text) })
+        column.addView(button("Search (query, then documents)") { model, text -> search(model, text) })
         column.addView(button("Benchmark (mobilebert-pixel4)") { model, _ -> Benchmark.run(model).toString(2) })
         column.addView(output)
         setContentView(ScrollView(this).apply { addView(column) })
@@ -56,6 +62,14 @@ class MainActivity : AppCompatActivity() {
     private fun classify(model: BertModel, text: String): String {
         val (ranked, millis) = model.classify(text)
         return ranked.joinToString("\n") { (label, p) -> "%.4f  %s".format(p, label) } + "\n\n%.1f ms".format(millis)
+    }
+
+    private fun search(model: BertModel, text: String): String {
+        val lines = text.lines().map { it.trim() }.filter { it.isNotEmpty() }
+        if (lines.size < 2) return "write the query on the first line and at least one document below it"
+        val (ranked, millis) = model.search(lines.first(), lines.drop(1))
+        return ranked.joinToString("\n") { (document, cosine) -> "%.4f  %s".format(cosine, document) } +
+            "\n\n%d texts embedded in %.1f ms".format(lines.size, millis)
     }
 
     override fun onDestroy() {
