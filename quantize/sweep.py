@@ -26,7 +26,10 @@ def read_labelled(path: str | Path) -> list[tuple[str, str]]:
     return [(example.text, str(example.label)) for example in read_classification(path)]
 
 
-def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=DEFAULT_SEQUENCE_LENGTH, runs=20, progress=True) -> list[dict]:
+def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=DEFAULT_SEQUENCE_LENGTH, runs=20, progress=True,
+          task: str | None = None) -> list[dict]:
+    """``task``: the head to export (default: from config.json; text-classification with
+    ``eval_data``, the only labelled data there is)."""
     from rich.progress import Progress
 
     from pocketbert.benchmarks import latency
@@ -41,7 +44,10 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
             raise PocketbertError(f"unknown recipe {name!r}")
     chosen = [(fmt, None) for fmt in formats] + [(RECIPES[r].format, r) for r in recipes if RECIPES[r].format in formats]
     data = None
+    if eval_data and task not in (None, "text-classification"):
+        raise PocketbertError(f"--eval-data is labelled text for text-classification, not for --task {task}")
     if eval_data:
+        task = "text-classification"
         from pocketbert.benchmarks.eval_data import label_ids, read_classification
         from pocketbert.models.checkpoint import resolve
         from pocketbert.models.configs import load_config
@@ -50,14 +56,13 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
         label_ids(data, load_config(resolve(model)), eval_data)  # labels the model does not have: before any export
     rows = []
     with tempfile.TemporaryDirectory(prefix="pocketbert-sweep-") as work, Progress(disable=not progress) as bar:
-        task = bar.add_task("sweep", total=len(chosen))
+        progress_row = bar.add_task("sweep", total=len(chosen))
         floats = {}
         for fmt, recipe in chosen:
-            bar.update(task, description=f"{fmt} {recipe or 'float32'}")
+            bar.update(progress_row, description=f"{fmt} {recipe or 'float32'}")
             target = Path(work) / f"{fmt}-{recipe or 'float32'}"
             if recipe is None:
-                manifest = export_model(model, "text-classification" if data else None, fmt, target,
-                                        ExportOptions(seq_len=seq_len))
+                manifest = export_model(model, task, fmt, target, ExportOptions(seq_len=seq_len))
                 floats[fmt] = target
                 entry = manifest["files"]["model"]
                 closeness = {"max_abs_diff": entry["validation"]["max_abs_diff"], "mean_abs_diff": None,
@@ -67,11 +72,10 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                 # recipes that quantize the PyTorch model start from it, the others from the float file
                 base = model if get_format(fmt).quantizes == "model" else floats[fmt]
                 try:
-                    manifest = quantize_model(base, recipe, target, task="text-classification" if data else None,
-                                              seq_len=seq_len)
+                    manifest = quantize_model(base, recipe, target, task=task, seq_len=seq_len)
                 except PocketbertError as exc:  # one recipe failing is a result, not the end of the sweep
                     rows.append({"format": fmt, "recipe": recipe, "error": str(exc)})
-                    bar.advance(task)
+                    bar.advance(progress_row)
                     continue
                 entry = manifest["files"]["model"]
                 closeness = next(iter(entry["agreement_with_float"].values()))
@@ -92,7 +96,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                 row["accuracy"] = classification_accuracy(pipeline("text-classification", target, threads=threads),
                                                           data, eval_data)
             rows.append(row)
-            bar.advance(task)
+            bar.advance(progress_row)
     if data:
         base = {r["format"]: r["accuracy"] for r in rows if r["recipe"] == "float32"}
         for row in rows:

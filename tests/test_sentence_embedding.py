@@ -183,3 +183,21 @@ def test_run_prints_vectors_and_similarities(tmp_path, cli_env):
     for bad, message in [(["--similarity", "only one"], "at least two"), (["--top-k", "0", "a", "b"], "--top-k")]:
         result = subprocess.run([*cli, *bad], capture_output=True, text=True, env=cli_env)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_sweep_takes_the_task(tmp_path, cli_env):
+    from pocketbert.models import create_checkpoint
+
+    create_checkpoint("bert", tmp_path / "ckpt", task="feature-extraction", layers=1)  # as sentence-transformers ship
+    cli = [sys.executable, "-m", "pocketbert.cli", "quantize-sweep", str(tmp_path / "ckpt"), "--task", "sentence-embedding",
+           "--formats", "onnx", "--recipes", "onnx-dynamic-int8", "--seq-len", "32", "--runs", "2"]
+    done = subprocess.run([*cli, "-o", str(tmp_path / "sweep")], capture_output=True, text=True, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    rows = {r["recipe"]: r for r in json.loads((tmp_path / "sweep" / "sweep.json").read_text())["rows"]}
+    assert set(rows) == {"float32", "onnx-dynamic-int8"}
+    assert 0 < rows["onnx-dynamic-int8"]["real_text_agreement"] <= 1  # nearest-neighbour retention of the vectors
+    (tmp_path / "labels.tsv").write_text("text\tlabel\na fine day\tpositive\n")
+    refused = subprocess.run([*cli, "--eval-data", str(tmp_path / "labels.tsv"), "-o", str(tmp_path / "no")],
+                             capture_output=True, text=True, env=cli_env)
+    assert refused.returncode == 2 and "not for --task sentence-embedding" in refused.stderr
+    assert not (tmp_path / "no").exists()

@@ -144,6 +144,8 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS), metavar="FORMAT")
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE")
     p.add_argument("--eval-data", metavar="FILE", help="labelled text (.tsv/.jsonl with text and label) for accuracy")
+    p.add_argument("--task", choices=task_names(), metavar="TASK",
+                   help="head to export (default: from config.json; text-classification with --eval-data)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seq-len", type=int, default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--runs", type=int, default=20, help="timed runs per file")
@@ -155,7 +157,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     from pocketbert.quantize.sweep import sweep
 
     rows = sweep(args.model, args.formats, args.recipes, args.output, eval_data=args.eval_data,
-                 threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty())
+                 threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty(), task=args.task)
     print((Path(args.output) / "sweep.md").read_text(), end="")
     print(f"wrote {len(rows)} rows to {args.output}/sweep.json, sweep.md, sweep.png")
     return 0
