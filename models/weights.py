@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,13 @@ def _read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
     try:
         # weights_only: a pickle can run code; only tensors and plain containers are allowed
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Weights only load failed" in str(exc):  # not torch's advice to load it unsafely
+            found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", str(exc))
+            culprit = f": it pickles {found.group(1)}" if found else ""
+            raise CheckpointError(f"{path}: holds objects other than tensors{culprit}; pocketbert loads weights "
+                                  "only (a pickle can run code). Convert it to safetensors where you trust it") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch weights file ({first_line(exc)})") from None
     except Exception as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch weights file ({first_line(exc)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

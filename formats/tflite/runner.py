@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ class TfliteRunner:
             if np.issubdtype(d["dtype"], np.integer) and d["quantization"][0] > 0
         }
         self.fixed_sequence_length = fixed_sequence_length or int(next(iter(self.shapes.values()))[-1])
+        self._first_call = True
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {}
@@ -51,7 +53,15 @@ class TfliteRunner:
             if value.shape != self.shapes[name]:
                 raise RunnerError(f"input {name} has shape {value.shape}; this .tflite takes exactly {self.shapes[name]}")
             feed[name] = value
-        outputs = self.signature(**feed)
+        if self._first_call:  # LiteRT applies XNNPACK at the first invoke and logs it on fd 2
+            with captured_stderr() as lines:
+                outputs = self.signature(**feed)
+            self._first_call = False
+            for line in lines:
+                if not line.startswith("INFO: Created TensorFlow Lite XNNPACK delegate"):
+                    print(line, file=sys.stderr)
+        else:
+            outputs = self.signature(**feed)
         return {name: self._dequantize(name, outputs[name]) for name in self.output_names}
 
     def _dequantize(self, name: str, value: np.ndarray) -> np.ndarray:
