@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from pocketbert.atomic import atomic_directory
+from pocketbert.atomic import atomic_directory, check_free_space
 from pocketbert.errors import PocketbertError
 from pocketbert.export.validate import validate
 from pocketbert.formats import FORMATS, get_format, runner_for_file
@@ -86,7 +86,11 @@ def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, op
     fmt, spec = plan(model, fmt_name, options)
     check_trained(model, source, options.require_trained_head)
     io = {"inputs": spec.manifest_inputs(fmt.input_dtype), "outputs": spec.manifest_outputs()}
-    with atomic_directory(out_dir, force=force) as tmp:
+    # each file the format may write holds the float32 weights (+10% and 20 MB for the rest)
+    check_free_space(out_dir, int(model.num_parameters() * 4 * len(fmt.files) * 1.1) + 20_000_000,
+                     f"a {fmt.name} export of {type(model).__name__}")
+    protect = [getattr(model, "checkpoint_dir", None), source]
+    with atomic_directory(out_dir, force=force, protect=[p for p in protect if p]) as tmp:
         start = time.perf_counter()
         files, details = fmt.export(model, spec, tmp, options)
         export_seconds = time.perf_counter() - start

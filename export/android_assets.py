@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pocketbert.atomic import atomic_file
 from pocketbert.errors import PocketbertError
+from pocketbert.formats import runner_for_file
 from pocketbert.runtime.artifact import MANIFEST_NAME, Artifact
 from pocketbert.models.configs import CONFIG_NAME, load_config
 
@@ -25,6 +26,9 @@ def write_android_assets(artifact_dir: str | Path, assets_dir: str | Path) -> li
             "(pocketbert export MODEL --format tflite)"
         )
     model = artifact.model_path()  # checks the sha256 first: nothing is written for a bad artifact
+    # a sha256 only proves the file matches its own manifest: LiteRT must load it, with the
+    # inputs and outputs the manifest (and so the app) names
+    runner_for_file(model, artifact.manifest)
     vocab = artifact.directory / "vocab.txt"
     if not vocab.is_file():
         raise PocketbertError(f"{artifact.directory}: no vocab.txt (export from a checkpoint that has a tokenizer)")

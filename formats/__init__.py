@@ -62,13 +62,19 @@ def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int
     manifest = manifest or {}
     inputs, outputs = manifest.get("inputs", []), manifest.get("outputs", [])
     last = inputs[0]["shape"][-1] if inputs else None
-    return fmt.open(
+    runner = fmt.open(
         path,
         tuple(i["name"] for i in inputs),
         tuple(o["name"] for o in outputs),
         threads,
         last if isinstance(last, int) else None,
     )
+    for kind, listed, found in (("inputs", inputs, runner.input_names), ("outputs", outputs, runner.output_names)):
+        names = sorted(row["name"] for row in listed)
+        if listed and names != sorted(found):
+            raise RunnerError(f"{path}: the file's {kind} are {', '.join(sorted(found))}, its manifest says "
+                              f"{', '.join(names)} (a file of another model?)")
+    return runner
 
 
 def open_runner(path: str | Path, threads: int | None = None, role: str | None = None, task: str | None = None) -> Runner:

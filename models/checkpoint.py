@@ -79,8 +79,10 @@ def create_checkpoint(
         config = config.replace(vocab_size=max(vocab.values()) + 1)
     else:
         vocab = {token: i for i, token in enumerate(build_vocab(config.vocab_size))}
+    model_class = arch.model_class(task or DEFAULT_TASK)
+    model_class.check_fits_in_memory(config, f"{architecture} with {config.num_hidden_layers} layers")
     tokenizer = arch.tokenizer_class(vocab, model_max_length=config.max_position_embeddings)
-    model = arch.model_class(task or DEFAULT_TASK)(config).init_weights(seed)
+    model = model_class(config).init_weights(seed)
     with atomic_directory(out_dir, force=force) as tmp:
         save_pretrained(model, tmp)
         tokenizer.save_pretrained(tmp)

@@ -83,13 +83,17 @@ class ModelConfig:
         # transformers accepts num_labels on its own (old configs carry it without id2label)
         num_labels = data.pop("num_labels", None)
         if known.get("id2label") is not None:
-            known["id2label"] = {int(k): v for k, v in known["id2label"].items()}
+            labels = known["id2label"]
+            if not isinstance(labels, dict) or not all(isinstance(k, (str, int)) and str(k).isdigit() for k in labels):
+                raise ConfigError("config field id2label must map label indices (\"0\", \"1\" ...) to names")
+            known["id2label"] = {int(k): v for k, v in labels.items()}
         try:
             config = cls(**known, extra=data)
         except TypeError as exc:  # pragma: no cover - dataclass signature errors
             raise ConfigError(f"bad {cls.model_type} config: {exc}") from None
         if num_labels is not None and config.id2label is None:
-            config = config.with_labels(int(num_labels))
+            _check_field("num_labels", num_labels, int)
+            config = config.with_labels(num_labels)
         config.validate()
         return config
 
@@ -118,12 +122,19 @@ class ModelConfig:
 
     # ---- checks -------------------------------------------------------------------------
     def validate(self) -> None:
-        """Reject configs no model can be built from, naming the field."""
+        """Reject configs no model can be built from, naming the field: every field of the
+        type its annotation says (a JSON ``NaN``, a string or a boolean where a count
+        belongs is a mistake, not a value to cast), counts and sizes >= 1, floats finite,
+        epsilons positive, a pad id inside the vocabulary, string labels."""
+        hints = _field_types(type(self))
         for name in self.field_names():
-            value = getattr(self, name)
-            if name.startswith("num_") or name.endswith("_size") or name.endswith("_groups"):
-                if isinstance(value, int) and value < 0:
-                    raise ConfigError(f"config field {name} must be >= 0, got {value}")
+            _check_field(name, getattr(self, name), hints[name])
+        if self.pad_token_id is not None and self.pad_token_id >= self.vocab_size:
+            raise ConfigError(f"config field pad_token_id={self.pad_token_id} is outside the vocabulary "
+                              f"(vocab_size={self.vocab_size})")
+        for key, value in (self.id2label or {}).items():
+            if not isinstance(key, int) or not isinstance(value, str):
+                raise ConfigError(f"config field id2label maps {key!r} to {value!r}: expected index -> label string")
 
     def replace(self, **changes: Any) -> "ModelConfig":
         """A copy with some fields changed (aliases such as num_hidden_layers accepted)."""
@@ -131,6 +142,45 @@ class ModelConfig:
         config = dataclasses.replace(self, **resolved)
         config.validate()
         return config
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _check_field(name: str, value: Any, annotation: Any) -> None:
+    """One field against its annotation (int, float, bool, str, or X | None)."""
+    import math
+    import types
+    import typing
+
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if value is None:
+        if type(None) in options:
+            return
+        raise ConfigError(f"config field {name} must not be null")
+    kind = next((o for o in options if o is not type(None)), annotation)
+    kind = typing.get_origin(kind) or kind
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config field {name} must be true or false, got {shown}")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config field {name} must be an integer, got {shown}")
+        if value < (0 if name.endswith("_token_id") else 1):
+            raise ConfigError(f"config field {name} must be >= {0 if name.endswith('_token_id') else 1}, got {value}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"config field {name} must be a finite number, got {shown}")
+        if name.endswith("_eps") and value <= 0:
+            raise ConfigError(f"config field {name} must be > 0, got {value}")
+        if value < 0 or (name.endswith("dropout") and value > 1):
+            raise ConfigError(f"config field {name} is out of range: {value}")
+    elif kind in (str, list, dict) and not isinstance(value, kind):
+        raise ConfigError(f"config field {name} must be a {'string' if kind is str else kind.__name__}, got {shown}")
 
 
 def check_divisible(config: ModelConfig, width_field: str, heads_field: str) -> None:

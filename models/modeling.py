@@ -115,6 +115,29 @@ class PreTrainedModel(nn.Module):
         raise NotImplementedError
 
     @classmethod
+    def parameter_count(cls, config: ModelConfig) -> int:
+        """How many parameters ``cls(config)`` would allocate, counted on the meta device
+        at one and two layers (no memory, whatever the sizes) and extrapolated."""
+        with torch.device("meta"):
+            one, two = (cls(config.replace(num_hidden_layers=n)) for n in (1, 2))
+        per_layer = two.num_parameters() - one.num_parameters()
+        return one.num_parameters() + (config.num_hidden_layers - 1) * per_layer
+
+    @classmethod
+    def check_fits_in_memory(cls, config: ModelConfig, source: str = "the config") -> None:
+        """Refuse sizes this machine cannot hold before allocating them (a vocabulary of
+        1e12 or 100000 layers would allocate until the machine runs out)."""
+        needed = cls.parameter_count(config) * 4  # float32
+        available = _available_memory()
+        # loading holds the model and the checkpoint's tensors at once: twice the weights
+        if available is not None and 2 * needed > available:
+            raise ConfigError(
+                f"{source}: {cls.__name__} would need {needed / 1e9:,.1f} GB for its float32 parameters "
+                f"(vocab_size={config.vocab_size}, {config.num_hidden_layers} layers); "
+                f"{available / 1e9:,.1f} GB of memory is available"
+            )
+
+    @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **config_changes: Any) -> "PreTrainedModel":
         """Load a checkpoint directory or hub id into this class (see ``weights`` for what
         is strict and what is lenient); ``config_changes`` override config.json fields."""
@@ -122,6 +145,7 @@ class PreTrainedModel(nn.Module):
         config = parse_config(cls.config_class, read_config_dict(directory), str(directory / CONFIG_NAME))
         if config_changes:
             config = config.replace(**config_changes)
+        cls.check_fits_in_memory(config, str(directory / CONFIG_NAME))
         model = cls(config).init_weights()  # heads the checkpoint lacks start as transformers' would
         return weights.load_weights(model, directory)
 
@@ -383,6 +407,18 @@ class ForSentenceEmbedding(TaskModel):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
         hidden = self.encode(input_ids, attention_mask, token_type_ids).last_hidden_state  # [B, S, H]
         return ModelOutput(sentence_embedding=self.pooling(hidden, attention_mask))  # [B, H * modes]
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory the kernel says can be allocated now (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def attention_inputs(

@@ -34,7 +34,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pocketbert.atomic import atomic_file
-from pocketbert.errors import CheckpointError, first_line
+from pocketbert.errors import CheckpointError, PocketbertError, first_line
+from pocketbert.paths import confined
 from pocketbert.models.config_base import CONFIG_NAME
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -79,9 +80,14 @@ def _read_index(index: Path, reader) -> dict[str, torch.Tensor]:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{index}: not a valid shard index ({first_line(exc)})") from None
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{index}: weight_map is not an object")
     state: dict[str, torch.Tensor] = {}
-    for shard in sorted(set(weight_map.values())):
-        shard_path = index.parent / shard
+    for shard in sorted(set(map(str, weight_map.values()))):
+        try:
+            shard_path = confined(index.parent, shard, str(index))
+        except PocketbertError as exc:
+            raise CheckpointError(str(exc)) from None
         if not shard_path.is_file():
             raise CheckpointError(f"{index}: names shard {shard}, which is missing")
         state.update(reader(shard_path))
@@ -145,6 +151,18 @@ def untrained_part(missing, prefix: str) -> str:
     return " and ".join(part for part, on in (("the head", head), ("the pooler", pooler)) if on) or "a part"
 
 
+def _check_values(key: str, tensor: torch.Tensor, expected: torch.Tensor, source: str) -> None:
+    """Weights that are not weights: integers or booleans where the model keeps floats (cast,
+    they make a model that outputs constants) and NaN or infinite values (which every output
+    inherits, and which JSON cannot even print)."""
+    if expected.is_floating_point() and not tensor.is_floating_point():
+        raise CheckpointError(f"{source}: weight {key} holds {str(tensor.dtype).removeprefix('torch.')} values, "
+                              "not floating-point weights")
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise CheckpointError(f"{source}: weight {key} has {bad} NaN or infinite value{'s' if bad > 1 else ''}")
+
+
 def match_state_dict(model, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
     """Check ``state`` against ``model`` and return it keyed as ``model`` expects."""
     prefix = model.base_model_prefix + "."
@@ -172,6 +190,7 @@ def match_state_dict(model, state: dict[str, torch.Tensor], source: str) -> dict
         want, got = tuple(expected[key].shape), tuple(ckpt[key].shape)
         if want != got:
             raise CheckpointError(f"{source}: weight {key} has shape {got}, {type(model).__name__} expects {want}")
+        _check_values(key, ckpt[key], expected[key], source)
 
     name = type(model).__name__
     model.untrained_weights = sorted(missing)  # the manifest and ``run`` report these

@@ -13,12 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
-from pocketbert.atomic import atomic_directory, refuse_existing
+from pocketbert.atomic import atomic_directory, refuse_existing, work_directory
 from pocketbert.benchmarks import quality
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import get_format, runner_for_file
@@ -78,10 +77,10 @@ def quantize_model(
     options = options or ExportOptions()
     if seq_len is not None:
         options = dataclasses.replace(options, seq_len=seq_len)
-    refuse_existing(out_dir, force)  # before exporting the float model, not after
+    refuse_existing(out_dir, force, protect=[source])  # before exporting the float model, not after
     examples = read_texts(calibration_file) if recipe.needs_calibration else None
     limit = fmt.calibration_limit(recipe)
-    with tempfile.TemporaryDirectory(prefix="pocketbert-quantize-") as work:
+    with work_directory("quantize") as work:
         artifact, model = _float_start(source, recipe, fmt, task, options, Path(work))
         manifest = artifact.manifest
         float_file = artifact.model_path()
@@ -89,7 +88,7 @@ def quantize_model(
         spec = artifact.spec()
         if model is None and fmt.quantizes == "model":
             model = _pytorch_model(source, manifest)
-        with atomic_directory(out_dir, force=force) as tmp:
+        with atomic_directory(out_dir, force=force, protect=[source]) as tmp:
             start = time.perf_counter()
             calibration = None
             if recipe.needs_calibration:
@@ -117,7 +116,7 @@ def quantize_model(
                     "quality": None if tokenizer is None else quality.measure(
                         manifest["task"], reference, candidate, tokenizer, spec, eval_texts, reference_outputs),
                 }
-            for extra in ["config.json", *manifest.get("tokenizer_files", [])]:
+            for extra in ["config.json", *manifest.get("tokenizer_files", [])]:  # names confined by Artifact.open
                 (tmp / extra).parent.mkdir(parents=True, exist_ok=True)  # 1_Pooling/config.json
                 shutil.copyfile(artifact.directory / extra, tmp / extra)
             quantized = {

@@ -36,9 +36,13 @@ def read_texts(path: str | Path | None) -> list[tuple[str, str | None]]:
                 continue
             try:
                 row = json.loads(line)
-                examples.append((str(row["text"]), row.get("text_pair")))
+                text, pair = row["text"], row.get("text_pair")
             except (ValueError, KeyError, TypeError):
                 raise CalibrationError(f"{path}:{number}: expected a JSON object with a 'text' field") from None
+            if not isinstance(text, str) or not text.strip() or not isinstance(pair, (str, type(None))):
+                raise CalibrationError(f"{path}:{number}: 'text' (and 'text_pair') must be non-empty strings, "
+                                       f"got {json.dumps(text)[:40]}")  # not calibrated on "123" or "None"
+            examples.append((text, pair))
     elif path.suffix == ".tsv":
         rows = list(csv.DictReader(io.StringIO(content), delimiter="\t"))
         if not rows or "text" not in rows[0]:

@@ -8,12 +8,12 @@ user rescues a model that collapses under int8.
 
 from __future__ import annotations
 
-import tempfile
 import warnings
 from pathlib import Path
 
 from torch import nn
 
+from pocketbert.atomic import work_directory
 from pocketbert.errors import PocketbertError
 from pocketbert.models.modeling import TaskModel
 from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH
@@ -51,7 +51,7 @@ def scan(source, recipe_name: str, task: str | None = None, seq_len: int = DEFAU
         raise PocketbertError("--scan starts from a checkpoint (it needs the module structure)")
     model = load_model(source, task=task)
     options = ExportOptions(seq_len=seq_len)
-    with tempfile.TemporaryDirectory(prefix="pocketbert-scan-") as work:
+    with work_directory("scan") as work:
         base = source
         if fmt.quantizes == "file":  # export the float graph once
             base = Path(work) / "float"
@@ -68,7 +68,7 @@ def scan_blocks(base, recipe_name: str, model, options, calibration_file=None, e
     fmt = get_format(get_recipe(recipe_name).format)
     blocks = [(label, fmt.block_pattern(model, paths)) for label, paths in model_blocks(model)]
     rows = []
-    with tempfile.TemporaryDirectory(prefix="pocketbert-scan-") as work:
+    with work_directory("scan") as work:
         for index, (label, pattern) in enumerate(blocks):
             others = tuple(p for other, p in blocks if other != label)
             with warnings.catch_warnings():

@@ -9,9 +9,9 @@ and a PNG Pareto chart (latency vs accuracy, marker area = size).
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
+from pocketbert.atomic import work_directory
 from pocketbert.errors import PocketbertError
 from pocketbert.benchmarks import quality
 from pocketbert.quantize.recipes import RECIPES
@@ -55,7 +55,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
         data = read_classification(eval_data)
         label_ids(data, load_config(resolve(model)), eval_data)  # labels the model does not have: before any export
     rows = []
-    with tempfile.TemporaryDirectory(prefix="pocketbert-sweep-") as work, Progress(disable=not progress) as bar:
+    with work_directory("sweep") as work, Progress(disable=not progress) as bar:
         progress_row = bar.add_task("sweep", total=len(chosen))
         floats = {}
         for fmt, recipe in chosen:

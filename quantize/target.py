@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
-from pocketbert.atomic import atomic_directory, refuse_existing
+from pocketbert.atomic import atomic_directory, refuse_existing, work_directory
 from pocketbert.benchmarks import quality
 from pocketbert.errors import PocketbertError
 
@@ -74,7 +73,7 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
         raise PocketbertError("--target starts from a checkpoint (it keeps blocks of the model in float)")
     model = load_model(source, task=task)
     metric, floor = parse_target(target, model.task)
-    refuse_existing(out_dir, force)
+    refuse_existing(out_dir, force, protect=[source])
     texts = eval_texts if eval_texts is not None else quality.default_texts()
     if len(texts) < 8:
         raise PocketbertError(f"--target needs at least 8 sentences to tune and check on, got {len(texts)}")
@@ -84,7 +83,7 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
     if not recipes:
         raise PocketbertError(f"{fmt.name} has no int8 recipe to search")
     options = ExportOptions(seq_len=seq_len) if seq_len else ExportOptions()
-    with tempfile.TemporaryDirectory(prefix="pocketbert-target-") as work:
+    with work_directory("target") as work:
         work = Path(work)
         base = source
         if fmt.quantizes == "file":
@@ -134,7 +133,7 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
         search = {"target": {"metric": metric, "floor": floor}, "tuning_sentences": len(tune),
                   "held_out_sentences": len(check), "threads": threads, "chosen": chosen["candidate"],
                   "candidates": [{k: v for k, v in c.items() if k != "directory"} for c in candidates]}
-        with atomic_directory(out_dir, force=force) as tmp:
+        with atomic_directory(out_dir, force=force, protect=[source]) as tmp:
             for item in Path(chosen["directory"]).iterdir():
                 shutil.copyfile(item, tmp / item.name)
             manifest = json.loads((tmp / "manifest.json").read_text())

@@ -25,6 +25,7 @@ from typing import Any
 
 from pocketbert import __version__
 from pocketbert.errors import PocketbertError
+from pocketbert.paths import confined
 from pocketbert.models.configs import CONFIG_NAME
 from pocketbert.models.modeling import PreTrainedModel
 from pocketbert.runtime.spec import ExportSpec
@@ -84,6 +85,35 @@ def write_support_files(model: PreTrainedModel, directory: Path) -> list[str]:
     return copied + write_task_files(model, directory)
 
 
+def _check_manifest(manifest: Any, path: Path) -> None:
+    """The fields every reader relies on, of the types they expect; names of listed files
+    confined to the artifact (a tampered manifest is refused here, not deep in a runner)."""
+    def bad(why: str) -> ArtifactError:
+        return ArtifactError(f"{path}: not a valid manifest ({why})")
+
+    if not isinstance(manifest, dict):
+        raise bad("not a JSON object")
+    for key in ("format", "task", "model_class", "architecture"):
+        if not isinstance(manifest.get(key), str):
+            raise bad(f"no {key}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise bad("no files")
+    for role, entry in files.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not isinstance(entry.get("sha256"), str):
+            raise bad(f"files.{role} needs a path and a sha256")
+        confined(path.parent, entry["path"], f"{path} (files.{role})")
+    for key in ("inputs", "outputs"):
+        rows = manifest.get(key, [])
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in rows):
+            raise bad(f"{key} must be a list of named tensors")
+    extras = manifest.get("tokenizer_files", [])
+    if not isinstance(extras, list):
+        raise bad("tokenizer_files must be a list")
+    for name in extras:
+        confined(path.parent, name, f"{path} (tokenizer_files)")
+
+
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     manifest = {**manifest, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -106,9 +136,9 @@ class Artifact:
             raise ArtifactError(f"{directory}: no {MANIFEST_NAME} (not an export artifact)")
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            manifest["files"], manifest["format"], manifest["task"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError) as exc:
             raise ArtifactError(f"{manifest_path}: not a valid manifest ({exc})") from None
+        _check_manifest(manifest, manifest_path)
         return cls(directory, manifest)
 
     @property
@@ -121,7 +151,7 @@ class Artifact:
         if role not in files:
             raise ArtifactError(f"{self.directory}: this {self.manifest['format']} artifact has no {role} file")
         entry = files[role]
-        path = self.directory / entry["path"]
+        path = confined(self.directory, entry["path"], f"{self.directory / MANIFEST_NAME} ({role})")
         if not path.is_file():
             raise ArtifactError(f"{path}: missing (listed in {MANIFEST_NAME})")
         if sha256(path) != entry["sha256"]:

@@ -14,7 +14,7 @@ PACKAGES = ("models", "runtime", "formats", "export", "quantize", "benchmarks")
 SRC = ROOT / "src" / "pocketbert"
 # lowest first: a part may import only parts before it (and the leaf utilities)
 LAYERS = ("models", "runtime", "formats", "export", "pipelines", "benchmarks", "quantize", "docs", "commands", "cli")
-LEAVES = {"errors", "atomic", "quiet", "textfile", "__init__"}
+LEAVES = {"errors", "atomic", "paths", "quiet", "textfile", "__init__"}
 
 
 def part_files() -> dict[str, list[Path]]:

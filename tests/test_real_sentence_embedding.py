@@ -108,7 +108,8 @@ def test_run_similarity_pairs_paraphrases(minilm, cli_env):
     assert [row["nearest"][0]["index"] for row in rows] == [i ^ 1 for i in range(len(sentences))]
 
 
-def test_int8_and_bench_take_the_task(exports, tmp_path, cli_env):
+def test_int8_parity_and_bench_take_the_task(minilm, exports, tmp_path, cli_env):
+    from pocketbert.benchmarks.parity import parity
     from pocketbert.quantize import quantize_model
 
     manifest = quantize_model(exports / "onnx", "onnx-dynamic-int8", tmp_path / "int8")
@@ -116,6 +117,8 @@ def test_int8_and_bench_take_the_task(exports, tmp_path, cli_env):
     assert found["task"] == "sentence-embedding" and found["sentences"] == 240
     assert quality.floor_failures(found, {"cosine_mean": 0.99, "cosine_min": 0.98, "nn_retention": 0.9}) == [], found
     assert (tmp_path / "int8" / "1_Pooling" / "config.json").is_file()  # still a sentence-transformers layout
+    report = parity(minilm, [exports / "tflite", tmp_path / "int8"])  # against the PyTorch model, default gates
+    assert [entry["passed"] for entry in report["artifacts"]] == [True, True], report["artifacts"]
     bench = subprocess.run([sys.executable, "-m", "pocketbert.cli", "bench", str(exports / "onnx"), str(tmp_path / "int8"),
                             "--threads", "1", "--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1",
                             "--json", str(tmp_path / "bench.json")], capture_output=True, text=True, env=cli_env)

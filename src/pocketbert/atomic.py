@@ -1,19 +1,27 @@
 """Write files and directories so that a failure never leaves a half-written result.
 
 Everything is built under a hidden temporary name beside the target and renamed into
-place at the end (a rename within one filesystem is atomic).
+place at the end (a rename within one filesystem is atomic). Temporary names carry the
+process id, so the leftovers of a process that was killed (kill -9, a power cut) are
+recognised and removed by the next pocketbert that writes there. A lock file beside the
+target keeps two processes from writing the same output: the second is refused at once,
+instead of both finishing and one silently replacing the other.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pocketbert.errors import PocketbertError
+
+WORK_PREFIX = "pocketbert-"  # private work directories in TMPDIR: pocketbert-KIND-PID-xxxx
 
 
 def _is_nonempty_dir(path: Path) -> bool:
@@ -31,47 +39,123 @@ def _chmod_like_new(path: Path, mode: int) -> None:
     os.chmod(path, mode & ~_umask())
 
 
-def refuse_existing(target: str | Path, force: bool) -> None:
-    """The check atomic_directory makes, for callers that want it before slow work."""
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _remove_stale(directory: Path, pattern: re.Pattern[str]) -> None:
+    """Remove entries of ``directory`` whose name matches ``pattern`` (group "pid") and
+    whose process is gone."""
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match and not _alive(int(match.group("pid"))):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def refuse_existing(target: str | Path, force: bool, protect: Iterable[str | Path] = ()) -> None:
+    """The checks atomic_directory makes, for callers that want them before slow work: an
+    existing output needs ``force``, and no output may replace a directory the work reads
+    from (``protect``: the source checkpoint) or the working directory itself."""
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise PocketbertError(f"{target}: exists and is not a directory")
+    resolved = target.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise PocketbertError(f"{target}: is the working directory or one of its parents; write the output elsewhere")
+    for source in protect:
+        source = Path(source).resolve()
+        if resolved == source or resolved in source.parents:
+            raise PocketbertError(f"{target}: the output would replace the input {source}; choose another -o")
     if _is_nonempty_dir(target) and not force:
         raise PocketbertError(f"{target}: already exists and is not empty (use --force to replace it)")
 
 
 @contextlib.contextmanager
-def atomic_directory(target: str | Path, force: bool = False) -> Iterator[Path]:
+def _output_lock(target: Path) -> Iterator[None]:
+    """Hold ``.NAME.lock`` beside ``target`` (its content: our pid) for the block; a lock
+    whose process is gone is taken over."""
+    lock = target.with_name(f".{target.name}.lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                holder = 0
+            if holder and _alive(holder):
+                raise PocketbertError(f"{target}: another pocketbert process (pid {holder}) is writing it") from None
+            lock.unlink(missing_ok=True)  # left by a process that is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
+    else:
+        raise PocketbertError(f"{target}: cannot take its lock file {lock}")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | Path, force: bool = False, protect: Iterable[str | Path] = ()) -> Iterator[Path]:
     """Yield an empty temporary directory that becomes ``target`` if the block succeeds.
 
     An existing non-empty ``target`` is refused unless ``force``; with ``force`` it is
-    replaced only after the new one is complete.
+    replaced only after the new one is complete. The existence check is made again under
+    the lock just before the rename, so an output that appeared meanwhile is not replaced.
     """
     target = Path(target)
-    refuse_existing(target, force)
+    protect = tuple(protect)
+    refuse_existing(target, force, protect)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        _chmod_like_new(tmp, 0o777)
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    name = re.escape(target.name)
+    for stale in (rf"\.{name}\.(?P<pid>\d+)\..*\.tmp", rf"\.{name}\.old-(?P<pid>\d+)"):
+        _remove_stale(target.parent, re.compile(stale))
+    with _output_lock(target):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
+        try:
+            yield tmp
+            refuse_existing(target, force, protect)
+            _chmod_like_new(tmp, 0o777)
+            old = None
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, old)
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def atomic_file(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path in target's directory that replaces ``target`` on success."""
     target = Path(target)
+    if target.is_dir():
+        raise PocketbertError(f"{target}: is a directory, not a file to write")
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_stale(target.parent, re.compile(rf"\.{re.escape(target.name)}\.(?P<pid>\d+)\..*\.tmp"))
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -80,3 +164,36 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def work_directory(kind: str) -> Iterator[Path]:
+    """A private directory in TMPDIR for intermediate files (float exports, candidates),
+    removed afterwards, also after SIGTERM; those of killed processes are removed first.
+    Libraries that make their own temporary files meanwhile (onnxruntime's quantizer) make
+    them inside it, so nothing of theirs is left in TMPDIR either."""
+    root = Path(tempfile.gettempdir())
+    _remove_stale(root, re.compile(rf"{WORK_PREFIX}[a-z]+-(?P<pid>\d+)-.*"))
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{kind}-{os.getpid()}-") as work:
+        tempfile.tempdir = work
+        try:
+            yield Path(work)
+        finally:
+            tempfile.tempdir = saved
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def check_free_space(target: str | Path, needed_bytes: int, what: str) -> None:
+    """Refuse work whose output cannot fit where it goes, before it starts: a full disk
+    part-way through aborts some converters in C++ (no cleanup, no message) and leaves the
+    disk full."""
+    path = Path(target).resolve()
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    free = shutil.disk_usage(existing).free
+    if needed_bytes > free:
+        raise PocketbertError(f"{target}: {what} needs about {needed_bytes / 1e6:,.0f} MB, "
+                              f"{free / 1e6:,.0f} MB are free on {existing}")

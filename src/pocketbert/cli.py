@@ -7,12 +7,16 @@ Every user mistake surfaces as one line ``pocketbert: error: ...`` and exit code
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
 
 from pocketbert import __version__
+from pocketbert.atomic import is_disk_full
 from pocketbert.commands import bench, create, export, parity, quantize, run
+from pocketbert.commands.common import OneLineParser
 from pocketbert.errors import PocketbertError
 
 EXIT_USAGE = 2
@@ -25,7 +29,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="pocketbert",
         description="Compact BERTs from PyTorch to the files an Android app ships, with parity and latency checks.",
     )
@@ -41,18 +45,59 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"pocketbert: warning: {text}", file=file or sys.stderr)
 
 
+# what a user's paths and disks cause (read-only, full, missing, not a directory ...)
+USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR,
+                  errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (CI timeouts, ``kill``): unwinds like Ctrl-C, so every atomic output and
+    work directory is removed on the way out."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def _os_error_line(exc: OSError) -> str:
+    """A failed write or read as the user can act on it: the path and the reason."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    if is_disk_full(exc):
+        return f"{where}no space left on the device (the partial output was removed)"
+    return f"{where}{exc.strerror or exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _one_line_warning
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return args.run(args)
     except PocketbertError as exc:
-        print(f"pocketbert: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"pocketbert: error: {_shorten(' '.join(str(exc).split()))}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise  # a bug, with its traceback
+        print(f"pocketbert: error: {_os_error_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Terminated:
+        print("pocketbert: terminated (SIGTERM); partial outputs removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("pocketbert: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+MAX_ERROR_CHARS = 600
+
+
+def _shorten(line: str) -> str:
+    """An error that echoes the input stays one readable line (1 MB of input is not)."""
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 20] + f"... ({len(line)} chars)"
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from pocketbert.commands.common import at_least, non_negative, output_file
+from pocketbert.commands.common import threads as thread_count
 from pocketbert.errors import PocketbertError
 
 
@@ -32,20 +34,20 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                    help="protocols: where the paper-size checkpoints and exports live (default: %(default)s)")
     p.add_argument("--runtimes", nargs="+", choices=list(runtime_files()), metavar="RUNTIME",
                    help="protocols: runtimes to measure (default: the paper's); one of: %(choices)s")
-    p.add_argument("--threads", nargs="+", type=int, metavar="N",
+    p.add_argument("--threads", nargs="+", type=thread_count, metavar="N",
                    help="thread counts to measure (default: the protocol's, else the runtime's default)")
-    p.add_argument("--seq-len", type=int, default=defaults.seq_len)
-    p.add_argument("--batch", type=int, default=defaults.batch)
-    p.add_argument("--warmup-runs", type=int, default=defaults.warmup_runs)
-    p.add_argument("--num-runs", type=int, default=defaults.num_runs)
-    p.add_argument("--min-secs", type=float, default=defaults.min_secs)
+    p.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len)
+    p.add_argument("--batch", type=at_least(1), default=defaults.batch)
+    p.add_argument("--warmup-runs", type=at_least(0), default=defaults.warmup_runs)
+    p.add_argument("--num-runs", type=at_least(1), default=defaults.num_runs)
+    p.add_argument("--min-secs", type=non_negative, default=defaults.min_secs)
     p.add_argument("--device", default="host", metavar="host|adb[:SERIAL]",
                    help="adb: run .tflite files on a phone with --benchmark-model")
     p.add_argument("--benchmark-model", metavar="PATH", help="with --device adb: TFLite's benchmark_model for the phone")
     p.add_argument("--taskset", metavar="MASK", help="with --device adb: pin to these cores (e.g. f0 = big cores)")
-    p.add_argument("--json", metavar="FILE")
-    p.add_argument("--markdown", metavar="FILE")
-    p.add_argument("--plot", metavar="FILE.png")
+    p.add_argument("--json", metavar="FILE", type=output_file)
+    p.add_argument("--markdown", metavar="FILE", type=output_file)
+    p.add_argument("--plot", metavar="FILE.png", type=output_file)
     p.set_defaults(run=run_bench)
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from pocketbert.commands.common import architecture_names, task_names
+from pocketbert.commands.common import architecture_names, at_least, task_names
 
 
 
@@ -22,8 +22,8 @@ def add_create(sub: argparse._SubParsersAction) -> None:
     p.add_argument("arch", choices=architecture_names(), metavar="ARCH", help="one of: %(choices)s")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head to add (default: fill-mask)")
-    p.add_argument("--layers", type=int, help="number of layers (default: the paper's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layers", type=at_least(1), help="number of layers (default: the paper's)")
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--vocab", metavar="VOCAB_TXT", help="use this vocab.txt as is (default: the project's trained vocabulary)")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     p.set_defaults(run=run_create)

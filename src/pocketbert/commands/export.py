@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pocketbert.commands.common import task_names
+from pocketbert.commands.common import at_least, non_negative, opset, task_names
 
 
 
@@ -25,13 +25,13 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=list(FORMATS), metavar="FORMAT",
                    help="; ".join(f"{name}: {fmt.note}" for name, fmt in FORMATS.items()))
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
-    p.add_argument("--seq-len", type=int, default=defaults.seq_len, help="sequence length (static) or example length")
-    p.add_argument("--batch", type=int, default=defaults.batch)
+    p.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len, help="sequence length (static) or example length")
+    p.add_argument("--batch", type=at_least(1), default=defaults.batch)
     p.add_argument("--static", action="store_true", help="fixed batch and sequence length (delegates want them)")
     p.add_argument("--dynamic", action="store_true",
                    help="executorch: dynamic batch (1-8) and sequence length (the default of onnx and torchscript)")
-    p.add_argument("--opset", type=int, default=defaults.opset, help="ONNX opset (>= 17; default %(default)s)")
-    p.add_argument("--atol", type=float, default=defaults.atol, help="validation tolerance (max abs diff)")
+    p.add_argument("--opset", type=opset, default=defaults.opset, help="ONNX opset (17 to 21; default %(default)s)")
+    p.add_argument("--atol", type=non_negative, default=defaults.atol, help="validation tolerance (max abs diff)")
     p.add_argument("--ort", action="store_true", help="onnx: also write model.ort for ONNX Runtime Mobile")
     p.add_argument("--optimize", action="store_true", help="onnx: also write onnxruntime's fused transformer graph")
     p.add_argument("--quantize", metavar="RECIPE", help="apply a recipe of this format (see pocketbert quantize)")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from pocketbert.commands.common import at_least, fraction, non_negative, output_file
+
 EXIT_PARITY_FAILED = 1
 
 EPILOG = """\
@@ -41,19 +43,19 @@ def add_parity(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL", help="checkpoint directory (or hub id) the artifacts were exported from")
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="export directory, or a model file inside one")
     p.add_argument("--eval-data", metavar="FILE", help="labelled data: .tsv/.jsonl classification or SQuAD .json")
-    p.add_argument("--max-abs", type=float, metavar="X", help="fail when an output's max abs diff is over X")
-    p.add_argument("--min-top1", type=float, metavar="Y", help="fail when a top-1 agreement (0..1) is under Y")
-    p.add_argument("--max-metric-drop", type=float, metavar="P",
+    p.add_argument("--max-abs", type=non_negative, metavar="X", help="fail when an output's max abs diff is over X")
+    p.add_argument("--min-top1", type=fraction, metavar="Y", help="fail when a top-1 agreement (0..1) is under Y")
+    p.add_argument("--max-metric-drop", type=fraction, metavar="P",
                    help="with --eval-data: fail when a file's metric is more than P points under PyTorch's")
-    p.add_argument("--min-cosine", type=float, metavar="C",
+    p.add_argument("--min-cosine", type=fraction, metavar="C",
                    help="feature extraction: fail when the mean pooled-embedding cosine on real text is under C")
-    p.add_argument("--min-agreement", type=float, metavar="A",
+    p.add_argument("--min-agreement", type=fraction, metavar="A",
                    help="fail when the task's agreement on real text (labels, tokens, masked top-1, spans, "
                         "nearest neighbours) is under A")
-    p.add_argument("--min-nn", type=float, metavar="N", help="feature extraction: nearest-neighbour retention floor")
-    p.add_argument("--seq-len", type=int, metavar="N",
+    p.add_argument("--min-nn", type=fraction, metavar="N", help="feature extraction: nearest-neighbour retention floor")
+    p.add_argument("--seq-len", type=at_least(1), metavar="N",
                    help="sequence length for files without a fixed one (default: their export length)")
-    p.add_argument("--json", metavar="FILE", help="also write the full report as JSON")
+    p.add_argument("--json", metavar="FILE", type=output_file, help="also write the full report as JSON")
     p.set_defaults(run=run_parity)
 
 

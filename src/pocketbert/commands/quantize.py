@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pocketbert.commands.common import task_names
+from pocketbert.commands.common import at_least, regex, task_names, threads
 from pocketbert.commands.export import add_require_trained_head, warn_untrained
 from pocketbert.errors import PocketbertError
 from pocketbert.runtime.format import ExportOptions
@@ -35,7 +35,7 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--target", metavar="METRIC>=VALUE",
                    help="write the fastest file of --format keeping this quality on real text, e.g. "
                         "cosine_mean>=0.995 or agreement>=0.98 (recipes, then blocks kept in float)")
-    p.add_argument("--threads", type=int, default=1, help="with --target: threads the candidates are timed with")
+    p.add_argument("--threads", type=threads, default=1, help="with --target: threads the candidates are timed with")
     p.add_argument("-o", "--output", metavar="OUT_DIR", help="the quantized export (with --scan: a JSON report)")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
     p.add_argument("--calibration", metavar="FILE", help=".txt (a line each), .jsonl or .tsv with a text column")
@@ -44,9 +44,9 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
                         "default: 240 held-out sentences, never the calibration text)")
     p.add_argument("--scan", action="store_true",
                    help="quantize one block at a time and rank blocks by the error they add")
-    p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN",
+    p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", type=regex,
                    help="keep matching layers in float (regex over node/tensor/module names)")
-    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQUENCE_LENGTH)
+    p.add_argument("--seq-len", type=at_least(1), default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--force", action="store_true")
     add_require_trained_head(p)
     p.set_defaults(run=run_quantize)
@@ -67,6 +67,11 @@ def run_quantize(args: argparse.Namespace) -> int:
         return run_target(args)
     if not args.recipe:
         raise PocketbertError("give --recipe RECIPE, or --format FORMAT --target METRIC>=VALUE")
+    from pocketbert.quantize import get_recipe
+
+    if args.calibration and not get_recipe(args.recipe).needs_calibration:
+        raise PocketbertError(f"--calibration: recipe {args.recipe} is not calibrated (dynamic or weight-only); "
+                              "use a static recipe or leave --calibration out")
     if getattr(args, "scan", False):
         return run_scan(args)
     if not args.output:
@@ -146,9 +151,9 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-data", metavar="FILE", help="labelled text (.tsv/.jsonl with text and label) for accuracy")
     p.add_argument("--task", choices=task_names(), metavar="TASK",
                    help="head to export (default: from config.json; text-classification with --eval-data)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--seq-len", type=int, default=DEFAULT_SEQUENCE_LENGTH)
-    p.add_argument("--runs", type=int, default=20, help="timed runs per file")
+    p.add_argument("--threads", type=threads, default=1)
+    p.add_argument("--seq-len", type=at_least(1), default=DEFAULT_SEQUENCE_LENGTH)
+    p.add_argument("--runs", type=at_least(1), default=20, help="timed runs per file")
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="sweep.json, sweep.md, sweep.png")
     p.set_defaults(run=run_sweep)
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from pocketbert.commands.export import add_require_trained_head, warn_untrained
+from pocketbert.commands.common import at_least, threads
 from pocketbert.errors import PocketbertError
 
 
@@ -31,11 +32,11 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", required=True, choices=_pipeline_tasks(), metavar="TASK", help="one of: %(choices)s")
     p.add_argument("--model", required=True, metavar="MODEL", help="checkpoint directory or hub id")
     p.add_argument("text", nargs="*", metavar="TEXT")
-    p.add_argument("--top-k", type=int, default=None, help="answers per input (fill-mask default 5, others 1)")
+    p.add_argument("--top-k", type=at_least(1), default=None, help="answers per input (fill-mask default 5, others 1)")
     p.add_argument("--context", help="question answering: the context every question is asked about")
     p.add_argument("--aggregation", default="first", help="token-classification: none, simple, first, average, max")
     p.add_argument("--no-truncation", action="store_true", help="error on inputs longer than the model allows")
-    p.add_argument("--threads", type=int, help="intra-op threads")
+    p.add_argument("--threads", type=threads, help="intra-op threads")
     p.add_argument("--device", default="cpu", help="only cpu is supported")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     p.add_argument("--similarity", action="store_true",
@@ -67,12 +68,21 @@ def _task_input(task: str, line: str, context: str | None):
             raise PocketbertError(f"next-sentence prediction needs 'sentence<TAB>sentence' ({line[:40]!r})")
         return tuple(parts)
     if task == "multiple-choice":
-        if len(parts) < 3:
-            raise PocketbertError(f"multiple choice needs 'prompt<TAB>choice<TAB>choice...' ({line[:40]!r})")
+        if len(parts) < 3 or not all(part.strip() for part in parts):
+            raise PocketbertError(f"multiple choice needs 'prompt<TAB>choice<TAB>choice...', none empty ({line[:40]!r})")
         return tuple(parts)
     if task == "text-classification" and len(parts) == 2:
         return tuple(parts)
     return line
+
+
+def _json_line(result: dict) -> str:
+    """One JSON object; NaN or Infinity (not JSON) means the model is broken, not an answer."""
+    try:
+        return json.dumps(result, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise PocketbertError(f"the model's output for {result['input'][:40]!r} is NaN or infinite "
+                              "(a broken checkpoint or file)") from None
 
 
 def _vector_line(vector) -> str:
@@ -142,7 +152,7 @@ def _run_each(pipe, lines: list[str], items: list, args: argparse.Namespace) -> 
     for line, item in zip(lines, items):
         result = pipe(item, **options)
         if args.json:
-            print(json.dumps({"input": line, "result": result}, ensure_ascii=False))
+            print(_json_line({"input": line, "result": result}))
         else:
             _print_human(args.task, line, result)
     return 0
@@ -154,10 +164,12 @@ def _run_embeddings(pipe, lines: list[str], args: argparse.Namespace) -> int:
     from pocketbert.pipelines import cosine_similarity
 
     vectors = pipe.embed(lines)  # [N, D]
+    if not np.isfinite(vectors).all():
+        raise PocketbertError("the model's embeddings are NaN or infinite (a broken checkpoint or file)")
     if not args.similarity:
         for line, vector in zip(lines, vectors):
             if args.json:
-                print(json.dumps({"input": line, "result": vector.astype(float).tolist()}, ensure_ascii=False))
+                print(_json_line({"input": line, "result": vector.astype(float).tolist()}))
             else:
                 _print_human("sentence-embedding", line, vector)
         return 0
@@ -167,8 +179,7 @@ def _run_embeddings(pipe, lines: list[str], args: argparse.Namespace) -> int:
         order = [j for j in np.argsort(-similarity[i], kind="stable") if j != i][:top_k]
         nearest = [{"index": int(j), "input": lines[j], "cosine": float(similarity[i, j])} for j in order]
         if args.json:
-            print(json.dumps({"input": line, "nearest": nearest,
-                              "similarity": [round(float(v), 6) for v in similarity[i]]}, ensure_ascii=False))
+            print(_json_line({"input": line, "nearest": nearest, "similarity": [round(float(v), 6) for v in similarity[i]]}))
         else:
             print(line)
             for row in nearest:

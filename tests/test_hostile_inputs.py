@@ -1,0 +1,384 @@
+"""Hostile and broken inputs, class by class: every case ends with one line on stderr and
+exit 2 (143 for SIGTERM), nothing left behind, nothing outside the named directories read.
+
+Argument, config, weight and text cases run ``pocketbert.cli.main`` in this process (the
+same code a shell runs, without 5 s of imports per case); signals, races and disks run the
+real command in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import fake_model
+from safetensors.torch import load_file, save_file
+
+from pocketbert.cli import main
+from pocketbert.models import registry
+from pocketbert.models.vocab import build_vocab
+from pocketbert.runtime.artifact import sha256
+
+
+def cli(*args) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of ``pocketbert ARGS`` run in this process."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_line_error(result, *fragments) -> None:
+    code, _, err = result
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("pocketbert: error:")]
+    assert len(lines) == 1 and len(lines[0]) < 700, err[:2000]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+def tiny_checkpoint(path: Path, task: str = "fill-mask", arch: str = "bert") -> Path:
+    model = fake_model(arch, task)
+    model.save_pretrained(path)
+    vocab = {token: i for i, token in enumerate(build_vocab(model.config.vocab_size))}
+    registry.get_architecture(arch).tokenizer_class(vocab).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return tiny_checkpoint(tmp_path_factory.mktemp("hostile") / "ckpt")
+
+
+@pytest.fixture(scope="module")
+def onnx_artifact(ckpt, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hostile-onnx") / "onnx"
+    assert cli("export", ckpt, "--format", "onnx", "--seq-len", "16", "-o", out)[0] == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def tflite_artifact(ckpt, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("hostile-tflite") / "tflite"
+    assert cli("export", ckpt, "--format", "tflite", "--seq-len", "16", "-o", out)[0] == 0
+    return out
+
+
+# ---- 6. arguments nobody checked: refused at parse time ----------------------------------------
+ARGUMENTS = [
+    (["run", "--task", "fill-mask", "--model", "M", "--top-k", "0", "a [MASK]"], "--top-k: must be >= 1"),
+    (["run", "--task", "fill-mask", "--model", "M", "--top-k", "-1", "a [MASK]"], "--top-k: must be >= 1"),
+    (["run", "--task", "fill-mask", "--model", "M", "--threads", "1000", "a"], "--threads: 1000 threads"),
+    (["run", "--task", "fill-mask", "--model", "M", "--threads", "0", "a"], "--threads: must be >= 1"),
+    (["bench", "M", "--num-runs", "0"], "--num-runs: must be >= 1"),
+    (["bench", "M", "--min-secs", "nan"], "not a finite number"),
+    (["bench", "M", "--json", "DIR"], "is a directory"),
+    (["bench", "M", "--plot", "/etc/hostname/plot.png"], "cannot write in /etc/hostname"),
+    (["export", "M", "--format", "onnx", "-o", "OUT", "--atol", "-1"], "--atol: must be >= 0"),
+    (["export", "M", "--format", "onnx", "-o", "OUT", "--atol", "nan"], "not a finite number"),
+    (["export", "M", "--format", "onnx", "-o", "OUT", "--opset", "99"], "opset 99 is not supported"),
+    (["quantize", "M", "--recipe", "onnx-dynamic-int8", "--exclude", "(", "-o", "OUT"], "not a regular expression"),
+    (["parity", "M", "A", "--min-cosine", "1.5"], "between 0 and 1"),
+    (["create", "bert", "OUT", "--layers", "0"], "--layers: must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("args,message", ARGUMENTS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in ARGUMENTS])
+def test_bad_arguments_are_refused_before_any_work(args, message, tmp_path):
+    args = [str(tmp_path) if a == "DIR" else str(tmp_path / "out") if a == "OUT" else a for a in args]
+    one_line_error(cli(*args), message)
+    assert not (tmp_path / "out").exists()
+
+
+# ---- 2. configs that are not configs --------------------------------------------------------------
+CONFIGS = [
+    ('"hidden_size": "64"', "hidden_size must be an integer"),
+    ('"hidden_size": 64.5', "hidden_size must be an integer"),
+    ('"num_attention_heads": true', "num_attention_heads must be an integer"),
+    ('"num_hidden_layers": NaN', "num_hidden_layers must be an integer"),
+    ('"layer_norm_eps": NaN', "layer_norm_eps must be a finite number"),
+    ('"layer_norm_eps": Infinity', "layer_norm_eps must be a finite number"),
+    ('"num_labels": -2', "num_labels must be >= 1"),
+    ('"pad_token_id": 5000', "outside the vocabulary"),
+    ('"hidden_act": 3', "hidden_act must be a string"),
+    ('"id2label": {"zero": "A"}', "id2label must map label indices"),
+    ('"vocab_size": 1000000000000', "GB of memory is available"),
+    ('"num_hidden_layers": 10000000', "GB of memory is available"),
+]
+
+
+@pytest.mark.parametrize("field,message", CONFIGS, ids=[f for f, _ in CONFIGS])
+def test_bad_configs_are_one_line_naming_the_field(field, message, ckpt, tmp_path):
+    shutil.copytree(ckpt, tmp_path / "ckpt")
+    config = json.loads((ckpt / "config.json").read_text())
+    config.pop(json.loads(field.split(":")[0]), None)
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config)[:-1] + ", " + field + "}")  # NaN as JSON spells it
+    for command in (["info", tmp_path / "ckpt"], ["run", "--task", "fill-mask", "--model", tmp_path / "ckpt", "a [MASK]"]):
+        one_line_error(cli(*command), "config.json", message)
+
+
+def test_absurd_sizes_are_refused_without_allocating(tmp_path):
+    start = time.perf_counter()
+    one_line_error(cli("create", "bert", tmp_path / "huge", "--layers", "100000"), "2,835.2 GB")
+    assert time.perf_counter() - start < 30 and not (tmp_path / "huge").exists()
+
+
+# ---- 1. weights that are not weights -----------------------------------------------------------
+@pytest.mark.parametrize("damage,message", [
+    (lambda t: t.fill_(float("nan")), "NaN or infinite"),
+    (lambda t: t.index_fill_(0, torch.tensor([0]), float("inf")), "NaN or infinite"),
+    (lambda t: t.to(torch.int64), "holds int64 values"),
+    (lambda t: t > 0, "holds bool values"),
+], ids=["nan", "inf", "int64", "bool"])
+def test_weights_that_are_not_weights_are_refused(damage, message, ckpt, tmp_path):
+    shutil.copytree(ckpt, tmp_path / "ckpt")
+    tensors = load_file(ckpt / "model.safetensors")
+    key = "bert.encoder.layer.0.attention.self.query.weight"
+    tensors[key] = damage(tensors[key].clone())
+    save_file(tensors, tmp_path / "ckpt" / "model.safetensors")
+    one_line_error(cli("info", tmp_path / "ckpt"), key, message)
+    one_line_error(cli("export", tmp_path / "ckpt", "--format", "onnx", "-o", tmp_path / "out"), message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_json_never_prints_nan(onnx_artifact, tmp_path, monkeypatch):
+    from pocketbert.formats.onnx.runner import OnnxRunner
+
+    real_call = OnnxRunner.__call__
+    monkeypatch.setattr(OnnxRunner, "__call__", lambda self, inputs: {
+        name: value * float("nan") for name, value in real_call(self, inputs).items()})
+    one_line_error(cli("run", "--task", "fill-mask", "--model", onnx_artifact, "--json", "a [MASK]"), "NaN or infinite")
+
+
+# ---- 7. inputs that are not text ---------------------------------------------------------------------
+def test_text_that_is_not_text(ckpt, onnx_artifact, tmp_path):
+    for row, shown in (('{"text": 123}', "123"), ('{"text": null}', "null"), ('{"text": ""}', '""')):
+        (tmp_path / "cal.jsonl").write_text(row + "\n")
+        one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-static-int8-minmax", "--calibration",
+                           tmp_path / "cal.jsonl", "-o", tmp_path / "q"), "cal.jsonl:1", shown)
+    (tmp_path / "cal.txt").write_text("a sentence\n")
+    one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-dynamic-int8", "--calibration", tmp_path / "cal.txt",
+                       "-o", tmp_path / "q"), "is not calibrated")
+    one_line_error(cli("run", "--task", "fill-mask", "--model", ckpt, "\x00\x01\x02"), "has no tokens")
+    one_line_error(cli("run", "--task", "multiple-choice", "--model", ckpt, "prompt\t\tchoice"), "none empty")
+    huge = "word " * 200_000  # 1 MB without a [MASK]: the error must not echo all of it
+    one_line_error(cli("run", "--task", "fill-mask", "--model", ckpt, huge), "no [MASK]")
+    assert not (tmp_path / "q").exists()
+
+
+# ---- 5. paths that leave the directory ----------------------------------------------------------------
+def tampered(artifact: Path, tmp_path: Path, change) -> Path:
+    copy = tmp_path / "artifact"
+    shutil.copytree(artifact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    change(manifest, copy)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])
+def test_manifest_paths_stay_inside_the_artifact(where, tflite_artifact, tmp_path):
+    outside = tmp_path / "secret.tflite"
+    shutil.copyfile(tflite_artifact / "model.tflite", outside)  # loadable bytes: only confinement stops them
+
+    def point_outside(manifest, copy):
+        entry = manifest["files"]["model"]
+        entry["sha256"] = sha256(outside)
+        if where == "absolute":
+            entry["path"] = str(outside)
+        elif where == "dotdot":
+            entry["path"] = "../secret.tflite"
+        else:
+            (copy / "model.tflite").unlink()
+            (copy / "model.tflite").symlink_to(outside)
+
+    artifact = tampered(tflite_artifact, tmp_path, point_outside)
+    one_line_error(cli("android-assets", artifact, tmp_path / "assets"), "outside")
+    one_line_error(cli("run", "--task", "fill-mask", "--model", artifact, "a [MASK]"), "outside")
+    assert not (tmp_path / "assets").exists()
+
+
+def test_tokenizer_files_and_shards_stay_inside(onnx_artifact, ckpt, tmp_path):
+    (tmp_path / "secret.txt").write_text("not yours")
+    artifact = tampered(onnx_artifact, tmp_path, lambda m, _: m["tokenizer_files"].append("../secret.txt"))
+    one_line_error(cli("quantize", artifact, "--recipe", "onnx-dynamic-int8", "-o", tmp_path / "q"), "points outside")
+    assert not (tmp_path / "q").exists()
+    sharded = tmp_path / "sharded"
+    shutil.copytree(ckpt, sharded)
+    (sharded / "model.safetensors").rename(tmp_path / "elsewhere.safetensors")
+    index = {"weight_map": {k: "../elsewhere.safetensors" for k in load_file(tmp_path / "elsewhere.safetensors")}}
+    (sharded / "model.safetensors.index.json").write_text(json.dumps(index))
+    one_line_error(cli("info", sharded), "points outside")
+
+
+# ---- 8. foreign or tampered files ---------------------------------------------------------------------------
+def test_a_file_of_another_model_is_a_name_mismatch(onnx_artifact, tmp_path):
+    other = tmp_path / "other"
+    tiny_checkpoint(other, task="question-answering")
+    assert cli("export", other, "--format", "onnx", "--seq-len", "16", "-o", tmp_path / "other-onnx")[0] == 0
+
+    def swap(manifest, copy):
+        shutil.copyfile(tmp_path / "other-onnx" / "model.onnx", copy / "model.onnx")
+        manifest["files"]["model"]["sha256"] = sha256(copy / "model.onnx")
+
+    artifact = tampered(onnx_artifact, tmp_path, swap)
+    one_line_error(cli("run", "--task", "fill-mask", "--model", artifact, "a [MASK]"), "a file of another model")
+
+
+@pytest.mark.parametrize("field", ["path", "sha256", "model_class", "files"])
+def test_manifests_missing_fields_are_refused(field, onnx_artifact, tmp_path):
+    def drop(manifest, _):
+        if field in ("path", "sha256"):
+            del manifest["files"]["model"][field]
+        else:
+            del manifest[field]
+
+    artifact = tampered(onnx_artifact, tmp_path, drop)
+    one_line_error(cli("run", "--task", "fill-mask", "--model", artifact, "a [MASK]"), "not a valid manifest")
+
+
+def test_android_assets_loads_the_file_before_shipping_it(tflite_artifact, tmp_path):
+    def garbage(manifest, copy):
+        (copy / "model.tflite").write_bytes(os.urandom(4096))
+        manifest["files"]["model"]["sha256"] = sha256(copy / "model.tflite")
+
+    artifact = tampered(tflite_artifact, tmp_path, garbage)
+    one_line_error(cli("android-assets", artifact, tmp_path / "assets"), "LiteRT cannot load it")
+    assert not (tmp_path / "assets").exists()
+
+
+# ---- 4. races and destructive force -------------------------------------------------------------------------
+def test_force_never_replaces_the_source_or_the_working_directory(ckpt, tmp_path, monkeypatch):
+    source = tmp_path / "source"
+    shutil.copytree(ckpt, source)
+    before = sorted(p.name for p in source.iterdir())
+    one_line_error(cli("export", source, "--format", "onnx", "-o", source, "--force"), "would replace the input")
+    one_line_error(cli("quantize", source, "--recipe", "onnx-dynamic-int8", "-o", tmp_path, "--force"),
+                   "would replace the input")
+    assert sorted(p.name for p in source.iterdir()) == before
+    monkeypatch.chdir(source)
+    start = time.perf_counter()
+    one_line_error(cli("export", ckpt, "--format", "onnx", "-o", ".", "--force"), "working directory")
+    assert time.perf_counter() - start < 20  # refused before exporting
+    assert sorted(p.name for p in source.iterdir()) == before
+
+
+def pocketbert_process(*args, env) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "pocketbert.cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_an_output_being_written_is_refused_and_a_dead_writers_lock_taken_over(ckpt, tmp_path):
+    lock = tmp_path / ".out.lock"
+    lock.write_text(str(os.getppid()))  # a live process holds it
+    one_line_error(cli("export", ckpt, "--format", "onnx", "--seq-len", "16", "-o", tmp_path / "out"),
+                   f"another pocketbert process (pid {os.getppid()}) is writing it")
+    assert not (tmp_path / "out").exists()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(dead.stdout.strip())  # a process that is gone
+    assert cli("export", ckpt, "--format", "onnx", "--seq-len", "16", "-o", tmp_path / "out")[0] == 0
+    assert leftovers(tmp_path) == []
+
+
+def test_two_exports_to_one_output_never_both_succeed(ckpt, tmp_path, cli_env):
+    out = tmp_path / "out"
+    jobs = [pocketbert_process("export", ckpt, "--format", "onnx", "--seq-len", "16", "-o", out, env=cli_env)
+            for _ in range(2)]
+    results = sorted((job.wait(timeout=300), job.stderr.read()) for job in jobs)
+    assert [code for code, _ in results] == [0, 2], results
+    assert "another pocketbert process" in results[1][1] or "already exists" in results[1][1], results[1][1]
+    assert json.loads((out / "manifest.json").read_text())["format"] == "onnx" and leftovers(tmp_path) == []
+
+
+# ---- 3. signals and full disks -----------------------------------------------------------------------------------
+def test_sigterm_cleans_up_and_says_so(ckpt, tmp_path, cli_env):
+    out = tmp_path / "out"
+    job = pocketbert_process("export", ckpt, "--format", "tflite", "--seq-len", "16", "-o", out, env=cli_env)
+    wait_for(lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()) or job.poll() is not None)
+    job.send_signal(signal.SIGTERM)  # the conversion takes seconds: it is under way
+    code, err = job.wait(timeout=120), job.stderr.read()
+    assert code == 143 and "pocketbert: terminated" in err and "Traceback" not in err, err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_leftovers_of_a_killed_export_are_removed_by_the_next(ckpt, tmp_path, cli_env):
+    out = tmp_path / "out"
+    job = pocketbert_process("export", ckpt, "--format", "tflite", "--seq-len", "16", "-o", out, env=cli_env)
+    wait_for(lambda: any(p.name.endswith(".tmp") for p in tmp_path.iterdir()) or job.poll() is not None)
+    job.kill()
+    job.wait(timeout=60)
+    assert leftovers(tmp_path)  # kill -9: no cleanup possible ...
+    done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "export", ckpt, "--format", "torchscript",
+                           "--seq-len", "16", "-o", out], capture_output=True, text=True, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert leftovers(tmp_path) == []  # ... the next export removes what the dead process left
+
+
+def test_quantize_leaves_nothing_in_tmpdir(onnx_artifact, tmp_path, cli_env):
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    env = {**cli_env, "TMPDIR": str(tmpdir)}
+    for recipe in ("onnx-dynamic-int8", "onnx-static-int8-minmax"):  # onnxruntime's own temporary files too
+        done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "quantize", onnx_artifact, "--recipe", recipe,
+                               "-o", tmp_path / recipe], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, done.stderr
+        # .ses: onnxruntime's telemetry session id (1DS SDK), written once when it is imported;
+        # a state file, not a leftover of this run
+        assert [p.name for p in tmpdir.iterdir() if p.name != ".ses"] == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 40 MB tmpfs (root can mount one; an unprivileged user namespace is not enough to
+    see it from the test, so without root the test cannot run)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk):
+    from pocketbert.atomic import atomic_directory
+    from pocketbert.errors import PocketbertError
+
+    shutil.copytree(ckpt, small_disk / "ckpt")
+    (small_disk / "filler").write_bytes(b"\0" * 34_000_000)  # the export's estimate no longer fits
+    one_line_error(cli("export", small_disk / "ckpt", "--format", "torchscript", "-o", small_disk / "out"), "MB are free")
+    assert not (small_disk / "out").exists() and leftovers(small_disk) == []
+    (small_disk / "filler").unlink()
+    with pytest.raises(OSError) as caught:  # a disk that fills up while writing: the partial output goes
+        with atomic_directory(small_disk / "big") as tmp:
+            (tmp / "blob").write_bytes(b"\0" * 60_000_000)
+    assert caught.value.errno == 28 and leftovers(small_disk) == [] and not (small_disk / "big").exists()
+    with pytest.raises(PocketbertError):
+        from pocketbert.atomic import check_free_space
+
+        check_free_space(small_disk / "x", 10**12, "a test")
