@@ -190,6 +190,8 @@ def closeness(reference, candidate, batches, output_names, label: str) -> dict:
             a, b = expected[name].astype(np.float64), got[name].astype(np.float64)
             if not np.isfinite(b).all():
                 raise OutputValuesError(f"{where}: output {name} has non-finite values")
+            if not np.isfinite(a).all():  # nothing passes against a NaN reference
+                raise OutputValuesError(f"{where}: the reference's output {name} has non-finite values")
             keep = mask if a.ndim == mask.ndim + 1 else np.ones(a.shape[:-1], dtype=bool)
             stats = totals.setdefault(name, {"max": [], "mean": [], "cos": [], "top1": [], "tokens": []})
             diff = np.abs(a - b)
