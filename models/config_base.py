@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -126,7 +129,7 @@ class ModelConfig:
         type its annotation says (a JSON ``NaN``, a string or a boolean where a count
         belongs is a mistake, not a value to cast), counts and sizes >= 1, floats finite,
         epsilons positive, a pad id inside the vocabulary, string labels."""
-        hints = _field_types(type(self))
+        hints = typing.get_type_hints(type(self))
         for name in self.field_names():
             _check_field(name, getattr(self, name), hints[name])
         if self.pad_token_id is not None and self.pad_token_id >= self.vocab_size:
@@ -144,18 +147,8 @@ class ModelConfig:
         return config
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    import typing
-
-    return typing.get_type_hints(cls)
-
-
 def _check_field(name: str, value: Any, annotation: Any) -> None:
     """One field against its annotation (int, float, bool, str, or X | None)."""
-    import math
-    import types
-    import typing
-
     options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
     if value is None:
         if type(None) in options:
@@ -170,8 +163,9 @@ def _check_field(name: str, value: Any, annotation: Any) -> None:
     elif kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"config field {name} must be an integer, got {shown}")
-        if value < (0 if name.endswith("_token_id") else 1):
-            raise ConfigError(f"config field {name} must be >= {0 if name.endswith('_token_id') else 1}, got {value}")
+        minimum = 0 if name.endswith("_token_id") else 1  # ids start at 0, counts and sizes at 1
+        if value < minimum:
+            raise ConfigError(f"config field {name} must be >= {minimum}, got {value}")
     elif kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ConfigError(f"config field {name} must be a finite number, got {shown}")

@@ -100,7 +100,8 @@ def _output_lock(target: Path) -> Iterator[None]:
             except (OSError, ValueError):
                 holder = 0
             if holder and _alive(holder):
-                raise PocketbertError(f"{target}: another pocketbert process (pid {holder}) is writing it") from None
+                raise PocketbertError(f"{target}: another pocketbert process (pid {holder}) is writing it "
+                                      f"(if none is, remove {lock})") from None
             lock.unlink(missing_ok=True)  # left by a process that is gone
             continue
         with os.fdopen(fd, "w") as f:
@@ -127,8 +128,14 @@ def atomic_directory(target: str | Path, force: bool = False, protect: Iterable[
     refuse_existing(target, force, protect)
     target.parent.mkdir(parents=True, exist_ok=True)
     name = re.escape(target.name)
-    for stale in (rf"\.{name}\.(?P<pid>\d+)\..*\.tmp", rf"\.{name}\.old-(?P<pid>\d+)"):
-        _remove_stale(target.parent, re.compile(stale))
+    _remove_stale(target.parent, re.compile(rf"\.{name}\.(?P<pid>\d+)\..*\.tmp"))
+    for old in target.parent.glob(f".{target.name}.old-*"):  # a process killed between its two renames
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            if target.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(old, target)  # the only copy of the previous output: put it back
     with _output_lock(target):
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
         try:

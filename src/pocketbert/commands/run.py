@@ -129,8 +129,6 @@ def run_run(args: argparse.Namespace) -> int:
         raise PocketbertError("--similarity needs --task sentence-embedding (one vector per input)")
     if args.similarity and len(lines) < 2:
         raise PocketbertError("--similarity needs at least two inputs")
-    if args.top_k is not None and args.top_k < 1:
-        raise PocketbertError(f"--top-k must be >= 1, got {args.top_k}")
     pipe = pipeline(args.task, args.model, threads=args.threads, truncation=not args.no_truncation)
     untrained = {"task": args.task, "untrained_weights": pipe.untrained_weights}
     if pipe.untrained_weights and args.require_trained_head:
