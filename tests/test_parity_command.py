@@ -52,7 +52,10 @@ def cli(monkeypatch, capsys):
 
     def run(*args):
         capsys.readouterr()
-        code = pocketbert.cli.main([str(a) for a in args])
+        try:
+            code = pocketbert.cli.main([str(a) for a in args])
+        except SystemExit as exc:  # a value argparse refuses
+            code = exc.code
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -233,7 +236,7 @@ def test_bad_input_is_exit_2_with_one_line(files, cli, tmp_path):
         ((checkpoint, tmp_path / "nope"), "no such artifact directory or model file"),
         ((checkpoint, tmp_path / "truncated"), "sha256 differs from manifest.json (truncated or modified file)"),
         ((checkpoint, onnx, "--max-metric-drop", "1"), "--max-metric-drop needs --eval-data"),
-        ((checkpoint, onnx, "--min-top1", "99"), "--min-top1 is a fraction between 0 and 1"),
+        ((checkpoint, onnx, "--min-top1", "99"), "--min-top1: must be between 0 and 1"),
         ((files / "qa", onnx), "no trained weights for the text-classification head"),
         ((onnx, onnx), "an export artifact; MODEL is the PyTorch checkpoint"),
         ((checkpoint, tmp_path), "no manifest.json"),

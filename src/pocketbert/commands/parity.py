@@ -45,7 +45,7 @@ def add_parity(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-data", metavar="FILE", help="labelled data: .tsv/.jsonl classification or SQuAD .json")
     p.add_argument("--max-abs", type=non_negative, metavar="X", help="fail when an output's max abs diff is over X")
     p.add_argument("--min-top1", type=fraction, metavar="Y", help="fail when a top-1 agreement (0..1) is under Y")
-    p.add_argument("--max-metric-drop", type=fraction, metavar="P",
+    p.add_argument("--max-metric-drop", type=non_negative, metavar="P",
                    help="with --eval-data: fail when a file's metric is more than P points under PyTorch's")
     p.add_argument("--min-cosine", type=fraction, metavar="C",
                    help="feature extraction: fail when the mean pooled-embedding cosine on real text is under C")
