@@ -48,11 +48,10 @@ def untrained_summary(task: str, untrained: list[str]) -> str:
             "its outputs are random until it is fine-tuned")
 
 
-def check_trained(model: PreTrainedModel, source: str | None, required: bool) -> None:
-    if required and model.untrained_weights:
-        where = source or str(getattr(model, "checkpoint_dir", "the model"))
-        raise PocketbertError(f"{where}: {untrained_summary(model.task, model.untrained_weights)} "
-                              "(--require-trained-head)")
+def check_trained(where: object, task: str, untrained: list[str], required: bool) -> None:
+    """--require-trained-head: the one refusal export, quantize and run share."""
+    if required and untrained:
+        raise PocketbertError(f"{where}: {untrained_summary(task, untrained)} (--require-trained-head)")
 
 
 def plan(model: PreTrainedModel, fmt_name: str, options: ExportOptions) -> tuple[Format, ExportSpec]:
@@ -84,7 +83,8 @@ def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, op
                   force: bool = False, source: str | None = None) -> dict:
     """Export a model already in memory (quantize hands its model on instead of reloading)."""
     fmt, spec = plan(model, fmt_name, options)
-    check_trained(model, source, options.require_trained_head)
+    check_trained(source or getattr(model, "checkpoint_dir", "the model"), model.task, model.untrained_weights,
+                  options.require_trained_head)
     io = {"inputs": spec.manifest_inputs(fmt.input_dtype), "outputs": spec.manifest_outputs()}
     # each file the format may write holds the float32 weights (+10% and 20 MB for the rest)
     check_free_space(out_dir, int(model.num_parameters() * 4 * len(fmt.files) * 1.1) + 20_000_000,

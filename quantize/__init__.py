@@ -33,7 +33,7 @@ CORPUS_SOURCE = "project corpus (models/data/corpus_en.txt)"
 def _float_start(source, recipe: Recipe, fmt: Format, task, options: ExportOptions, workdir: Path):
     """(float artifact, float PyTorch model or None): the artifact given, or one exported
     from the checkpoint with ``options`` (the model then stays in memory)."""
-    from pocketbert.export import export_loaded, untrained_summary
+    from pocketbert.export import check_trained, export_loaded
     from pocketbert.models import load_model
 
     if is_artifact(source):
@@ -42,9 +42,7 @@ def _float_start(source, recipe: Recipe, fmt: Format, task, options: ExportOptio
             raise PocketbertError(f"recipe {recipe.name} is for {recipe.format}; {source} is a {artifact.manifest['format']} export")
         if artifact.manifest.get("quantization"):
             raise PocketbertError(f"{source} is already quantized ({artifact.manifest['quantization']['name']})")
-        if options.require_trained_head and artifact.manifest.get("untrained_weights"):
-            raise PocketbertError(f"{source}: {untrained_summary(artifact.task, artifact.manifest['untrained_weights'])} "
-                                  "(--require-trained-head)")
+        check_trained(source, artifact.task, artifact.manifest.get("untrained_weights", []), options.require_trained_head)
         return artifact, None
     model = load_model(source, task=task)
     export_loaded(model, recipe.format, workdir / "float", options, source=str(source))

@@ -69,12 +69,12 @@ class Pipeline:
         than the model allows -> truncated with a warning, or an error without truncation."""
         if not text.strip() and not (pair or "").strip():
             raise PipelineError("empty input")
-        if not self.tokenizer(text, pair, add_special_tokens=False)["input_ids"]:
-            raise PipelineError(f"input {text[:40]!r} has no tokens (only control characters or spaces)")
         padding = "max_length" if self.runner.fixed_sequence_length else False
         encoding = self.tokenizer(
             text, pair, truncation=True, max_length=self.max_length, padding=padding, return_tensors="np", **kwargs
         )
+        if int(encoding["attention_mask"].sum()) <= (2 if pair is None else 3):  # [CLS] [SEP] (+ [SEP]) alone
+            raise PipelineError(f"input {text[:40]!r} has no tokens (only control characters or spaces)")
         if int(encoding["attention_mask"].sum()) == self.max_length:  # full: was anything cut off?
             full = len(self.tokenizer(text, pair)["input_ids"])
             if full > self.max_length and not self.truncation:

@@ -131,10 +131,9 @@ def run_run(args: argparse.Namespace) -> int:
         raise PocketbertError("--similarity needs at least two inputs")
     pipe = pipeline(args.task, args.model, threads=args.threads, truncation=not args.no_truncation)
     untrained = {"task": args.task, "untrained_weights": pipe.untrained_weights}
-    if pipe.untrained_weights and args.require_trained_head:
-        from pocketbert.export import untrained_summary
+    from pocketbert.export import check_trained
 
-        raise PocketbertError(f"{args.model}: {untrained_summary(args.task, pipe.untrained_weights)} (--require-trained-head)")
+    check_trained(args.model, args.task, pipe.untrained_weights, args.require_trained_head)
     try:
         return _run_embeddings(pipe, lines, args) if args.task == "sentence-embedding" else _run_each(pipe, lines, items, args)
     finally:
