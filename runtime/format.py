@@ -17,6 +17,7 @@ import numpy as np
 
 from pocketbert.errors import PocketbertError
 from pocketbert.models.modeling import PreTrainedModel
+from pocketbert.runtime.accelerator import FileInspection
 from pocketbert.runtime.recipe import Recipe
 from pocketbert.runtime.runner import Runner
 from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, ExportSpec
@@ -76,6 +77,7 @@ class Format:
     bench_role: str = "model"  # the file the paper protocols time
     recipes: tuple[Recipe, ...] = ()
     note: str = ""  # one line for help texts and docs
+    deprecated: str = ""  # why a new app should not ship this format (manifest, CLI), "" if it should
 
     # ---- export ----------------------------------------------------------------------------
     def require(self) -> None:
@@ -119,6 +121,12 @@ class Format:
     def calibration_limit(self, recipe: Recipe) -> int:
         """How many calibration examples to run: 100, as the MobileBERT paper calibrated."""
         return 100
+
+    # ---- accelerators ----------------------------------------------------------------------
+    def inspect(self, path: Path, manifest: dict | None) -> FileInspection:
+        """Which accelerators take the file, by its runtime's own checkers
+        (``runtime/accelerator.py``); ``manifest`` is the artifact's, or None for a foreign file."""
+        raise PocketbertError(f"{self.name} files have no accelerator checks")
 
     def kind_of(self, path: Path) -> str:
         return self.suffixes.get(Path(path).suffix, self.name)

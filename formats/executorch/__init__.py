@@ -53,4 +53,10 @@ class ExecutorchFormat(Format):
         return {"model": self.files["model"]}, details
 
 
+    def inspect(self, path, manifest):
+        from pocketbert.formats.executorch.inspect import inspect_pte
+
+        return inspect_pte(path, manifest)
+
+
 FORMAT = ExecutorchFormat()

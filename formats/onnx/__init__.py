@@ -68,6 +68,11 @@ class OnnxFormat(Format):
         details = quantize_onnx(job.recipe, job.float_file, target, job.calibration, job.excluded_nodes)
         return {"model": target.name}, details
 
+    def inspect(self, path, manifest):
+        from pocketbert.formats.onnx.inspect import inspect_onnx, inspect_ort
+
+        return inspect_ort(path, manifest) if Path(path).suffix == ".ort" else inspect_onnx(path)
+
     def match(self, float_file, patterns):
         from pocketbert.formats.onnx.graph import matching_nodes
 

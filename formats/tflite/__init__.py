@@ -59,6 +59,11 @@ class TfliteFormat(Format):
         target = job.directory / job.float_file.name
         return {"model": target.name}, quantize_tflite(job.recipe, job.float_file, target, job.calibration, list(job.exclude))
 
+    def inspect(self, path, manifest):
+        from pocketbert.formats.tflite.inspect import inspect_litert
+
+        return inspect_litert(path)
+
     def match(self, float_file, patterns):
         from pocketbert.formats.tflite.quantize import matching_tensors
 

@@ -20,6 +20,8 @@ class TorchScriptFormat(Format):
     quantizes = "model"
     bench_role = "lite"  # the lite-interpreter file PyTorch Mobile loads
     note = "traced .pt and lite-interpreter .ptl (PyTorch Mobile)"
+    deprecated = ("PyTorch Mobile (TorchScript .pt/.ptl) is no longer developed: PyTorch points new apps to "
+                  "ExecuTorch (--format executorch), which also reaches Vulkan GPUs and NPUs")
     recipes = (
         Recipe("torchscript-dynamic-int8-qnnpack", "torchscript", "dynamic", engine="qnnpack", per_channel=True,
                float_outliers=True,
@@ -45,6 +47,17 @@ class TorchScriptFormat(Format):
 
         quantized = quantize_linears(job.recipe, job.model, list(job.exclude))
         return self.export(quantized, job.spec, job.directory, job.options)
+
+
+    def inspect(self, path, manifest):
+        """PyTorch Mobile runs TorchScript on its CPU kernels; its NNAPI and Vulkan paths
+        needed separate preparation (and NNAPI itself is deprecated), so there is nothing to
+        check: the facts and the deprecation."""
+        from pocketbert.runtime.accelerator import FileInspection
+
+        rows = (manifest or {}).get("inputs", []), (manifest or {}).get("outputs", [])
+        return FileInspection(str(path), self.kind_of(path), Path(path).stat().st_size, list(rows[0]), list(rows[1]),
+                              notes=[self.deprecated])
 
 
 FORMAT = TorchScriptFormat()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from pocketbert import __version__
 from pocketbert.atomic import is_disk_full
-from pocketbert.commands import bench, create, export, parity, quantize, run
+from pocketbert.commands import bench, create, export, inspect, parity, quantize, run
 from pocketbert.commands.common import OneLineParser
 from pocketbert.errors import PocketbertError
 
@@ -23,7 +23,7 @@ EXIT_USAGE = 2
 
 
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    export.add_android_assets, bench.add_bench, create.add_create, export.add_export, create.add_info, create.add_models, parity.add_parity,
+    export.add_android_assets, bench.add_bench, create.add_create, export.add_export, create.add_info, create.add_models, inspect.add_inspect, parity.add_parity,
     quantize.add_quantize, run.add_run, quantize.add_sweep,
 ]
 

@@ -1,0 +1,84 @@
+"""A .tflite on LiteRT 2's CompiledModel API, the one that reaches the GPU and NPU.
+
+The Interpreter (runner.py) stays the reference path: it is what the paper protocols time
+and what every LiteRT release runs. CompiledModel places the whole graph on an accelerator
+chosen at load (CPU, GPU, NPU) and says whether it took all of it
+(``is_fully_accelerated``). Its GPU accelerator in the ai-edge-litert wheel is a WebGPU
+build (Dawn): on a machine without a GPU it runs on any Vulkan device, Mesa's lavapipe
+included, which is how the GPU path's numerics (fp16 by default) are measured here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.errors import first_line
+from pocketbert.quiet import captured_stderr
+from pocketbert.runtime.runner import RunnerError
+
+ACCELERATORS = ("cpu", "gpu")
+
+
+def _reason(lines: list[str], exc: BaseException) -> str:
+    """The runtime's own words for a failed load: its last ERROR/Warning line on fd 2."""
+    said = [line.split("] ", 1)[-1].strip() for line in lines if "ERROR" in line or line.startswith("Warning")]
+    said = [line for line in said if line and not line.startswith("└")]
+    return "; ".join(dict.fromkeys(said[-2:])) or first_line(exc)
+
+
+class CompiledModelRunner:
+    """The Runner interface over ``ai_edge_litert.compiled_model.CompiledModel``.
+
+    ``accelerator="gpu"`` computes in fp16 unless ``enforce_f32``. A failed load (no GPU
+    device, an op the accelerator lacks) is a RunnerError carrying the runtime's reason;
+    callers that want a fallback catch it and open the Interpreter."""
+
+    def __init__(self, path: str | Path, accelerator: str = "cpu", threads: int | None = None,
+                 enforce_f32: bool = False, fixed_sequence_length: int | None = None):
+        if accelerator not in ACCELERATORS:
+            raise RunnerError(f"unknown LiteRT accelerator {accelerator!r} (known: {', '.join(ACCELERATORS)})")
+        self.accelerator = accelerator
+        with captured_stderr() as lines:  # the environment logs its accelerators on fd 2
+            from ai_edge_litert.compiled_model import CompiledModel
+            from ai_edge_litert.hardware_accelerator import HardwareAccelerator
+            from ai_edge_litert.options import CpuOptions, GpuOptions, Options
+
+            settings = {"gpu_options": GpuOptions(enforce_f32=enforce_f32)} if accelerator == "gpu" else (
+                {} if threads is None else {"cpu_options": CpuOptions(num_threads=threads)})
+            try:
+                options = Options(hardware_accelerators=HardwareAccelerator[accelerator.upper()], **settings)
+                self.model = CompiledModel.from_file(str(path), options=options)
+                self.signature = next(iter(self.model.get_signature_list()))
+                inputs = self.model.get_input_tensor_details(self.signature)
+                self.outputs = self.model.get_output_tensor_details(self.signature)
+                self.input_buffers = {n: self.model.create_input_buffer_by_name(self.signature, n) for n in inputs}
+                self.output_buffers = {n: self.model.create_output_buffer_by_name(self.signature, n) for n in self.outputs}
+            except Exception as exc:
+                raise RunnerError(f"{path}: LiteRT CompiledModel cannot load it on the {accelerator.upper()} "
+                                  f"({_reason(lines, exc)})") from None
+        self.log = lines  # the accelerator's own account (adapter chosen, delegation)
+        self.input_names = tuple(inputs)
+        self.output_names = tuple(self.outputs)
+        self.shapes = {n: tuple(int(d) for d in row["shape"]) for n, row in inputs.items()}
+        self.dtypes = {n: np.dtype(row["dtype"]) for n, row in inputs.items()}
+        self.fixed_sequence_length = fixed_sequence_length or int(next(iter(self.shapes.values()))[-1])
+
+    @property
+    def fully_accelerated(self) -> bool:
+        return bool(self.model.is_fully_accelerated())
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for name, buffer in self.input_buffers.items():
+            value = np.ascontiguousarray(inputs[name], dtype=self.dtypes[name])
+            if value.shape != self.shapes[name]:
+                raise RunnerError(f"input {name} has shape {value.shape}; this .tflite takes exactly {self.shapes[name]}")
+            buffer.write(value)
+        self.model.run_by_name(self.signature, self.input_buffers, self.output_buffers)  # asynchronous on the GPU
+        outputs = {}
+        for name, row in self.outputs.items():
+            shape = tuple(int(d) for d in row["shape"])
+            dtype = np.dtype(row["dtype"])
+            outputs[name] = self.output_buffers[name].read(int(np.prod(shape)), dtype).reshape(shape).astype(np.float32)
+        return outputs
