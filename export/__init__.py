@@ -112,6 +112,7 @@ def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, op
             "spec": spec.to_dict(),
             "files": entries,
             "untrained_weights": list(model.untrained_weights),
+            "deprecated": fmt.deprecated or None,
             "tokenizer_files": write_support_files(model, tmp),
             "details": details,
             "export_seconds": round(export_seconds, 2),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import shutil
 from datetime import datetime, timezone
@@ -115,8 +116,12 @@ def _check_manifest(manifest: Any, path: Path) -> None:
 
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Written beside and renamed over: a manifest is never half written, also when an
+    existing artifact's manifest is updated in place (``export --target``)."""
     manifest = {**manifest, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    partial = directory / f".{MANIFEST_NAME}.{os.getpid()}"
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, directory / MANIFEST_NAME)
 
 
 def is_artifact(path: str | Path) -> bool:

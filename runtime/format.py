@@ -39,6 +39,7 @@ class ExportOptions:
     ort: bool = False  # onnx: also write .ort for ONNX Runtime Mobile
     optimize: bool = False  # onnx: also write onnxruntime's transformer-optimized graph
     require_trained_head: bool = False  # refuse a model whose head the checkpoint lacked
+    target: str = ""  # tflite: "gpu" | "npu": the graph that accelerator takes, proven by its check
 
     GENERAL: ClassVar[tuple[str, ...]] = ("seq_len", "batch", "static", "dynamic", "atol", "require_trained_head")
 
@@ -78,6 +79,7 @@ class Format:
     recipes: tuple[Recipe, ...] = ()
     note: str = ""  # one line for help texts and docs
     deprecated: str = ""  # why a new app should not ship this format (manifest, CLI), "" if it should
+    targets: dict[str, str] = {}  # --target accelerator -> the recipe it needs ("" = the float export)
 
     # ---- export ----------------------------------------------------------------------------
     def require(self) -> None:

@@ -20,7 +20,11 @@ class TfliteFormat(Format):
     suffixes = {".tflite": "tflite"}
     shapes = "static"  # delegates want static shapes
     input_dtype = "int32"  # LiteRT converts ids to int32
-    note = "always static (batch 1, --seq-len), int32 ids, vocabulary inside the file"
+    note = "always static (batch 1, --seq-len), int32 ids, vocabulary inside the file; --target gpu|npu"
+    options = ("target",)
+    # the float graph is already what the GPU takes (static, int32 ids, no GATHER_ND/SELECT in the
+    # mask code: all four models fully delegated, measured); an NPU wants integers end to end
+    targets = {"gpu": "", "npu": "tflite-full-integer-int8"}
     recipes = (
         Recipe("tflite-dynamic-int8", "tflite", "dynamic", per_channel=True,
                description="dynamic-range int8 (weights int8, activations quantized at run time)"),
@@ -44,8 +48,11 @@ class TfliteFormat(Format):
         interpreter_module()
 
     def export(self, model, spec, directory: Path, options: ExportOptions):
+        from pocketbert.errors import PocketbertError
         from pocketbert.formats.tflite.export import export_tflite
 
+        if options.target and options.batch != 1:
+            raise PocketbertError(f"--target {options.target} exports batch 1 (accelerators take one sequence at a time)")
         return {"model": self.files["model"]}, export_tflite(model, spec, directory)
 
     def open(self, path, input_names, output_names, threads, fixed_sequence_length):

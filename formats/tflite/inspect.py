@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -63,8 +64,7 @@ def gpu_check(path: Path, nodes: int) -> AcceleratorCheck:
     check = AcceleratorCheck(accelerator="LiteRT GPU", checker="LiteRT CompiledModel on the GPU accelerator "
                              "(is_fully_accelerated, one run against the CPU)", how=UNAVAILABLE)
     try:
-        done = subprocess.run([sys.executable, "-m", "pocketbert.formats.tflite.gpu_probe", str(path)],
-                              capture_output=True, text=True, timeout=GPU_PROBE_SECONDS)
+        done = _run([sys.executable, "-m", "pocketbert.formats.tflite.gpu_probe", str(path)], timeout=GPU_PROBE_SECONDS)
     except subprocess.TimeoutExpired:
         check.reasons = [f"the GPU run did not finish in {GPU_PROBE_SECONDS} s"]
         return check
@@ -86,6 +86,14 @@ def gpu_check(path: Path, nodes: int) -> AcceleratorCheck:
         check.reasons = ["CompiledModel placed part of the graph on the CPU (is_fully_accelerated() is false)"]
     check.notes = [GPU_NOTE]
     return check
+
+
+def _run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """A child process, without JAX's at-fork warning (litert-torch imported it; the child
+    execs at once, so the warning's deadlock cannot happen)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return subprocess.run(command, capture_output=True, text=True, **kwargs)
 
 
 def _vendors() -> list[tuple[str, str, str, Path]]:
@@ -158,10 +166,9 @@ def npu_checks(path: Path) -> list[AcceleratorCheck]:
         with work_directory("npu") as work:
             out = work / "partitioned.tflite"
             try:
-                done = subprocess.run([str(binary), "--cmd=partition", f"--model={path}", f"--o={out}",
-                                       f"--soc_manufacturer={manufacturer}", f"--soc_model={soc}", "--err=--",
-                                       f"--libs={plugin_dir}"], capture_output=True, text=True, env=env,
-                                      timeout=PARTITION_SECONDS)
+                done = _run([str(binary), "--cmd=partition", f"--model={path}", f"--o={out}",
+                             f"--soc_manufacturer={manufacturer}", f"--soc_model={soc}", "--err=--",
+                             f"--libs={plugin_dir}"], env=env, timeout=PARTITION_SECONDS)
                 log = (done.stdout + done.stderr).splitlines()
             except subprocess.TimeoutExpired:
                 log, done = [f"the partition step did not finish in {PARTITION_SECONDS} s"], None
@@ -201,8 +208,8 @@ def _plugin_reason(log: list[str]) -> str:
 def inspect_litert(path: Path) -> FileInspection:
     from pocketbert.formats.tflite.runner import TfliteRunner
 
+    runner = TfliteRunner(path, threads=1)  # a file LiteRT cannot load is refused here, in one line
     cpu, details = cpu_check(path)
-    runner = TfliteRunner(path, threads=1)
     inputs = _rows(runner.signature.get_input_details())
     outputs = _rows(runner.signature.get_output_details())
     return FileInspection(str(path), "tflite", path.stat().st_size, inputs, outputs,

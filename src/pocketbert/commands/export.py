@@ -37,6 +37,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize", metavar="RECIPE", help="apply a recipe of this format (see pocketbert quantize)")
     p.add_argument("--calibration", metavar="FILE", help="with --quantize: calibration text for static recipes")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    targets = sorted({t for fmt in FORMATS.values() for t in fmt.targets})
+    p.add_argument("--target", dest="accelerator", choices=targets, help="; ".join(
+        f"{name}: {', '.join(t + (f' (with {r})' if r else '') for t, r in fmt.targets.items())}"
+        for name, fmt in FORMATS.items() if fmt.targets) + ". The file is then checked by that accelerator's "
+        "checks of pocketbert inspect: refused (nothing left) when a check that ran says it is not fully taken")
     add_require_trained_head(p)
     p.set_defaults(run=run_export)
 
@@ -47,7 +52,8 @@ def add_require_trained_head(p: argparse.ArgumentParser) -> None:
 
 
 def warn_untrained(manifest: dict) -> None:
-    """The manifest's untrained weights, loudly, after the work is reported."""
+    """The manifest's untrained weights, loudly, and a deprecated format's note, after the
+    work is reported."""
     import sys
 
     from pocketbert.export import untrained_summary
@@ -55,15 +61,62 @@ def warn_untrained(manifest: dict) -> None:
     if manifest.get("untrained_weights"):
         print(f"pocketbert: WARNING: {untrained_summary(manifest['task'], manifest['untrained_weights'])}",
               file=sys.stderr)
+    if manifest.get("deprecated"):
+        print(f"pocketbert: note: {manifest['deprecated']}", file=sys.stderr)
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from pocketbert.export import ExportOptions, export_model
+    from pocketbert.export import ExportOptions
 
     options = ExportOptions(
         seq_len=args.seq_len, batch=args.batch, static=args.static, dynamic=args.dynamic, opset=args.opset, atol=args.atol,
-        ort=args.ort, optimize=args.optimize, require_trained_head=args.require_trained_head,
+        ort=args.ort, optimize=args.optimize, require_trained_head=args.require_trained_head, target=args.accelerator or "",
     )
+    if not args.accelerator:
+        return _export(args, options)
+    from pocketbert.errors import PocketbertError
+    from pocketbert.formats import get_format
+
+    needed = get_format(args.format).targets.get(args.accelerator)
+    if needed is None:
+        raise PocketbertError(f"--target {args.accelerator}: {args.format} exports have no such target")
+    if needed and args.quantize and args.quantize != needed:
+        raise PocketbertError(f"--target {args.accelerator} needs --quantize {needed}, not {args.quantize}")
+    args.quantize = args.quantize or needed or None
+    status = _export(args, options)
+    _verify_target(args.output, args.accelerator)
+    return status
+
+
+def _verify_target(output: str, target: str) -> None:
+    """Check the written export with the target's accelerator checks; a refused file is
+    removed (the user asked for a file that accelerator takes, not for this one)."""
+    import shutil
+
+    from pocketbert.errors import PocketbertError
+    from pocketbert.runtime.artifact import Artifact, write_manifest
+    from pocketbert.runtime.inspection import verify_target
+
+    try:
+        section = verify_target(output, target)
+    except PocketbertError:
+        shutil.rmtree(output, ignore_errors=True)
+        raise
+    artifact = Artifact.open(output)
+    write_manifest(artifact.directory, {**artifact.manifest, "target": section})
+    if section["verified"]:
+        print(f"  --target {target}: fully taken by {', '.join(section['fully_taken_by'])}")
+    else:
+        import sys
+
+        reasons = "; ".join(f"{k}: {v}" for k, v in section["not_checked"].items())
+        print(f"pocketbert: WARNING: --target {target} not verified here: no {target.upper()} check could run "
+              f"({reasons})", file=sys.stderr)
+
+
+def _export(args: argparse.Namespace, options) -> int:
+    from pocketbert.export import export_model
+
     if args.quantize:
         from pocketbert.commands.quantize import run_quantize
         from pocketbert.quantize import get_recipe

@@ -1,0 +1,208 @@
+"""Accelerator readiness: ``pocketbert inspect`` and ``export --target`` on tiny models.
+
+The LiteRT GPU check really runs the file when a Vulkan device exists (Mesa's lavapipe, which
+.ci/run installs): then it must report full delegation and fp16-sized differences; without
+one it must say why. The NPU check runs the compiler plugins the ai-edge-litert wheel ships
+(Intel's loads with the openvino wheel; the others lack their vendors' SDKs, not on PyPI).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import assert_one_line_error, fake_model
+
+from pocketbert.cli import main
+from pocketbert.export import ExportOptions, export_model
+from pocketbert.models import registry
+from pocketbert.runtime.inspection import inspect_path
+
+SEQ = 32
+# lavapipe from Mesa >= 23 (the first with the features Dawn requires) installs this ICD name
+LAVAPIPE = Path("/usr/share/vulkan/icd.d/lvp_icd.json").exists()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("accelerators")
+    out = {}
+    for arch in registry.ARCHITECTURES:
+        fake_model(arch, "text-classification", seed=3).save_pretrained(root / arch)
+        out[arch] = root / arch
+    return out
+
+
+@pytest.fixture(scope="module")
+def tflite_exports(checkpoints, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tflite-exports")
+    return {arch: (root / arch, export_model(source, None, "tflite", root / arch, ExportOptions(seq_len=SEQ)))
+            for arch, source in checkpoints.items()}
+
+
+def _check(report, name):
+    return next(c for c in report.checks if c.accelerator.startswith(name))
+
+
+@pytest.mark.parametrize("arch", list(registry.ARCHITECTURES))
+def test_tflite_inspection_of_every_architecture(arch, tflite_exports):
+    directory, manifest = tflite_exports[arch]
+    [report] = inspect_path(directory)
+    assert report.static and report.kind == "tflite"
+    assert [row["dtype"] for row in report.inputs] == ["int32"] * len(report.inputs)
+    assert all(row["shape"] == [1, SEQ] for row in report.inputs)
+    cpu = _check(report, "LiteRT CPU")
+    xnnpack = manifest["details"]["xnnpack"]
+    assert cpu.how == "ran" and (cpu.taken, cpu.of) == (xnnpack["nodes"], xnnpack["of"])
+    assert cpu.fallback == xnnpack["not_delegated"]
+    gpu = _check(report, "LiteRT GPU")
+    if LAVAPIPE:
+        assert gpu.how == "ran", gpu.reasons
+        assert gpu.fully_taken and gpu.taken == cpu.of, gpu
+        assert "llvmpipe" in gpu.measured["adapter"]
+        # fp16 on the GPU: visibly different from the CPU but close; fp32 enforced: close too
+        assert 1e-6 < gpu.measured["max_rel_diff_fp16"] < 2e-2, gpu.measured
+        assert gpu.measured["max_rel_diff_fp32"] < 1e-2, gpu.measured
+    else:
+        assert gpu.how == "unavailable" and gpu.reasons, gpu
+        assert not gpu.fully_taken
+
+
+def test_npu_plugins_partition_or_say_why(tflite_exports):
+    [report] = inspect_path(tflite_exports["bert"][0] / "model.tflite")
+    npu = [c for c in report.checks if c.accelerator.startswith("LiteRT NPU")]
+    assert {c.accelerator.split()[2] for c in npu} >= {"Qualcomm", "IntelOpenVINO", "MediaTek"}
+    qualcomm = _check(report, "LiteRT NPU Qualcomm")
+    assert qualcomm.how == "unavailable" and "libQnnHtp.so is missing" in qualcomm.reasons[0]
+    intel = _check(report, "LiteRT NPU IntelOpenVINO")
+    assert intel.how == "static", intel.reasons  # openvino is in the test extra: the plugin loads
+    cpu = _check(report, "LiteRT CPU")
+    assert intel.of == cpu.of and intel.partitions >= 1 and 0 < intel.taken <= intel.of
+
+
+def test_onnx_checker_sees_dynamic_shapes_and_what_static_buys(checkpoints, tmp_path):
+    dynamic = export_model(checkpoints["bert"], None, "onnx", tmp_path / "dynamic", ExportOptions(seq_len=SEQ))
+    static = export_model(checkpoints["bert"], None, "onnx", tmp_path / "static", ExportOptions(seq_len=SEQ, static=True))
+    assert dynamic and static
+    [loose] = inspect_path(tmp_path / "dynamic")
+    [fixed] = inspect_path(tmp_path / "static")
+    assert not loose.static and fixed.static
+    nnapi_loose, nnapi_fixed = _check(loose, "ONNX Runtime NNAPI"), _check(fixed, "ONNX Runtime NNAPI")
+    assert "dynamic input shapes" in nnapi_loose.reasons[0]
+    assert nnapi_fixed.taken > nnapi_loose.taken
+    assert nnapi_loose.notes[0].startswith(f"with static shapes (export --static): {nnapi_fixed.taken}/")
+    assert sum(nnapi_fixed.fallback.values()) == nnapi_fixed.of - nnapi_fixed.taken
+    assert any("deprecated from Android 15" in note for note in nnapi_fixed.notes)
+    assert _check(fixed, "ONNX Runtime CoreML").how == "static"
+    assert _check(fixed, "ONNX Runtime XNNPACK").how == "unavailable"
+
+
+def test_pte_delegates_read_from_the_file_match_the_lowering(checkpoints, tmp_path):
+    pytest.importorskip("executorch")
+    manifest = export_model(checkpoints["distilbert"], None, "executorch", tmp_path / "pte", ExportOptions(seq_len=SEQ))
+    [report] = inspect_path(tmp_path / "pte")
+    xnnpack = _check(report, "ExecuTorch XNNPACK")
+    counted = manifest["details"]["xnnpack"]
+    assert xnnpack.partitions == counted["subgraphs"] and xnnpack.taken == counted["nodes"]
+    assert sum(xnnpack.fallback.values()) == sum(counted["not_delegated"].values())
+    assert [row["shape"] for row in report.inputs] == [[1, SEQ]] * len(report.inputs)
+
+
+def test_torchscript_is_marked_deprecated(checkpoints, tmp_path, capsys):
+    assert main(["export", str(checkpoints["bert"]), "--format", "torchscript", "-o", str(tmp_path / "ts"),
+                 "--seq-len", str(SEQ)]) == 0
+    assert "pocketbert: note: PyTorch Mobile" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "ts" / "manifest.json").read_text())
+    assert "ExecuTorch" in manifest["deprecated"]
+    reports = inspect_path(tmp_path / "ts")
+    assert [r.kind for r in reports] == ["torchscript", "torchscript-lite"]
+    assert all(not r.checks and "ExecuTorch" in r.notes[0] for r in reports)
+
+
+def test_inspect_command_on_artifacts_and_foreign_files(tflite_exports, tmp_path, capsys):
+    directory = tflite_exports["mobilebert"][0]
+    report = tmp_path / "report.json"
+    assert main(["inspect", str(directory), "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "LiteRT CPU (XNNPACK)" in out and "verdict:" in out
+    [data] = json.loads(report.read_text())
+    assert data["static"] and {c["accelerator"] for c in data["checks"]} >= {"LiteRT CPU (XNNPACK)", "LiteRT GPU"}
+    foreign = tmp_path / "theirs.tflite"  # a file with no manifest beside it
+    shutil.copyfile(directory / "model.tflite", foreign)
+    assert main(["inspect", str(foreign)]) == 0
+    assert "theirs.tflite (tflite" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["inspect", "{tmp}/missing.tflite"], ["no such file"]),
+    (["inspect", "{tmp}"], ["no manifest.json"]),
+    (["inspect", "{tmp}/notes.txt"], ["unknown model file type"]),
+    (["inspect", "{tmp}/junk.tflite"], ["junk.tflite"]),
+])
+def test_inspect_refuses_bad_paths_in_one_line(args, fragments, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "junk.tflite").write_bytes(np.random.default_rng(0).bytes(4096))
+    assert main([a.format(tmp=tmp_path) for a in args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert all(f in err for f in fragments), err
+
+
+def test_export_target_gpu_is_proved_by_the_gpu_check(checkpoints, tmp_path, capsys):
+    out = tmp_path / "gpu"
+    assert main(["export", str(checkpoints["squeezebert"]), "--format", "tflite", "--target", "gpu", "-o", str(out),
+                 "--seq-len", str(SEQ)]) == 0
+    section = json.loads((out / "manifest.json").read_text())["target"]
+    assert section["accelerator"] == "gpu"
+    if LAVAPIPE:
+        assert section["verified"] and section["fully_taken_by"] == ["LiteRT GPU"]
+        assert "--target gpu: fully taken by LiteRT GPU" in capsys.readouterr().out
+    else:
+        assert not section["verified"] and section["not_checked"]["LiteRT GPU"]
+        assert "not verified here" in capsys.readouterr().err
+
+
+def test_export_target_refusals(checkpoints, tmp_path):
+    from helpers import pocketbert
+
+    source = checkpoints["bert"]
+    done = pocketbert("export", source, "--format", "onnx", "--target", "gpu", "-o", tmp_path / "a")
+    assert_one_line_error(done, "--target gpu", "onnx exports have no such target")
+    done = pocketbert("export", source, "--format", "tflite", "--target", "gpu", "--batch", "2", "-o", tmp_path / "b")
+    assert_one_line_error(done, "batch 1")
+    done = pocketbert("export", source, "--format", "tflite", "--target", "npu", "--quantize", "tflite-dynamic-int8",
+                      "-o", tmp_path / "c")
+    assert_one_line_error(done, "needs --quantize tflite-full-integer-int8")
+    assert not any(tmp_path.iterdir())
+
+
+def test_compiled_model_runner_matches_the_interpreter(tflite_exports):
+    from pocketbert.formats.tflite.compiled import CompiledModelRunner
+    from pocketbert.formats.tflite.gpu_probe import probe_input
+    from pocketbert.formats.tflite.runner import TfliteRunner
+
+    path = tflite_exports["distilbert"][0] / "model.tflite"
+    reference = TfliteRunner(path, threads=1)
+    compiled = CompiledModelRunner(path, "cpu", threads=1)
+    assert sorted(compiled.input_names) == sorted(reference.input_names) and compiled.fixed_sequence_length == SEQ
+    inputs = probe_input(reference)
+    np.testing.assert_allclose(compiled(inputs)["logits"], reference(inputs)["logits"], atol=1e-6)
+
+
+def test_export_target_npu_is_full_integer_and_partitioned(tmp_path):
+    from pocketbert.models import create_checkpoint
+
+    source, out = tmp_path / "mobilebert", tmp_path / "npu"  # calibration needs the real vocabulary
+    create_checkpoint("mobilebert", source, task="text-classification", layers=2, seed=7)
+    assert main(["export", str(source), "--format", "tflite", "--target", "npu", "-o", str(out),
+                 "--seq-len", str(SEQ)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["quantization"]["name"] == "tflite-full-integer-int8"
+    section = manifest["target"]
+    assert section["verified"] and any("IntelOpenVINO" in name for name in section["fully_taken_by"]), section
+    assert "LiteRT NPU Qualcomm SA8255" in section["not_checked"]
+    [report] = inspect_path(out)
+    assert [row["dtype"] for row in report.outputs] == ["int8"]
