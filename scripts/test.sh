@@ -12,6 +12,7 @@ if ! command -v javac >/dev/null 2>&1; then
     exit 2
   fi
 fi
+bash scripts/install-software-gpu.sh
 # one pytest worker per core (at most 4: the paper-size tests hold several GB each); a test
 # file stays on one worker, so its module fixtures (conversions, the real checkpoint's
 # exports, the fine-tuned classifier) run once: handed out test by test, they ran twice

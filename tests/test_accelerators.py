@@ -19,7 +19,7 @@ from helpers import assert_one_line_error, fake_model
 from pocketbert.cli import main
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.models import registry
-from pocketbert.runtime.inspection import inspect_path
+from pocketbert.export.inspection import inspect_path
 
 SEQ = 32
 # lavapipe from Mesa >= 23 (the first with the features Dawn requires) installs this ICD name

@@ -31,7 +31,10 @@ android {
 
 dependencies {
     implementation(project(":tokenizer"))
-    // LiteRT's Interpreter API (org.tensorflow.lite.* classes), CPU with XNNPACK
-    implementation("com.google.ai.edge.litert:litert:1.4.1")
+    // LiteRT 2: the CompiledModel API (com.google.ai.edge.litert.*) and, in the same artifact, the
+    // Interpreter API (org.tensorflow.lite.*, CPU with XNNPACK) that stays the fallback
+    implementation("com.google.ai.edge.litert:litert:2.3.0")
+    // CompiledModel's GPU accelerator, its own artifact from 2.3.0 (without it Accelerator.GPU fails to open)
+    implementation("com.google.ai.edge.litert:litert-gpu:2.3.0")
     implementation("androidx.appcompat:appcompat:1.7.0")
 }

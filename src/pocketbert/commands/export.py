@@ -95,7 +95,7 @@ def _verify_target(output: str, target: str) -> None:
 
     from pocketbert.errors import PocketbertError
     from pocketbert.runtime.artifact import Artifact, write_manifest
-    from pocketbert.runtime.inspection import verify_target
+    from pocketbert.export.inspection import verify_target
 
     try:
         section = verify_target(output, target)

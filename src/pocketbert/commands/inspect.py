@@ -52,7 +52,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pocketbert.atomic import atomic_file
-    from pocketbert.runtime.inspection import inspect_path
+    from pocketbert.export.inspection import inspect_path
 
     reports = inspect_path(args.path)
     for report in reports:

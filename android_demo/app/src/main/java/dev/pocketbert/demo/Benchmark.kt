@@ -7,7 +7,8 @@ import org.json.JSONObject
 /**
  * The mobilebert-pixel4 protocol of the MobileBERT paper (TFLite, 4 threads, seq 128,
  * batch 1): warm-up runs, then timed runs (at least [numRuns] and at least [minSeconds]),
- * median and p90. The result is logged as one JSON line under [TAG], which
+ * median and p90, on whichever LiteRT backend the model opened (its `backend` field). The
+ * result is logged as one JSON line under [TAG], which
  * `adb logcat -s PocketBertBench` (and `pocketbert bench --device adb`) collects.
  */
 object Benchmark {
@@ -29,6 +30,7 @@ object Benchmark {
         val line = JSONObject()
             .put("protocol", PROTOCOL)
             .put("task", model.task)
+            .put("backend", model.backendName)
             .put("threads", model.threads)
             .put("seq_len", model.sequenceLength)
             .put("batch", 1)

@@ -6,23 +6,23 @@ import dev.pocketbert.tokenizer.BertTokenizer
 import dev.pocketbert.tokenizer.Encoding
 import dev.pocketbert.tokenizer.Truncation
 import org.json.JSONObject
-import org.tensorflow.lite.Interpreter
-import java.io.FileInputStream
-import java.nio.ByteBuffer
-import java.nio.ByteOrder
-import java.nio.MappedByteBuffer
-import java.nio.channels.FileChannel
 import kotlin.math.exp
 
-/** One inference: named float outputs and how long the interpreter took. */
+/** One inference: named float outputs and how long the runtime took. */
 class Result(val outputs: Map<String, FloatArray>, val millis: Double)
 
 /**
  * A .tflite export of pocketbert (model.tflite, vocab.txt, manifest.json, labels.txt in the
- * app's assets) on LiteRT's Interpreter. Static shapes: every input is padded to the
- * manifest's sequence length, as the export was validated.
+ * app's assets) on LiteRT: the CompiledModel API on the [accelerator] asked for, else the
+ * Interpreter (see [Backends.open]); [backendName] says which one runs. Static shapes: every
+ * input is padded to the manifest's sequence length, as the export was validated.
  */
-class BertModel(context: Context, val threads: Int, useXnnpack: Boolean = true) : AutoCloseable {
+class BertModel(
+    context: Context,
+    val threads: Int,
+    useXnnpack: Boolean = true,
+    val accelerator: AcceleratorChoice = AcceleratorChoice.CPU,
+) : AutoCloseable {
     val manifest = JSONObject(context.assets.open("manifest.json").bufferedReader().readText())
     val tokenizer: BertTokenizer = context.assets.open("vocab.txt").use { BertTokenizer.fromVocab(it, true) }
     val labels: List<String> = runCatching {
@@ -38,23 +38,14 @@ class BertModel(context: Context, val threads: Int, useXnnpack: Boolean = true) 
         val shape = output.getJSONArray("shape")
         output.getString("name") to IntArray(shape.length()) { i -> shape.getInt(i) }
     }
-    val initMillis: Double
-    private val interpreter: Interpreter
+    private val opened = Backends.open(context, accelerator, threads, useXnnpack, inputNames, outputShapes)
+    private val backend: InferenceBackend = opened.backend
 
-    init {
-        val start = System.nanoTime()
-        val options = Interpreter.Options().setNumThreads(threads).setUseXNNPACK(useXnnpack)
-        interpreter = Interpreter(mapModel(context), options)
-        initMillis = (System.nanoTime() - start) / 1e6
-    }
+    /** Opening time of the backend in use (attempts that failed before it are logged, not counted). */
+    val initMillis: Double = opened.initMillis
 
-    private fun mapModel(context: Context): MappedByteBuffer {
-        context.assets.openFd("model.tflite").use { fd ->
-            FileInputStream(fd.fileDescriptor).channel.use { channel ->
-                return channel.map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
-            }
-        }
-    }
+    /** "LiteRT CompiledModel GPU", "LiteRT CompiledModel CPU" or "LiteRT Interpreter XNNPACK". */
+    val backendName: String get() = backend.name
 
     fun encode(text: String, pair: String? = null): Encoding =
         tokenizer.encode(text, pair, sequenceLength, Truncation.LONGEST_FIRST, true)
@@ -65,18 +56,7 @@ class BertModel(context: Context, val threads: Int, useXnnpack: Boolean = true) 
             "attention_mask" to encoding.attentionMask,
             "token_type_ids" to encoding.tokenTypeIds,
         )
-        val inputs: Map<String, Any> = inputNames.associateWith { arrayOf(arrays.getValue(it)) }  // [1, S] int32
-        val buffers = outputShapes.mapValues { (_, shape) ->
-            ByteBuffer.allocateDirect(shape.fold(4) { bytes, dim -> bytes * dim }).order(ByteOrder.nativeOrder())
-        }
-        val start = System.nanoTime()
-        interpreter.runSignature(inputs, buffers)
-        val millis = (System.nanoTime() - start) / 1e6
-        val outputs = buffers.mapValues { (_, buffer) ->
-            buffer.rewind()
-            FloatArray(buffer.capacity() / 4).also { buffer.asFloatBuffer().get(it) }
-        }
-        return Result(outputs, millis)
+        return backend.run(inputNames.associateWith { arrays.getValue(it) })  // each [1, S] int32
     }
 
     /** Top-k tokens for every [MASK]: (token, probability) pairs. */
@@ -125,7 +105,7 @@ class BertModel(context: Context, val threads: Int, useXnnpack: Boolean = true) 
         return ranked to queryMillis + embedded.sumOf { it.second }
     }
 
-    override fun close() = interpreter.close()
+    override fun close() = backend.close()
 
     companion object {
         fun softmax(values: FloatArray, offset: Int, length: Int): FloatArray {

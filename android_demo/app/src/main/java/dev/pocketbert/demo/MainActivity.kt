@@ -2,9 +2,12 @@ package dev.pocketbert.demo
 
 import android.os.Bundle
 import android.text.InputType
+import android.view.View
 import android.widget.Button
 import android.widget.EditText
 import android.widget.LinearLayout
+import android.widget.RadioButton
+import android.widget.RadioGroup
 import android.widget.ScrollView
 import android.widget.TextView
 import androidx.appcompat.app.AppCompatActivity
@@ -15,6 +18,7 @@ class MainActivity : AppCompatActivity() {
     private val worker = Executors.newSingleThreadExecutor()
     private lateinit var input: EditText
     private lateinit var threads: EditText
+    private lateinit var gpu: RadioButton
     private lateinit var output: TextView
 
     override fun onCreate(savedInstanceState: Bundle?) {
@@ -26,9 +30,18 @@ class MainActivity : AppCompatActivity() {
             hint = "Search: the query on the first line, one document per line after it"
         }
         threads = EditText(this).apply { setText("4"); hint = "threads" }
+        // accelerator for LiteRT's CompiledModel; GPU falls back to CPU, then to the Interpreter
+        val cpu = RadioButton(this).apply { id = View.generateViewId(); text = "CPU"; isChecked = true }
+        gpu = RadioButton(this).apply { id = View.generateViewId(); text = "GPU" }
+        val accelerator = RadioGroup(this).apply {
+            orientation = LinearLayout.HORIZONTAL
+            addView(cpu)
+            addView(gpu)
+        }
         output = TextView(this).apply { setTextIsSelectable(true) }
         column.addView(input)
         column.addView(threads)
+        column.addView(accelerator)
         column.addView(button("Fill mask") { model, text -> fillMask(model, text) })
         column.addView(button("Classify") { model, text -> classify(model, text) })
         column.addView(button("Search (query, then documents)") { model, text -> search(model, text) })
@@ -42,10 +55,12 @@ class MainActivity : AppCompatActivity() {
         setOnClickListener {
             val text = input.text.toString()
             val count = threads.text.toString().toIntOrNull() ?: Benchmark.THREADS
+            val choice = if (gpu.isChecked) AcceleratorChoice.GPU else AcceleratorChoice.CPU
             output.text = "running..."
             worker.execute {
-                val shown = runCatching { BertModel(this@MainActivity, count).use { action(it, text) } }
-                    .getOrElse { "error: ${it.message}" }
+                val shown = runCatching {
+                    BertModel(this@MainActivity, count, accelerator = choice).use { "${action(it, text)}\n\n${it.backendName}" }
+                }.getOrElse { "error: ${it.message}" }
                 runOnUiThread { output.text = shown }
             }
         }
