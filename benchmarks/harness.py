@@ -39,6 +39,7 @@ class Settings:
     warmup_secs: float = 0.5
     num_runs: int = 50
     min_secs: float = 1.0
+    accelerator: str = "cpu"  # what the file runs on (Format.accelerators); never a silent fallback
 
 
 def available_cores() -> int:
@@ -86,7 +87,7 @@ def measure_here(path: Path, settings: Settings, label: str | None = None) -> Me
     info = describe(path)
     rss_before = _current_rss_mb()
     start = time.perf_counter()
-    runner = open_runner(path, threads=settings.threads)
+    runner = open_runner(path, threads=settings.threads, accelerator=settings.accelerator)
     init_ms = (time.perf_counter() - start) * 1e3
     config_dir = path if info["format"] == "pytorch" else info["file"].parent
     config = load_config(config_dir)
@@ -99,7 +100,8 @@ def measure_here(path: Path, settings: Settings, label: str | None = None) -> Me
     warmup = latency.repeat(runner, inputs, settings.warmup_runs, settings.warmup_secs)
     timed = np.array(latency.repeat(runner, inputs, settings.num_runs, settings.min_secs))
     result = Measurement(
-        label=label or _label(path, info), input=str(path), format=info["format"], runtime=info["runtime"],
+        label=label or _label(path, info, settings.accelerator), input=str(path), format=info["format"],
+        runtime=info["runtime"] + (f"-{settings.accelerator}" if settings.accelerator != "cpu" else ""),
         device="host", threads=settings.threads, seq_len=seq, batch=settings.batch,
         architecture=info["architecture"], quantization=info["quantization"], file_bytes=info["file_bytes"],
         init_ms=init_ms, first_inference_ms=first_ms, warmup_runs=len(warmup),
@@ -138,7 +140,10 @@ def measure(path: str | Path, settings: Settings, label: str | None = None, time
         raise PocketbertError(f"{path}: measurement did not finish in {timeout:.0f} s") from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise PocketbertError(f"{path}: {lines[-1] if lines else f'measurement failed (exit {done.returncode})'}")
+        ours = [line.removeprefix("pocketbert: error: ") for line in lines if line.startswith("pocketbert: error: ")]
+        said = ours[-1] if ours else lines[-1] if lines else f"measurement failed (exit {done.returncode})"
+        # runtimes log on fd 2 after it too (LiteRT at exit); a runner's error names its file already
+        raise PocketbertError(said if said.startswith(str(path)) else f"{path}: {said}")
     return Measurement(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -168,9 +173,10 @@ def _task(directory: Path) -> str | None:
     return class_for_config(load_config(directory)).task  # a checkpoint: from config.json
 
 
-def _label(path: Path, info: dict) -> str:
+def _label(path: Path, info: dict, accelerator: str = "cpu") -> str:
     name = info["architecture"] or path.name
-    return f"{name} {info['format']}" + (f" {info['quantization']}" if info["quantization"] else "")
+    return f"{name} {info['format']}" + (f" {info['quantization']}" if info["quantization"] else "") + (
+        f" on {accelerator}" if accelerator != "cpu" else "")
 
 
 def _main(spec_json: str) -> int:
@@ -178,7 +184,7 @@ def _main(spec_json: str) -> int:
     try:
         result = measure_here(Path(spec["path"]), Settings(**spec["settings"]), spec["label"])
     except PocketbertError as exc:
-        print(" ".join(str(exc).split()), file=sys.stderr)
+        print("pocketbert: error: " + " ".join(str(exc).split()), file=sys.stderr)  # the line measure() passes on
         return 2
     print(json.dumps(result.to_dict()))
     return 0

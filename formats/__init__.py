@@ -55,19 +55,23 @@ def format_for_file(path: str | Path) -> Format:
     raise RunnerError(f"{path}: unknown model file type (known: {', '.join(suffixes())})")
 
 
-def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int | None = None) -> Runner:
-    """The runner for an exported file, its names and static length taken from the manifest."""
+def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int | None = None,
+                    accelerator: str = "cpu", fallback: bool = False) -> Runner:
+    """The runner for an exported file, its names and static length taken from the manifest,
+    on ``accelerator`` (``Format.open_on``)."""
     path = Path(path)
     fmt = format_for_file(path)
     manifest = manifest or {}
     inputs, outputs = manifest.get("inputs", []), manifest.get("outputs", [])
     last = inputs[0]["shape"][-1] if inputs else None
-    runner = fmt.open(
+    runner = fmt.open_on(
+        accelerator,
         path,
         tuple(i["name"] for i in inputs),
         tuple(o["name"] for o in outputs),
         threads,
         last if isinstance(last, int) else None,
+        fallback,
     )
     for kind, listed, found in (("inputs", inputs, runner.input_names), ("outputs", outputs, runner.output_names)):
         names = sorted(row["name"] for row in listed)
@@ -77,9 +81,10 @@ def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int
     return runner
 
 
-def open_runner(path: str | Path, threads: int | None = None, role: str | None = None, task: str | None = None) -> Runner:
+def open_runner(path: str | Path, threads: int | None = None, role: str | None = None, task: str | None = None,
+                accelerator: str = "cpu", fallback: bool = False) -> Runner:
     """A runner for a checkpoint directory (loaded for ``task``), an artifact directory, or
-    a model file inside one."""
+    a model file inside one, on ``accelerator`` (a checkpoint runs on PyTorch's CPU)."""
     from pocketbert.models import load_model
     from pocketbert.runtime.artifact import Artifact, is_artifact
 
@@ -88,10 +93,13 @@ def open_runner(path: str | Path, threads: int | None = None, role: str | None =
         if not is_artifact(path.parent):
             raise RunnerError(f"{path}: not inside an export artifact (no manifest.json beside it)")
         artifact = Artifact.open(path.parent)
-        return runner_for_file(artifact.model_path(artifact.role_of(path)), artifact.manifest, threads)
+        return runner_for_file(artifact.model_path(artifact.role_of(path)), artifact.manifest, threads, accelerator,
+                               fallback)
     if is_artifact(path):
         artifact = Artifact.open(path)
-        return runner_for_file(artifact.model_path(role or "model"), artifact.manifest, threads)
+        return runner_for_file(artifact.model_path(role or "model"), artifact.manifest, threads, accelerator, fallback)
+    if accelerator != "cpu":
+        raise RunnerError(f"--accelerator {accelerator}: {path} is a checkpoint (PyTorch on the CPU); export it first")
     return TorchRunner(load_model(path, task=task), threads=threads)
 
 

@@ -80,6 +80,7 @@ class Format:
     note: str = ""  # one line for help texts and docs
     deprecated: str = ""  # why a new app should not ship this format (manifest, CLI), "" if it should
     targets: dict[str, str] = {}  # --target accelerator -> the recipe it needs ("" = the float export)
+    accelerators: tuple[str, ...] = ("cpu",)  # what run and bench can put the file on (--accelerator)
 
     # ---- export ----------------------------------------------------------------------------
     def require(self) -> None:
@@ -101,6 +102,16 @@ class Format:
     def open(self, path: Path, input_names: tuple[str, ...], output_names: tuple[str, ...],
              threads: int | None, fixed_sequence_length: int | None) -> Runner:
         raise NotImplementedError
+
+    def open_on(self, accelerator: str, path: Path, input_names: tuple[str, ...], output_names: tuple[str, ...],
+                threads: int | None, fixed_sequence_length: int | None, fallback: bool = False) -> Runner:
+        """``open`` on an accelerator. With ``fallback``, one the file or machine cannot
+        use gives the CPU runner and a warning; without, an error (a benchmark must not
+        time the CPU under the GPU's name)."""
+        if accelerator not in self.accelerators:
+            raise PocketbertError(f"--accelerator {accelerator}: {self.name} files run on "
+                                  f"{', '.join(self.accelerators)} here")
+        return self.open(path, input_names, output_names, threads, fixed_sequence_length)
 
     # ---- quantize --------------------------------------------------------------------------
     def quantize(self, job: QuantizeJob) -> tuple[dict[str, str], dict]:

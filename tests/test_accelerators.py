@@ -43,6 +43,16 @@ def tflite_exports(checkpoints, tmp_path_factory):
             for arch, source in checkpoints.items()}
 
 
+@pytest.fixture(scope="module")
+def vocab_checkpoint(tmp_path_factory):
+    """A 2-layer MobileBERT with the project's real vocabulary: what run and calibration need."""
+    from pocketbert.models import create_checkpoint
+
+    path = tmp_path_factory.mktemp("vocab") / "mobilebert"
+    create_checkpoint("mobilebert", path, task="text-classification", layers=2, seed=7)
+    return path
+
+
 def _check(report, name):
     return next(c for c in report.checks if c.accelerator.startswith(name))
 
@@ -192,12 +202,9 @@ def test_compiled_model_runner_matches_the_interpreter(tflite_exports):
     np.testing.assert_allclose(compiled(inputs)["logits"], reference(inputs)["logits"], atol=1e-6)
 
 
-def test_export_target_npu_is_full_integer_and_partitioned(tmp_path):
-    from pocketbert.models import create_checkpoint
-
-    source, out = tmp_path / "mobilebert", tmp_path / "npu"  # calibration needs the real vocabulary
-    create_checkpoint("mobilebert", source, task="text-classification", layers=2, seed=7)
-    assert main(["export", str(source), "--format", "tflite", "--target", "npu", "-o", str(out),
+def test_export_target_npu_is_full_integer_and_partitioned(vocab_checkpoint, tmp_path):
+    out = tmp_path / "npu"  # calibration needs the real vocabulary
+    assert main(["export", str(vocab_checkpoint), "--format", "tflite", "--target", "npu", "-o", str(out),
                  "--seq-len", str(SEQ)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["quantization"]["name"] == "tflite-full-integer-int8"
@@ -206,3 +213,63 @@ def test_export_target_npu_is_full_integer_and_partitioned(tmp_path):
     assert "LiteRT NPU Qualcomm SA8255" in section["not_checked"]
     [report] = inspect_path(out)
     assert [row["dtype"] for row in report.outputs] == ["int8"]
+
+
+def test_bench_and_run_on_the_gpu(vocab_checkpoint, tmp_path, capsys):
+    directory = tmp_path / "tflite"
+    export_model(vocab_checkpoint, None, "tflite", directory, ExportOptions(seq_len=SEQ))
+    report = tmp_path / "bench.json"
+    argv = ["bench", str(directory), "--accelerator", "gpu", "--num-runs", "2", "--min-secs", "0", "--warmup-runs", "0",
+            "--json", str(report)]
+    if LAVAPIPE:
+        assert main(argv) == 0
+        [row] = json.loads(report.read_text())["measurements"]
+        assert row["label"].endswith("on gpu") and row["runtime"] == "litert-gpu" and row["runs"] == 2
+    else:
+        assert main(argv) == 2
+        assert "CompiledModel cannot load it on the GPU" in capsys.readouterr().err
+    capsys.readouterr()
+    # run answers on the GPU (or, without one, on the CPU after one warning line): same label as the CPU
+    assert main(["run", "--task", "text-classification", "--model", str(directory), "--json", "a fine day"]) == 0
+    on_cpu = json.loads(capsys.readouterr().out)
+    assert main(["run", "--task", "text-classification", "--model", str(directory), "--json", "--device", "gpu",
+                 "a fine day"]) == 0
+    captured = capsys.readouterr()
+    on_gpu = json.loads(captured.out)
+    [cpu_answer], [gpu_answer] = on_cpu["result"], on_gpu["result"]
+    assert gpu_answer["label"] == cpu_answer["label"] and abs(gpu_answer["score"] - cpu_answer["score"]) < 1e-2
+    assert ("running on the CPU" in captured.err) == (not LAVAPIPE)
+
+
+def test_accelerators_a_format_lacks_are_refused(checkpoints, tmp_path, capsys):
+    export_model(checkpoints["bert"], None, "onnx", tmp_path / "onnx", ExportOptions(seq_len=SEQ))
+    assert main(["bench", str(tmp_path / "onnx"), "--accelerator", "gpu", "--num-runs", "1"]) == 2
+    assert "onnx files run on cpu here" in capsys.readouterr().err
+    from pocketbert.formats import RunnerError, open_runner
+
+    with pytest.raises(RunnerError, match=r"is a checkpoint \(PyTorch on the CPU\); export it first"):
+        open_runner(checkpoints["bert"], accelerator="gpu")
+
+
+def test_without_a_vulkan_device_the_gpu_path_says_why(vocab_checkpoint, tmp_path):
+    """No Vulkan driver (the loader pointed at none): inspect names the reason, run falls
+    back to the CPU with one warning, bench refuses in one line."""
+    import os
+
+    from helpers import pocketbert
+
+    directory = tmp_path / "tflite"
+    export_model(vocab_checkpoint, None, "tflite", directory, ExportOptions(seq_len=SEQ))
+    env = {**os.environ, "VK_ICD_FILENAMES": str(tmp_path / "no-driver.json")}
+    done = pocketbert("inspect", directory, "--json", tmp_path / "r.json", env=env)
+    assert done.returncode == 0, done.stderr
+    [data] = json.loads((tmp_path / "r.json").read_text())
+    gpu = next(c for c in data["checks"] if c["accelerator"] == "LiteRT GPU")
+    assert gpu["how"] == "unavailable" and "No adapters found" in gpu["reasons"][0], gpu
+    done = pocketbert("run", "--task", "text-classification", "--model", directory, "--device", "gpu", "a fine day",
+                      env=env)
+    assert done.returncode == 0 and "LABEL_" in done.stdout, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "running on the CPU" in line]
+    assert len(warnings) == 1 and "No adapters found" in warnings[0], done.stderr
+    done = pocketbert("bench", directory, "--accelerator", "gpu", "--num-runs", "1", env=env)
+    assert_one_line_error(done, "CompiledModel cannot load it on the GPU")

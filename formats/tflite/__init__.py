@@ -22,6 +22,7 @@ class TfliteFormat(Format):
     input_dtype = "int32"  # LiteRT converts ids to int32
     note = "always static (batch 1, --seq-len), int32 ids, vocabulary inside the file; --target gpu|npu"
     options = ("target",)
+    accelerators = ("cpu", "gpu")  # cpu: the Interpreter with XNNPACK; gpu: CompiledModel's GPU accelerator
     # the float graph is already what the GPU takes (static, int32 ids, no GATHER_ND/SELECT in the
     # mask code: all four models fully delegated, measured); an NPU wants integers end to end
     targets = {"gpu": "", "npu": "tflite-full-integer-int8"}
@@ -59,6 +60,22 @@ class TfliteFormat(Format):
         from pocketbert.formats.tflite.runner import TfliteRunner
 
         return TfliteRunner(path, threads=threads, fixed_sequence_length=fixed_sequence_length)
+
+    def open_on(self, accelerator, path, input_names, output_names, threads, fixed_sequence_length, fallback=False):
+        if accelerator != "gpu":
+            return super().open_on(accelerator, path, input_names, output_names, threads, fixed_sequence_length)
+        import warnings
+
+        from pocketbert.formats.tflite.compiled import CompiledModelRunner
+        from pocketbert.runtime.runner import RunnerError
+
+        try:
+            return CompiledModelRunner(path, "gpu", fixed_sequence_length=fixed_sequence_length)
+        except RunnerError as exc:
+            if not fallback:
+                raise
+            warnings.warn(f"{exc}: running on the CPU (LiteRT Interpreter, XNNPACK) instead", stacklevel=2)
+            return self.open(path, input_names, output_names, threads, fixed_sequence_length)
 
     def quantize(self, job: QuantizeJob):
         from pocketbert.formats.tflite.quantize import quantize_tflite

@@ -22,10 +22,12 @@ ACCELERATORS = ("cpu", "gpu")
 
 
 def _reason(lines: list[str], exc: BaseException) -> str:
-    """The runtime's own words for a failed load: its last ERROR/Warning line on fd 2."""
-    said = [line.split("] ", 1)[-1].strip() for line in lines if "ERROR" in line or line.startswith("Warning")]
-    said = [line for line in said if line and not line.startswith("└")]
-    return "; ".join(dict.fromkeys(said[-2:])) or first_line(exc)
+    """The runtime's own words for a failed load: LiteRT's first ERROR with a message and the
+    Vulkan loader's or Dawn's last warning (the exception itself only names source lines)."""
+    errors = [line.split("] ", 1)[1].strip() for line in lines if line.startswith("ERROR") and "] " in line]
+    warned = [line.removeprefix("Warning: ").strip() for line in lines if line.startswith("Warning: ")]
+    picked = [e for e in errors if e][:1] + warned[-1:]
+    return "; ".join(dict.fromkeys(picked)) or first_line(exc)
 
 
 class CompiledModelRunner:
@@ -55,9 +57,13 @@ class CompiledModelRunner:
                 self.outputs = self.model.get_output_tensor_details(self.signature)
                 self.input_buffers = {n: self.model.create_input_buffer_by_name(self.signature, n) for n in inputs}
                 self.output_buffers = {n: self.model.create_output_buffer_by_name(self.signature, n) for n in self.outputs}
-            except Exception as exc:
-                raise RunnerError(f"{path}: LiteRT CompiledModel cannot load it on the {accelerator.upper()} "
-                                  f"({_reason(lines, exc)})") from None
+            except Exception as exc:  # its reason is on fd 2, readable once the capture ends
+                failure = exc
+            else:
+                failure = None
+        if failure is not None:
+            raise RunnerError(f"{path}: LiteRT CompiledModel cannot load it on the {accelerator.upper()} "
+                              f"({_reason(lines, failure)})") from None
         self.log = lines  # the accelerator's own account (adapter chosen, delegation)
         self.input_names = tuple(inputs)
         self.output_names = tuple(self.outputs)

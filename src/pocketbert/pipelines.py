@@ -410,9 +410,11 @@ PIPELINES: dict[str, type[Pipeline]] = {
 }
 
 
-def pipeline(task: str, model: str | Path, threads: int | None = None, truncation: bool = True) -> Pipeline:
+def pipeline(task: str, model: str | Path, threads: int | None = None, truncation: bool = True,
+             accelerator: str = "cpu") -> Pipeline:
     """A pipeline over a checkpoint (directory or hub id), an export artifact directory, or
-    a model file inside one (.onnx, .ort, .pt, .ptl)."""
+    a model file inside one (.onnx, .ort, .pt, .ptl). An ``accelerator`` the file or the
+    machine cannot use falls back to the CPU with a warning: answers stay answers."""
     from pocketbert.formats import open_runner
     from pocketbert.runtime.artifact import Artifact, is_artifact
     from pocketbert.models.checkpoint import resolve
@@ -433,7 +435,7 @@ def pipeline(task: str, model: str | Path, threads: int | None = None, truncatio
     else:
         directory = resolve(model)
     tokenizer = load_tokenizer(directory)  # a vocabulary the model cannot take fails before the weights load
-    runner = open_runner(model, threads=threads, task=cls.model_task)
+    runner = open_runner(model, threads=threads, task=cls.model_task, accelerator=accelerator, fallback=True)
     pipe = cls(runner, tokenizer, load_config(directory), truncation=truncation, max_length=cls.length_limit(directory))
     pipe.untrained_weights = untrained if untrained is not None else list(runner.model.untrained_weights)
     return pipe

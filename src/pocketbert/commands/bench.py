@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pocketbert.commands.common import at_least, non_negative, output_file
+from pocketbert.commands.common import accelerator_names, at_least, non_negative, output_file
 from pocketbert.commands.common import threads as thread_count
 from pocketbert.errors import PocketbertError
 
@@ -41,6 +41,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup-runs", type=at_least(0), default=defaults.warmup_runs)
     p.add_argument("--num-runs", type=at_least(1), default=defaults.num_runs)
     p.add_argument("--min-secs", type=non_negative, default=defaults.min_secs)
+    p.add_argument("--accelerator", default=defaults.accelerator, choices=accelerator_names(),
+                   help="what the files run on: cpu, or gpu for .tflite (LiteRT CompiledModel; an error, not a "
+                        "CPU fallback, when unavailable)")
     p.add_argument("--device", default="host", metavar="host|adb[:SERIAL]",
                    help="adb: run .tflite files on a phone with --benchmark-model")
     p.add_argument("--benchmark-model", metavar="PATH", help="with --device adb: TFLite's benchmark_model for the phone")
@@ -121,7 +124,8 @@ def _measure_function(args: argparse.Namespace):
     """``(path, threads, seq_len, batch, label) -> Measurement`` on this host or on a phone."""
     from pocketbert.benchmarks.harness import Settings, measure
 
-    base = Settings(warmup_runs=args.warmup_runs, num_runs=args.num_runs, min_secs=args.min_secs)
+    base = Settings(warmup_runs=args.warmup_runs, num_runs=args.num_runs, min_secs=args.min_secs,
+                    accelerator=args.accelerator)
     if args.device == "host":
         if args.benchmark_model or args.taskset:
             raise PocketbertError("--benchmark-model and --taskset need --device adb[:SERIAL]")
@@ -133,6 +137,9 @@ def _measure_function(args: argparse.Namespace):
     kind, _, serial = args.device.partition(":")
     if kind != "adb":
         raise PocketbertError(f"--device {args.device}: expected host, adb or adb:SERIAL")
+    if args.accelerator != "cpu":
+        raise PocketbertError(f"--accelerator {args.accelerator} with --device adb: benchmark_model on the phone "
+                              "times its CPU path here (use its own --use_gpu through android_demo)")
     if not args.benchmark_model:
         raise PocketbertError("--device adb needs --benchmark-model PATH (TFLite's benchmark_model built for the phone)")
     from pocketbert.benchmarks.device import run_benchmark_model

@@ -16,6 +16,13 @@ def architecture_names() -> list[str]:
     return list(ARCHITECTURES)
 
 
+def accelerator_names() -> list[str]:
+    """What exported files can run on here, from the format plugins (``Format.accelerators``)."""
+    from pocketbert.formats import FORMATS
+
+    return sorted({a for fmt in FORMATS.values() for a in fmt.accelerators}, key=lambda a: (a != "cpu", a))
+
+
 def task_names() -> list[str]:
     from pocketbert.models.registry import TASKS
 

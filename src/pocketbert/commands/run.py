@@ -9,7 +9,7 @@ import sys
 import numpy as np
 
 from pocketbert.commands.export import add_require_trained_head, warn_untrained
-from pocketbert.commands.common import at_least, threads
+from pocketbert.commands.common import accelerator_names, at_least, threads
 from pocketbert.errors import PocketbertError
 
 
@@ -37,7 +37,9 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--aggregation", default="first", help="token-classification: none, simple, first, average, max")
     p.add_argument("--no-truncation", action="store_true", help="error on inputs longer than the model allows")
     p.add_argument("--threads", type=threads, help="intra-op threads")
-    p.add_argument("--device", default="cpu", help="only cpu is supported")
+    p.add_argument("--device", default="cpu", metavar="|".join(accelerator_names()),
+                   help="what an exported file runs on: cpu, or gpu for a .tflite (LiteRT CompiledModel; falls "
+                        "back to the CPU with a warning when the machine or the graph cannot)")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     p.add_argument("--similarity", action="store_true",
                    help="sentence-embedding: cosine similarity of the inputs and each one's nearest (--top-k) others")
@@ -119,8 +121,8 @@ def _print_human(task: str, text: str, result) -> None:
 def run_run(args: argparse.Namespace) -> int:
     from pocketbert.pipelines import pipeline
 
-    if args.device != "cpu":
-        raise PocketbertError(f"device {args.device!r} is not available: pocketbert runs models on the CPU")
+    if args.device not in accelerator_names():
+        raise PocketbertError(f"device {args.device!r} is not available (known: {', '.join(accelerator_names())})")
     lines = args.text or _read_stdin_lines()
     if not lines or not any(line.strip() for line in lines):
         raise PocketbertError("empty input: give TEXT arguments or lines on stdin")
@@ -129,7 +131,8 @@ def run_run(args: argparse.Namespace) -> int:
         raise PocketbertError("--similarity needs --task sentence-embedding (one vector per input)")
     if args.similarity and len(lines) < 2:
         raise PocketbertError("--similarity needs at least two inputs")
-    pipe = pipeline(args.task, args.model, threads=args.threads, truncation=not args.no_truncation)
+    pipe = pipeline(args.task, args.model, threads=args.threads, truncation=not args.no_truncation,
+                    accelerator=args.device)
     untrained = {"task": args.task, "untrained_weights": pipe.untrained_weights}
     from pocketbert.export import check_trained
 
