@@ -43,7 +43,7 @@ def _rows(values) -> list[dict]:
     return rows
 
 
-def _check(accelerator: str, info, graph, dynamic_values: int, what_if=None) -> AcceleratorCheck:
+def _check(accelerator: str, info, graph, dynamic_values: int, note: str, what_if=None) -> AcceleratorCheck:
     """One EP's PartitioningInfo as a check: nodes taken, partitions, what is left and why."""
     taken = {id(node) for group in info.supported_groups for node in group}
     left = Counter(node.op_type for node in graph.node if id(node) not in taken)  # op types left on the CPU
@@ -54,10 +54,12 @@ def _check(accelerator: str, info, graph, dynamic_values: int, what_if=None) -> 
     if info.num_unsupported_nodes_due_to_rank:
         reasons.append(f"{info.num_unsupported_nodes_due_to_rank} nodes of {sorted(info.ops_with_unsupported_rank)} "
                        "have an input rank the EP does not take")
-    notes = [f"caveat, {line.strip()}" for line in info.supported_ops_checker.get_caveats()]
+    notes = [note]
     if what_if is not None:
-        notes.insert(0, f"with static shapes (export --static): {what_if.num_supported_nodes}/{what_if.num_nodes} "
-                        f"nodes in {what_if.num_partitions} partitions")
+        plural = "s" * (what_if.num_partitions != 1)
+        notes.append(f"this graph with its shapes fixed: {what_if.num_supported_nodes}/{what_if.num_nodes} nodes in "
+                     f"{what_if.num_partitions} partition{plural} (export --static fixes them)")
+    notes += [f"caveat, {line.strip()}" for line in info.supported_ops_checker.get_caveats()]
     return AcceleratorCheck(
         accelerator=accelerator, checker=f"onnxruntime usability_checker (suitability {info.suitability().name})",
         how=STATIC, taken=info.num_supported_nodes, of=info.num_nodes, partitions=info.num_partitions,
@@ -91,8 +93,8 @@ def inspect_onnx(path: Path) -> FileInspection:
             check = getattr(usability_checker, function)
             run = (lambda fixed: check(model, fixed)) if table is None else (lambda fixed: check(model, fixed, table))
             info = run(True)
-            checks.append(_check(accelerator, info, model.graph, dynamic_values, run(False) if dynamic_inputs else None))
-            checks[-1].notes.append(note)
+            checks.append(_check(accelerator, info, model.graph, dynamic_values, note,
+                                 run(False) if dynamic_inputs else None))
     checks.append(AcceleratorCheck(
         "ONNX Runtime XNNPACK", "onnxruntime.get_available_providers()", UNAVAILABLE,
         reasons=[_xnnpack_reason()],

@@ -37,7 +37,8 @@ def print_inspection(report, verbose: bool) -> None:
     for check in report.checks:
         how = {"ran": "ran here", "static": "checked", "unavailable": "no check"}[check.how]
         print(f"  {check.accelerator:<{width}}  {how:<9} {check.verdict}")
-        extra = [*check.reasons[1:], *check.notes] if verbose else check.notes[:1]
+        # without --verbose: the notes, not the checkers' per-op caveats
+        extra = [*check.reasons[1:], *check.notes] if verbose else [n for n in check.notes if not n.startswith("caveat")]
         for line in extra:
             print(f"  {'':<{width}}  {'':<9}   {line}")
         if check.measured and check.how == "ran":
