@@ -276,3 +276,21 @@ def test_without_a_vulkan_device_the_gpu_path_says_why(vocab_checkpoint, tmp_pat
     assert len(warnings) == 1 and "No adapters found" in warnings[0], done.stderr
     done = pocketbert("bench", directory, "--accelerator", "gpu", "--num-runs", "1", env=env)
     assert_one_line_error(done, "CompiledModel cannot load it on the GPU")
+
+
+def test_compiled_model_dequantizes_int8_logits(vocab_checkpoint, tmp_path):
+    """A full-integer file returns int8 logits: CompiledModel's are scaled back like the
+    Interpreter's, so the GPU check compares real numbers."""
+    from pocketbert.formats.tflite.compiled import CompiledModelRunner
+    from pocketbert.formats.tflite.gpu_probe import probe_input
+    from pocketbert.formats.tflite.runner import TfliteRunner
+    from pocketbert.quantize import quantize_model
+
+    float_dir = tmp_path / "float"
+    export_model(vocab_checkpoint, None, "tflite", float_dir, ExportOptions(seq_len=SEQ))
+    quantize_model(float_dir, "tflite-full-integer-int8", tmp_path / "int8", seq_len=SEQ)
+    path = tmp_path / "int8" / "model.tflite"
+    reference, compiled = TfliteRunner(path, threads=1), CompiledModelRunner(path, "cpu", threads=1)
+    assert compiled.output_quantization and compiled.output_quantization == reference.output_quantization
+    inputs = probe_input(reference)
+    np.testing.assert_allclose(compiled(inputs)["logits"], reference(inputs)["logits"], atol=1e-6)

@@ -16,6 +16,7 @@ import numpy as np
 
 from pocketbert.errors import first_line
 from pocketbert.quiet import captured_stderr
+from pocketbert.formats.tflite.runner import dequantized, integer_output_quantization
 from pocketbert.runtime.runner import RunnerError
 
 ACCELERATORS = ("cpu", "gpu")
@@ -70,6 +71,7 @@ class CompiledModelRunner:
         self.shapes = {n: tuple(int(d) for d in row["shape"]) for n, row in inputs.items()}
         self.dtypes = {n: np.dtype(row["dtype"]) for n, row in inputs.items()}
         self.fixed_sequence_length = fixed_sequence_length or int(next(iter(self.shapes.values()))[-1])
+        self.output_quantization = _output_quantization(path, self.outputs)
 
     @property
     def fully_accelerated(self) -> bool:
@@ -86,5 +88,17 @@ class CompiledModelRunner:
         for name, row in self.outputs.items():
             shape = tuple(int(d) for d in row["shape"])
             dtype = np.dtype(row["dtype"])
-            outputs[name] = self.output_buffers[name].read(int(np.prod(shape)), dtype).reshape(shape).astype(np.float32)
+            value = self.output_buffers[name].read(int(np.prod(shape)), dtype).reshape(shape)
+            outputs[name] = dequantized(value, self.output_quantization.get(name))  # int8 logits as real numbers
         return outputs
+
+
+def _output_quantization(path, outputs: dict) -> dict[str, tuple[float, int]]:
+    """(scale, zero point) of the integer outputs: CompiledModel's tensor details carry no
+    quantization, the Interpreter's signature does (read without allocating)."""
+    if not any(np.issubdtype(np.dtype(row["dtype"]), np.integer) for row in outputs.values()):
+        return {}
+    from pocketbert.formats.tflite.litert import interpreter_module
+
+    signature = interpreter_module().Interpreter(str(path)).get_signature_runner()
+    return integer_output_quantization(signature.get_output_details())

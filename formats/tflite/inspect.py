@@ -212,8 +212,11 @@ def inspect_litert(path: Path) -> FileInspection:
     cpu, details = cpu_check(path)
     inputs = _rows(runner.signature.get_input_details())
     outputs = _rows(runner.signature.get_output_details())
-    return FileInspection(str(path), "tflite", path.stat().st_size, inputs, outputs,
-                          [cpu, gpu_check(path, cpu.of), *npu_checks(path)], tensor_dtypes=_weight_dtypes(path))
+    with warnings.catch_warnings():  # JAX's at-fork warning (see _run), also where a library forks
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called")
+        checks = [cpu, gpu_check(path, cpu.of), *npu_checks(path)]
+    return FileInspection(str(path), "tflite", path.stat().st_size, inputs, outputs, checks,
+                          tensor_dtypes=_weight_dtypes(path))
 
 
 def _weight_dtypes(path: Path) -> dict[str, int]:

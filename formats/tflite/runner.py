@@ -38,11 +38,7 @@ class TfliteRunner:
         self.shapes = {name: tuple(int(n) for n in d["shape"]) for name, d in details.items()}
         outputs = self.signature.get_output_details()
         self.output_names = tuple(outputs)
-        # (scale, zero point) of outputs a full-integer file returns as int8/int16
-        self.output_quantization = {
-            name: d["quantization"] for name, d in outputs.items()
-            if np.issubdtype(d["dtype"], np.integer) and d["quantization"][0] > 0
-        }
+        self.output_quantization = integer_output_quantization(outputs)
         self.fixed_sequence_length = fixed_sequence_length or int(next(iter(self.shapes.values()))[-1])
         self._first_call = True
 
@@ -62,10 +58,19 @@ class TfliteRunner:
                     print(line, file=sys.stderr)
         else:
             outputs = self.signature(**feed)
-        return {name: self._dequantize(name, outputs[name]) for name in self.output_names}
+        return {name: dequantized(outputs[name], self.output_quantization.get(name)) for name in self.output_names}
 
-    def _dequantize(self, name: str, value: np.ndarray) -> np.ndarray:
-        if name not in self.output_quantization:
-            return np.asarray(value, dtype=np.float32)
-        scale, zero_point = self.output_quantization[name]
-        return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+def integer_output_quantization(details: dict) -> dict[str, tuple[float, int]]:
+    """(scale, zero point) of the outputs a full-integer file returns as int8/int16, from a
+    signature's output details."""
+    return {name: d["quantization"] for name, d in details.items()
+            if np.issubdtype(d["dtype"], np.integer) and d["quantization"][0] > 0}
+
+
+def dequantized(value: np.ndarray, quantization: tuple[float, int] | None) -> np.ndarray:
+    """An output as real numbers, so every caller compares real logits."""
+    if quantization is None:
+        return np.asarray(value, dtype=np.float32)
+    scale, zero_point = quantization
+    return ((value.astype(np.float32) - zero_point) * scale).astype(np.float32)

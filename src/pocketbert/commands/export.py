@@ -94,12 +94,12 @@ def _verify_target(output: str, target: str) -> None:
     import shutil
 
     from pocketbert.errors import PocketbertError
-    from pocketbert.runtime.artifact import Artifact, write_manifest
     from pocketbert.export.inspection import verify_target
+    from pocketbert.runtime.artifact import Artifact, write_manifest
 
     try:
         section = verify_target(output, target)
-    except PocketbertError:
+    except (PocketbertError, KeyboardInterrupt):  # refused, or Ctrl-C/SIGTERM mid-check: no unproven file stays
         shutil.rmtree(output, ignore_errors=True)
         raise
     artifact = Artifact.open(output)
