@@ -382,3 +382,23 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk):
         from pocketbert.atomic import check_free_space
 
         check_free_space(small_disk / "x", 10**12, "a test")
+
+
+def test_a_sigterm_a_library_swallows_still_stops_the_commit(tmp_path, monkeypatch):
+    """A converter's ``except BaseException`` may eat the Terminated the handler raises: the
+    output must still not appear, and the command must still not report success."""
+    from pocketbert import atomic
+
+    monkeypatch.setattr(atomic, "_termination_requested", False)
+    with pytest.raises(atomic.Terminated):
+        with atomic.atomic_directory(tmp_path / "out") as work:
+            (work / "model.onnx").write_bytes(b"half")
+            try:
+                atomic.request_termination()
+            except BaseException:  # what the library does
+                pass
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+    with pytest.raises(atomic.Terminated):
+        with atomic.atomic_file(tmp_path / "report.json") as partial:
+            partial.write_text("{}")
+    assert not (tmp_path / "report.json").exists()

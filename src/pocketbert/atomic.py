@@ -115,6 +115,32 @@ def _output_lock(target: Path) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (CI timeouts, ``kill``): unwinds like Ctrl-C, so every atomic output and
+    work directory is removed on the way out."""
+
+
+_termination_requested = False
+
+
+def request_termination(signum=None, frame=None) -> None:
+    """The SIGTERM handler: remember it, then unwind. A library that swallows the exception
+    (a converter's ``except BaseException``) cannot make the output appear anyway: every
+    commit checks the flag first."""
+    global _termination_requested
+    _termination_requested = True
+    raise Terminated()
+
+
+def termination_requested() -> bool:
+    return _termination_requested
+
+
+def _not_terminated() -> None:
+    if _termination_requested:
+        raise Terminated()
+
+
 @contextlib.contextmanager
 def atomic_directory(target: str | Path, force: bool = False, protect: Iterable[str | Path] = ()) -> Iterator[Path]:
     """Yield an empty temporary directory that becomes ``target`` if the block succeeds.
@@ -140,6 +166,7 @@ def atomic_directory(target: str | Path, force: bool = False, protect: Iterable[
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
         try:
             yield tmp
+            _not_terminated()
             refuse_existing(target, force, protect)
             _chmod_like_new(tmp, 0o777)
             old = None
@@ -167,6 +194,7 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        _not_terminated()
         _chmod_like_new(tmp, 0o666)
         os.replace(tmp, target)
     finally:

@@ -14,7 +14,8 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from pocketbert import __version__
-from pocketbert.atomic import is_disk_full
+from pocketbert import atomic
+from pocketbert.atomic import Terminated, is_disk_full, request_termination
 from pocketbert.commands import bench, create, export, inspect, parity, quantize, run
 from pocketbert.commands.common import OneLineParser
 from pocketbert.errors import PocketbertError
@@ -50,15 +51,6 @@ USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.E
                   errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG, errno.ELOOP}
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (CI timeouts, ``kill``): unwinds like Ctrl-C, so every atomic output and
-    work directory is removed on the way out."""
-
-
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
 def _os_error_line(exc: OSError) -> str:
     """A failed write or read as the user can act on it: the path and the reason."""
     where = f"{exc.filename}: " if exc.filename else ""
@@ -71,9 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _one_line_warning
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = signal.signal(signal.SIGTERM, request_termination)
     try:
-        return args.run(args)
+        status = args.run(args)
+        if atomic.termination_requested():  # SIGTERM swallowed by a library: still not a success
+            raise Terminated()
+        return status
     except PocketbertError as exc:
         print(f"pocketbert: error: {_shorten(' '.join(str(exc).split()))}", file=sys.stderr)
         return EXIT_USAGE
