@@ -112,6 +112,10 @@ def _xnnpack_reason() -> str:
             f"{', '.join(ort.get_available_providers())}) and onnxruntime ships no checker for it")
 
 
+ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
+
+
 def inspect_ort(path: Path, manifest: dict | None) -> FileInspection:
     """An .ort is ONNX Runtime Mobile's flatbuffer of an .onnx: the checker reads ONNX only,
     so the facts come from a session and the checks from the .onnx beside it."""
@@ -119,7 +123,7 @@ def inspect_ort(path: Path, manifest: dict | None) -> FileInspection:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rows = [[{"name": v.name, "shape": [d if isinstance(d, int) else str(d) for d in v.shape],
-              "dtype": v.type.removeprefix("tensor(").removesuffix(")").replace("float", "float32")}
+              "dtype": ORT_DTYPES.get(v.type, v.type)}
              for v in values] for values in (session.get_inputs(), session.get_outputs())]
     source = path.with_suffix(".onnx")
     checks = inspect_onnx(source).checks if source.exists() else []
