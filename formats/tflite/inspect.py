@@ -47,7 +47,7 @@ def _rows(details: dict) -> list[dict]:
             for name, d in details.items()]
 
 
-def cpu_check(path: Path) -> tuple[AcceleratorCheck, dict]:
+def cpu_check(path: Path) -> AcceleratorCheck:
     from pocketbert.formats.tflite.export import inspect_tflite
 
     details = inspect_tflite(path)
@@ -57,7 +57,7 @@ def cpu_check(path: Path) -> tuple[AcceleratorCheck, dict]:
         how=RAN, taken=xnnpack["nodes"], of=xnnpack["of"], partitions=xnnpack["partitions"],
         fallback=dict(xnnpack["not_delegated"]),
         reasons=[f"{op}: XNNPACK did not take it; LiteRT's builtin kernel runs it" for op in sorted(xnnpack["not_delegated"])],
-    ), details
+    )
 
 
 def gpu_check(path: Path, nodes: int) -> AcceleratorCheck:
@@ -209,7 +209,7 @@ def inspect_litert(path: Path) -> FileInspection:
     from pocketbert.formats.tflite.runner import TfliteRunner
 
     runner = TfliteRunner(path, threads=1)  # a file LiteRT cannot load is refused here, in one line
-    cpu, details = cpu_check(path)
+    cpu = cpu_check(path)
     inputs = _rows(runner.signature.get_input_details())
     outputs = _rows(runner.signature.get_output_details())
     with warnings.catch_warnings():  # JAX's at-fork warning (see _run), also where a library forks
