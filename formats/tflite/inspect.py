@@ -161,9 +161,10 @@ def npu_checks(path: Path) -> list[AcceleratorCheck]:
     for vendor, manufacturer, soc, plugin_dir in _vendors():
         check = AcceleratorCheck(f"LiteRT NPU {manufacturer} {soc}",
                                  f"{manufacturer} compiler plugin (apply_plugin_main --cmd=partition)", UNAVAILABLE)
-        env = dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(
-            p for p in (_sdk_library_path(vendor), common.construct_ld_library_path()) if p))
         with work_directory("npu") as work:
+            # TMPDIR: the MediaTek plugin leaves a tempdir_dla.* directory behind per call
+            env = dict(os.environ, TMPDIR=str(work), LD_LIBRARY_PATH=os.pathsep.join(
+                p for p in (_sdk_library_path(vendor), common.construct_ld_library_path()) if p))
             out = work / "partitioned.tflite"
             try:
                 done = _run([str(binary), "--cmd=partition", f"--model={path}", f"--o={out}",
