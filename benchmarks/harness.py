@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.benchmarks import latency
+from pocketbert.benchmarks import latency, noise
 from pocketbert.benchmarks.results import Measurement
 from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, full_length_inputs
 from pocketbert.errors import PocketbertError
@@ -40,6 +40,9 @@ class Settings:
     num_runs: int = 50
     min_secs: float = 1.0
     accelerator: str = "cpu"  # what the file runs on (Format.accelerators); never a silent fallback
+    # per-query token counts of a real text (bench --lengths): each timed run is one query of
+    # its length, padded to what the file takes; () = every run full-length at seq_len
+    lengths: tuple[int, ...] = ()
 
 
 def available_cores() -> int:
@@ -69,6 +72,8 @@ def describe(path: Path) -> dict:
         weights = sum(f.stat().st_size for f in path.glob("*.safetensors")) + sum(f.stat().st_size for f in path.glob("*.bin"))
         return {"format": "pytorch", "runtime": "torch", "architecture": config.get("model_type"),
                 "quantization": None, "file_bytes": weights or None, "file": path}
+    if path.is_file() and not is_artifact(path.parent):
+        return _describe_foreign(path)
     artifact = Artifact.open(path if path.is_dir() else path.parent)
     file = artifact.model_path() if path.is_dir() else path
     plugin = format_for_file(file)
@@ -79,38 +84,108 @@ def describe(path: Path) -> dict:
             "file_bytes": file.stat().st_size, "file": file}
 
 
+def _describe_foreign(path: Path) -> dict:
+    """A file pocketbert did not export: what its suffix and a config.json beside it (as
+    Optimum and transformers write) say."""
+    from pocketbert.formats import format_for_file
+
+    plugin = format_for_file(path)
+    config = path.parent / "config.json"
+    try:
+        architecture = json.loads(config.read_text()).get("model_type") if config.is_file() else None
+    except (OSError, ValueError):
+        architecture = None
+    return {"format": plugin.kind_of(path), "runtime": plugin.runtime, "architecture": architecture,
+            "quantization": None, "file_bytes": path.stat().st_size, "file": path, "foreign": True}
+
+
+def vocabulary_size(directory: Path, foreign: bool) -> int:
+    """Ids to draw latency inputs from: the model's vocabulary, or for a foreign file
+    without a readable config.json beside it, ids every vocabulary has."""
+    from pocketbert.models.configs import load_config
+    from pocketbert.runtime.foreign import SAFE_VOCABULARY
+
+    if not foreign:
+        return load_config(directory).vocab_size
+    try:
+        return int(json.loads((directory / "config.json").read_text())["vocab_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return SAFE_VOCABULARY
+
+
+def query_inputs(runner, roles: dict[str, str], vocab: int, lengths: tuple[int, ...], batch: int) -> list[dict]:
+    """One input per query length, as an app would feed it: real tokens for the sentence,
+    then padding (mask 0) to the file's static length; a dynamic or bucketed runner gets the
+    sentence's own length. Lengths over what the file takes are cut to it, as truncation would."""
+    from pocketbert.runtime.foreign import CANONICAL
+
+    buckets = getattr(runner, "sequence_buckets", ())
+    limit = runner.fixed_sequence_length or (buckets[-1] if buckets else None)
+    made = {}
+    for length in dict.fromkeys(min(n, limit) if limit else n for n in lengths):
+        ids = full_length_inputs(CANONICAL, vocab, (batch, runner.fixed_sequence_length or length), seed=length)
+        if runner.fixed_sequence_length:
+            ids["attention_mask"][..., length:] = 0
+            ids["input_ids"][..., length:] = 0
+            ids["token_type_ids"][..., length:] = 0
+        made[length] = {name: ids[role] for name, role in roles.items()}
+    return [made[min(n, limit) if limit else n] for n in lengths]
+
+
 def measure_here(path: Path, settings: Settings, label: str | None = None) -> Measurement:
     """The measurement itself, in this process (the subprocess entry point calls this)."""
     from pocketbert.formats import open_runner
-    from pocketbert.models.configs import load_config
+    from pocketbert.runtime.foreign import CANONICAL, input_roles
 
     info = describe(path)
     rss_before = _current_rss_mb()
     start = time.perf_counter()
-    runner = open_runner(path, threads=settings.threads, accelerator=settings.accelerator)
+    runner = open_runner(path, threads=settings.threads, accelerator=settings.accelerator, foreign=True)
     init_ms = (time.perf_counter() - start) * 1e3
     config_dir = path if info["format"] == "pytorch" else info["file"].parent
-    config = load_config(config_dir)
-    seq = runner.fixed_sequence_length or settings.seq_len
-    inputs = full_length_inputs(runner.input_names, config.vocab_size, (settings.batch, seq))
-    if seq != settings.seq_len:
-        warnings.warn(f"{path} takes exactly {seq} tokens: measured at {seq}, not {settings.seq_len}", stacklevel=2)
+    buckets = getattr(runner, "sequence_buckets", ())
+    seq = runner.fixed_sequence_length or (min(settings.seq_len, buckets[-1]) if buckets else settings.seq_len)
+    vocab = vocabulary_size(config_dir, info.get("foreign", False))
+    roles = input_roles(runner.input_names, str(path))
+    ids = full_length_inputs(CANONICAL, vocab, (settings.batch, seq))
+    inputs = {name: ids[role] for name, role in roles.items()}
+    queries = [inputs]
+    if settings.lengths:
+        queries = query_inputs(runner, roles, vocab, settings.lengths, settings.batch)
+        seq = max(q[runner.input_names[0]].shape[-1] for q in queries)
+    elif seq != settings.seq_len:
+        takes = f"at most {seq}" if buckets else f"exactly {seq}"
+        warnings.warn(f"{path} takes {takes} tokens: measured at {seq}, not {settings.seq_len}", stacklevel=2)
 
-    first_ms = latency.timed(runner, inputs)
-    warmup = latency.repeat(runner, inputs, settings.warmup_runs, settings.warmup_secs)
-    timed = np.array(latency.repeat(runner, inputs, settings.num_runs, settings.min_secs))
+    first_ms = latency.timed(runner, queries[0])
+    warmup = latency.repeat_queries(runner, queries, max(settings.warmup_runs, len(set(settings.lengths))),
+                                    settings.warmup_secs)
+    load_before, before = noise.load_average(), noise.sample()
+    timed = np.array(latency.repeat_queries(runner, queries, settings.num_runs, settings.min_secs))
+    machine = noise.machine_load(before, noise.sample(), load_before, noise.load_average())
+    cv = noise.coefficient_of_variation(timed)
     result = Measurement(
         label=label or _label(path, info, settings.accelerator), input=str(path), format=info["format"],
         runtime=info["runtime"] + (f"-{settings.accelerator}" if settings.accelerator != "cpu" else ""),
         device="host", threads=settings.threads, seq_len=seq, batch=settings.batch,
+        queries=_query_summary(settings.lengths, queries, runner) if settings.lengths else None,
         architecture=info["architecture"], quantization=info["quantization"], file_bytes=info["file_bytes"],
         init_ms=init_ms, first_inference_ms=first_ms, warmup_runs=len(warmup),
         warmup_avg_ms=float(np.mean(warmup)), runs=len(timed), median_ms=float(np.median(timed)),
         mean_ms=float(timed.mean()), p90_ms=float(np.percentile(timed, 90)), std_ms=float(timed.std()),
         min_ms=float(timed.min()), max_ms=float(timed.max()), peak_rss_mb=_peak_rss_mb(),
+        cv=cv, machine=machine, noise=noise.noise_reasons(machine, cv),
         extra={"rss_before_load_mb": rss_before},
     )
     return annotate(result, path)
+
+
+def _query_summary(lengths, queries, runner) -> dict:
+    buckets = tuple(getattr(runner, "sequence_buckets", ()))
+    given = [q[runner.input_names[0]].shape[-1] for q in queries]
+    fed = [next(b for b in buckets if b >= n) for n in given] if buckets else given  # what the graph ran at
+    return {"count": len(lengths), "p50_tokens": float(np.median(lengths)), "p90_tokens": float(np.percentile(lengths, 90)),
+            "max_tokens": max(lengths), "p50_fed": float(np.median(fed)), "buckets": list(buckets)}
 
 
 def annotate(result: Measurement, path: Path) -> Measurement:
@@ -121,9 +196,14 @@ def annotate(result: Measurement, path: Path) -> Measurement:
 
     info = describe(path)
     directory = Path(path) if info["format"] == "pytorch" else info["file"].parent
-    task = _task(directory)
     result.architecture, result.quantization = info["architecture"], info["quantization"]
+    if info.get("foreign"):
+        result.extra["foreign"] = True  # not exported by pocketbert: no manifest, task or FLOPs of ours
+        return result
+    task = _task(directory)
     result.extra["task"] = task
+    if result.queries:  # queries of many lengths: no one FLOP count
+        return result
     return result.with_flops(model_flops(load_config(directory), result.seq_len, result.batch, task=task)["total"])
 
 
@@ -174,6 +254,8 @@ def _task(directory: Path) -> str | None:
 
 
 def _label(path: Path, info: dict, accelerator: str = "cpu") -> str:
+    if info.get("foreign"):
+        return f"{path.parent.name}/{path.name}" + (f" on {accelerator}" if accelerator != "cpu" else "")
     name = info["architecture"] or path.name
     return f"{name} {info['format']}" + (f" {info['quantization']}" if info["quantization"] else "") + (
         f" on {accelerator}" if accelerator != "cpu" else "")

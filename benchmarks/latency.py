@@ -20,10 +20,16 @@ def timed(runner, inputs) -> float:
 
 def repeat(runner, inputs, count: int, seconds: float = 0.0) -> list[float]:
     """At least ``count`` calls and at least ``seconds`` of them."""
+    return repeat_queries(runner, [inputs], count, seconds)
+
+
+def repeat_queries(runner, queries: list, count: int, seconds: float = 0.0) -> list[float]:
+    """One call per query, in turn, cycling: at least ``count`` calls and ``seconds`` of them
+    (MLPerf's single stream: the next query starts when the last one is answered)."""
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < count or time.perf_counter() - start < seconds:
-        times.append(timed(runner, inputs))
+        times.append(timed(runner, queries[len(times) % len(queries)]))
     return times
 
 

@@ -104,11 +104,14 @@ def model_input(work_dir: Path, arch: str, runtime: str, seq_len: int) -> Path:
 
 
 def run_protocol(protocol: Protocol, work_dir: Path, runtimes: list[str], thread_counts: list[int | None],
-                 measure_one, status=lambda text: None) -> dict:
-    """Measure the protocol's model and BERT-base in each runtime at each thread count.
+                 measure_one, status=lambda text: None, rounds: int = 1) -> dict:
+    """Measure the protocol's model and BERT-base in each runtime at each thread count, the
+    pair in ``rounds`` interleaved rounds (model, BERT-base, model, ...).
 
     ``measure_one(path, threads, seq_len, batch, label) -> Measurement`` does the timing (on
     this host, or on a phone over adb); ``status`` hears what is being prepared/measured."""
+    from pocketbert.benchmarks.interleave import central, combined, interleaved
+
     measurements, speedups = [], []
     for runtime in runtimes:
         paths = {}
@@ -116,19 +119,21 @@ def run_protocol(protocol: Protocol, work_dir: Path, runtimes: list[str], thread
             status(f"{protocol.name}: preparing {arch} for {runtime}")
             paths[arch] = model_input(work_dir, arch, runtime, protocol.seq_len)
         for threads in thread_counts:
-            medians = {}
-            for arch, path in paths.items():
-                status(f"{protocol.name}: {arch} {runtime}, {threads} thread(s)")
-                result = measure_one(path, threads, protocol.seq_len, protocol.batch, f"{arch} {runtime}")
+            medians, noise = {}, []
+            status(f"{protocol.name}: {runtime}, {threads} thread(s)")
+            jobs = [(path, threads, protocol.seq_len, protocol.batch, f"{arch} {runtime}") for arch, path in paths.items()]
+            for arch, rounds_of_arch in zip(paths, interleaved(measure_one, jobs, rounds, status)):
+                result = combined(rounds_of_arch)
                 result.extra.setdefault("protocols", []).append(protocol.name)  # BERT-base serves several
                 measurements.append(result)
-                medians[arch] = result.median_ms if result.median_ms is not None else result.mean_ms
+                medians[arch] = central(result)
+                noise += [f"{arch}: {reason}" for reason in result.noise]
             model_ms, baseline_ms = medians[protocol.model], medians[BASELINE]
             speedup = baseline_ms / model_ms if model_ms else None
             speedups.append({
                 "runtime": runtime, "threads": threads, "model_ms": model_ms, "baseline_ms": baseline_ms,
                 "speedup": speedup, "paper_speedup": protocol.paper_speedup,
                 "ratio_to_paper": speedup / protocol.paper_speedup if speedup else None,
-                "paper_runtime": runtime == protocol.runtime,
+                "paper_runtime": runtime == protocol.runtime, "noise": noise,
             })
     return {"protocol": protocol.to_dict(), "speedups": speedups, "measurements": measurements}

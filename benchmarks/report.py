@@ -29,11 +29,32 @@ def host_info() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": available_cores(), "machine": platform.machine(), "system": platform.system(),
-            "python": platform.python_version(), "versions": versions()}
+    return {"cpu": cpu, "cores": available_cores(), "machine": platform.machine(), "isa": cpu_isa(),
+            "system": platform.system(), "python": platform.python_version(), "versions": versions()}
 
 
-def build_report(measurements: list[dict], protocols: list[dict], gemm_peak: dict[str, dict[str, float]]) -> dict:
+# what the runtimes' GEMM kernels can use, by the flag the kernel reports in /proc/cpuinfo
+ISA_FLAGS = (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"),
+             ("avx_vnni", "AVX-VNNI"), ("avx512_bf16", "AVX-512 BF16"), ("amx_int8", "AMX-INT8"),
+             ("asimddp", "ARM dot product"), ("i8mm", "ARM I8MM"), ("sve", "SVE"), ("sme", "SME"))
+
+
+def cpu_isa() -> list[str]:
+    """The vector extensions that decide int8 and fp32 GEMM speed (AVX2, AVX-512, VNNI, AMX;
+    ARM's dot product and I8MM), as the kernel lists them."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags |= set(line.split(":", 1)[1].split())
+    return [name for flag, name in ISA_FLAGS if flag in flags]
+
+
+def build_report(measurements: list[dict], protocols: list[dict], gemm_peak: dict[str, dict[str, float]],
+                 comparisons: list[dict] | None = None) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -41,6 +62,7 @@ def build_report(measurements: list[dict], protocols: list[dict], gemm_peak: dic
         "gemm_peak_gflops": gemm_peak,
         "measurements": measurements,
         "protocols": protocols,
+        "comparisons": comparisons or [],
     }
 
 
@@ -60,20 +82,34 @@ MEASUREMENT_COLUMNS = [
     ("first_inference_ms", "first ms"), ("warmup_avg_ms", "warmup ms"), ("median_ms", "median ms"),
     ("mean_ms", "mean ms"), ("p90_ms", "p90 ms"), ("std_ms", "std ms"), ("min_ms", "min ms"), ("max_ms", "max ms"),
     ("runs", "runs"), ("peak_rss_mb", "peak RSS MB"), ("gflops", "GFLOP"), ("gflops_per_s", "GFLOP/s"),
-    ("peak_share", "% of GEMM peak"),
+    ("peak_share", "% of GEMM peak"), ("flag", "noisy"),
 ]
+
+
+def noisy(measurements: list[dict]) -> list[dict]:
+    return [m for m in measurements if m.get("noise")]
+
+
+def noise_warning(measurements: list[dict]) -> str | None:
+    """One line for the terminal when any row was measured on a busy machine."""
+    flagged = noisy(measurements)
+    if not flagged:
+        return None
+    return (f"{len(flagged)} of {len(measurements)} measurements were noisy ({flagged[0]['label']}: "
+            f"{'; '.join(flagged[0]['noise'])}): their numbers and ratios are loose")
 
 
 def _measurement_row(m: dict, gemm_peak: dict[str, dict[str, float]]) -> dict:
     peak = gemm_peak.get(str(m["threads"]), {}).get("peak")
-    return {**m, "size_mb": m["file_bytes"] / 1e6 if m.get("file_bytes") else None,
+    return {**m, "flag": "noisy" if m.get("noise") else None,
+            "size_mb": m["file_bytes"] / 1e6 if m.get("file_bytes") else None,
             "gflops": m["flops"] / 1e9 if m.get("flops") else None,
             "peak_share": 100 * m["gflops_per_s"] / peak if peak and m.get("gflops_per_s") else None}
 
 
 def protocol_rows(protocol: dict) -> list[dict]:
     """One row per (runtime, threads): both models' medians, the speedup, the paper's."""
-    return protocol["speedups"]
+    return [{**row, "flag": "noisy" if row.get("noise") else None} for row in protocol["speedups"]]
 
 
 def to_markdown(report: dict) -> str:
@@ -83,7 +119,8 @@ def to_markdown(report: dict) -> str:
     parts = [
         "# pocketbert benchmark report",
         "",
-        f"{report['created']} on {host['cpu']} ({host['cores']} cores, {host['machine']}); fp32 GEMM peak "
+        f"{report['created']} on {host['cpu']} ({host['cores']} cores, {host['machine']}, "
+        f"{', '.join(host.get('isa') or []) or 'no vector extensions listed'}); fp32 GEMM peak "
         f"measured in this run (GFLOP/s; '% of GEMM peak' uses the best engine): {peaks or '-'}.",
     ]
     for protocol in report["protocols"]:
@@ -94,15 +131,28 @@ def to_markdown(report: dict) -> str:
             "", f"## {p['name']}: {p['description']}", "",
             f"{paper}speedup {p['paper_speedup']:.2f}x on {p['device']} ({p['source']}).", "",
             markdown_table(
-                ["runtime", "threads", "model_ms", "baseline_ms", "speedup", "paper_speedup", "ratio_to_paper"],
+                ["runtime", "threads", "model_ms", "baseline_ms", "speedup", "paper_speedup", "ratio_to_paper", "flag"],
                 protocol_rows(protocol),
                 ["runtime", "threads", f"{p['model']} median ms", "bert median ms", "speedup", "paper speedup",
-                 "measured / paper"],
+                 "measured / paper", "noisy"],
             ),
+        ]
+    for comparison in report.get("comparisons", []):
+        parts += [
+            "", f"## Comparison: {comparison['rounds']} interleaved rounds, {comparison['threads'] or 'default'} "
+            f"thread(s), each in a fresh process; ratio = latency / {comparison['baseline']}'s, round by round", "",
+            markdown_table(["label", "median_ms", "ratio", "ratio_min", "ratio_max", "flag"],
+                           [{**row, "flag": "noisy" if row["noise"] else None} for row in comparison["rows"]],
+                           ["input", "median ms (of round medians)", "ratio (median)", "min", "max", "noisy"]),
         ]
     columns = [c for c, _ in MEASUREMENT_COLUMNS]
     rows = [_measurement_row(m, report["gemm_peak_gflops"]) for m in report["measurements"]]
-    parts += ["", "## Measurements", "", markdown_table(columns, rows, [h for _, h in MEASUREMENT_COLUMNS]), ""]
+    parts += ["", "## Measurements", "", markdown_table(columns, rows, [h for _, h in MEASUREMENT_COLUMNS])]
+    flagged = noisy(report["measurements"])
+    if flagged:
+        parts += ["", "Noisy rows (the machine was busy or the runs spread; treat them as loose):", ""]
+        parts += [f"- {m['label']}, {m['threads'] or 'default'} thread(s): {'; '.join(m['noise'])}" for m in flagged]
+    parts.append("")
     return "\n".join(parts)
 
 

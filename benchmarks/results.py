@@ -38,6 +38,12 @@ class Measurement:
     peak_rss_mb: float | None = None  # the measuring process's peak resident set
     flops: float | None = None  # analytic, per inference (benchmarks/flops.py)
     gflops_per_s: float | None = None  # flops / median (or mean when there is no median)
+    cv: float | None = None  # std / mean of the timed runs
+    # bench --lengths: the runs are queries of a real text's lengths (count, p50/p90/max tokens,
+    # p50 of what the file was fed after padding, its buckets); median/p90 are then per query
+    queries: dict | None = None
+    machine: dict | None = None  # what ran beside the timed runs (benchmarks/noise.py machine_load)
+    noise: list[str] = field(default_factory=list)  # why this row is not to be trusted; [] = nothing says so
     extra: dict = field(default_factory=dict)  # tool-specific: benchmark_model's memory lines ...
 
     def to_dict(self) -> dict:

@@ -60,7 +60,8 @@ def plan(model: PreTrainedModel, fmt_name: str, options: ExportOptions) -> tuple
     fmt = get_format(fmt_name)
     check_options(fmt, options)
     static = fmt.is_static(options)
-    return fmt, ExportSpec.for_model(model, batch=options.batch, sequence=options.seq_len, static=static)
+    return fmt, ExportSpec.for_model(model, batch=options.batch, sequence=options.seq_len, static=static,
+                                     buckets=tuple(options.seq_lens))
 
 
 def export_model(

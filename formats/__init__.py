@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import executorch, onnx, tflite, torchscript
 from pocketbert.runtime.format import Format
@@ -81,16 +83,34 @@ def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int
     return runner
 
 
+def open_foreign(path: str | Path, threads: int | None = None, accelerator: str = "cpu") -> Runner:
+    """A runner for a model file pocketbert did not export: names, static shapes and dtypes
+    from the file itself (``runtime/foreign.py`` tells its inputs apart)."""
+    from pocketbert.runtime.foreign import input_roles
+
+    path = Path(path)
+    runner = format_for_file(path).open_on(accelerator, path, (), (), threads, None)
+    input_roles(runner.input_names, str(path))  # more inputs than a BERT takes: refused here
+    floats = [name for name, dtype in getattr(runner, "dtypes", {}).items() if np.issubdtype(dtype, np.floating)]
+    if floats:
+        raise RunnerError(f"{path}: input {floats[0]} is floating point; pocketbert feeds token ids "
+                          "(a graph that takes embeddings is not a BERT-family file it can measure)")
+    return runner
+
+
 def open_runner(path: str | Path, threads: int | None = None, role: str | None = None, task: str | None = None,
-                accelerator: str = "cpu", fallback: bool = False) -> Runner:
+                accelerator: str = "cpu", fallback: bool = False, foreign: bool = False) -> Runner:
     """A runner for a checkpoint directory (loaded for ``task``), an artifact directory, or
-    a model file inside one, on ``accelerator`` (a checkpoint runs on PyTorch's CPU)."""
+    a model file inside one, on ``accelerator`` (a checkpoint runs on PyTorch's CPU). With
+    ``foreign``, also a model file outside any export (``open_foreign``)."""
     from pocketbert.models import load_model
     from pocketbert.runtime.artifact import Artifact, is_artifact
 
     path = Path(path)
     if path.is_file():
         if not is_artifact(path.parent):
+            if foreign:
+                return open_foreign(path, threads, accelerator)
             raise RunnerError(f"{path}: not inside an export artifact (no manifest.json beside it)")
         artifact = Artifact.open(path.parent)
         return runner_for_file(artifact.model_path(artifact.role_of(path)), artifact.manifest, threads, accelerator,
@@ -103,5 +123,5 @@ def open_runner(path: str | Path, threads: int | None = None, role: str | None =
     return TorchRunner(load_model(path, task=task), threads=threads)
 
 
-__all__ = ["FORMATS", "Format", "RunnerError", "TorchRunner", "format_for_file", "get_format", "open_runner",
+__all__ = ["FORMATS", "Format", "RunnerError", "TorchRunner", "format_for_file", "get_format", "open_foreign", "open_runner",
            "register", "runner_for_file", "unregister"]

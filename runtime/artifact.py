@@ -183,4 +183,4 @@ class Artifact:
     @property
     def fixed_sequence_length(self) -> int | None:
         spec = self.spec()
-        return spec.sequence if spec.static else None
+        return spec.sequence if spec.static and not spec.buckets else None

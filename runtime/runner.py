@@ -24,6 +24,8 @@ class Runner(Protocol):
     output_names: tuple[str, ...]
     # a graph exported with static shapes takes exactly this many tokens; None = any
     fixed_sequence_length: int | None
+    # a bucketed .tflite: the static lengths it pads a sequence to (batch 1); () = none
+    sequence_buckets: tuple[int, ...] = ()
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 

@@ -46,12 +46,23 @@ class ExportSpec:
     choices: int
     static: bool
     max_sequence: int
+    # static lengths of one file (one signature each, weights shared); () = the one ``sequence``
+    buckets: tuple[int, ...] = ()
 
     @classmethod
     def for_model(
-        cls, model: PreTrainedModel, batch: int = 1, sequence: int = DEFAULT_SEQUENCE_LENGTH, static: bool = False, choices: int = 4
+        cls, model: PreTrainedModel, batch: int = 1, sequence: int = DEFAULT_SEQUENCE_LENGTH, static: bool = False,
+        choices: int = 4, buckets: tuple[int, ...] = (),
     ) -> "ExportSpec":
         limit = model.config.max_position_embeddings
+        if buckets:
+            if not static or batch != 1:
+                raise PocketbertError("--seq-lens: sequence buckets are static, batch 1")
+            bad = [n for n in buckets if not MIN_SEQUENCE <= n <= limit]
+            if bad:
+                raise PocketbertError(f"--seq-lens must be between {MIN_SEQUENCE} and {limit} for this model, got {bad[0]}")
+            buckets = tuple(sorted(set(buckets)))
+            sequence = buckets[-1]
         if not MIN_SEQUENCE <= sequence <= limit:
             raise PocketbertError(f"--seq-len must be between {MIN_SEQUENCE} and {limit} for this model, got {sequence}")
         if batch < 1:
@@ -87,6 +98,7 @@ class ExportSpec:
             choices=choices,
             static=static,
             max_sequence=limit,
+            buckets=buckets if len(buckets) > 1 else (),
         )
 
     def to_dict(self) -> dict:
@@ -95,7 +107,7 @@ class ExportSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExportSpec":
-        tuples = {"input_names", "output_names", "input_axes"}
+        tuples = {"input_names", "output_names", "input_axes", "buckets"}
         values = {k: tuple(v) if k in tuples else v for k, v in data.items()}
         values["output_axes"] = {name: tuple(axes) for name, axes in data["output_axes"].items()}
         return cls(**values)
@@ -108,14 +120,17 @@ class ExportSpec:
         return tuple(sizes[axis] for axis in self.input_axes)
 
     def manifest_inputs(self, dtype: str = "int64") -> list[dict]:
-        dims = [self.sizes()[a] if self.static else a for a in self.input_axes]
+        # buckets: the length is one of them (the manifest's "spec" lists them)
+        dims = [self.sizes()[a] if self.static and not (self.buckets and a == "sequence") else a
+                for a in self.input_axes]
         return [{"name": name, "shape": dims, "dtype": dtype} for name in self.input_names]
 
     def manifest_outputs(self) -> list[dict]:
         sizes = self.sizes()
         out = []
         for name in self.output_names:
-            dims = [sizes[d] if self.static and isinstance(d, str) else d for d in self.output_axes[name]]
+            dims = [sizes[d] if self.static and isinstance(d, str) and not (self.buckets and d == "sequence") else d
+                    for d in self.output_axes[name]]
             out.append({"name": name, "shape": dims, "dtype": "float32"})
         return out
 
@@ -168,6 +183,8 @@ def example_args(spec: ExportSpec, vocab_size: int) -> tuple[torch.Tensor, ...]:
 def validation_shapes(spec: ExportSpec) -> list[dict[str, int]]:
     """Static: the one shape. Dynamic: at least three, incl. batch 1, a padded batch, and
     lengths that are neither the example's nor a power of two."""
+    if spec.buckets:  # each signature once, at its own length
+        return [{**spec.sizes(), "sequence": n} for n in spec.buckets]
     if spec.static:
         return [spec.sizes()]
     longest = min(spec.max_sequence, max(spec.sequence, 64) + 13)

@@ -84,7 +84,7 @@ def test_protocol_measures_the_pair_and_compares_with_the_paper(work, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "give INPUT files to measure, or --protocol"),
+    ([], "give INPUT files to measure, --compare A B, or --protocol"),
     (["no/such/dir"], "no/such/dir: no such file or directory"),
     (["{ckpt}", "--plot", "chart.jpg"], "the chart is a PNG"),
     (["{ckpt}", "--device", "usb"], "expected host, adb or adb:SERIAL"),

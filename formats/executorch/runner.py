@@ -11,6 +11,7 @@ import torch
 
 from pocketbert.errors import first_line
 from pocketbert.quiet import captured_stderr
+from pocketbert.runtime.foreign import positional_names
 from pocketbert.runtime.runner import RunnerError
 
 
@@ -41,11 +42,14 @@ class ExecutorchRunner:
                 raise RunnerError(f"{path}: ExecuTorch cannot load it ({detail})") from None
         meta = self.method.metadata
         self.shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
-        self.input_names, self.output_names = tuple(input_names), tuple(output_names)
+        # a foreign .pte: inputs by position, outputs numbered
+        self.input_names = tuple(input_names) or positional_names(len(self.shapes), str(path))
+        self.output_names = tuple(output_names) or tuple(f"output_{i}" for i in range(meta.num_outputs()))
         if len(self.input_names) != len(self.shapes):
             raise RunnerError(f"{path}: the program takes {len(self.shapes)} inputs, the manifest names {len(self.input_names)}")
         self.threads = bindings._threadpool_get_thread_count()
-        self.fixed_sequence_length = fixed_sequence_length
+        # a foreign .pte keeps only upper bounds: it is measured at its longest
+        self.fixed_sequence_length = fixed_sequence_length or (None if input_names else self.shapes[0][-1])
         ExecutorchRunner._open.add(self)
 
     @classmethod

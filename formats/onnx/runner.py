@@ -30,7 +30,11 @@ class OnnxRunner:
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self.output_names = tuple(o.name for o in self.session.get_outputs())
         self.dtypes = {i.name: self.DTYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
-        self.fixed_sequence_length = fixed_sequence_length
+        self.shapes = {i.name: tuple(d if isinstance(d, int) else None for d in i.shape)
+                       for i in self.session.get_inputs()}
+        static = {shape[-1] for shape in self.shapes.values() if shape and shape[-1] is not None}
+        # a static file without a manifest (a foreign one) says its length itself
+        self.fixed_sequence_length = fixed_sequence_length or (static.pop() if len(static) == 1 else None)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = {name: np.asarray(inputs[name], dtype=self.dtypes[name]) for name in self.input_names}

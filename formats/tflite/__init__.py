@@ -20,8 +20,9 @@ class TfliteFormat(Format):
     suffixes = {".tflite": "tflite"}
     shapes = "static"  # delegates want static shapes
     input_dtype = "int32"  # LiteRT converts ids to int32
-    note = "always static (batch 1, --seq-len), int32 ids, vocabulary inside the file; --target gpu|npu"
-    options = ("target",)
+    note = ("always static (batch 1, --seq-len, or a signature per --seq-lens bucket), int32 ids, vocabulary "
+            "inside the file; --target gpu|npu")
+    options = ("target", "seq_lens")
     accelerators = ("cpu", "gpu")  # cpu: the Interpreter with XNNPACK; gpu: CompiledModel's GPU accelerator
     # the float graph is already what the GPU takes (static, int32 ids, no GATHER_ND/SELECT in the
     # mask code: all four models fully delegated, measured); an NPU wants integers end to end

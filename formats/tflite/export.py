@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.formats.tflite.buckets import bucket_signature
 from pocketbert.formats.tflite.litert import INSTALL_HINT, interpreter_module
 from pocketbert.quiet import captured_stderr, quiet_libraries
 from pocketbert.runtime.spec import ExportSpec, random_inputs
@@ -154,6 +155,11 @@ def metadata_entries(model: PreTrainedModel, spec: ExportSpec) -> dict[str, byte
     return entries
 
 
+def _sample(model: PreTrainedModel, spec: ExportSpec, length: int) -> dict[str, torch.Tensor]:
+    example = random_inputs(spec, model.config.vocab_size, {**spec.sizes(), "sequence": length}, seed=0)
+    return {name: torch.from_numpy(example[name]) for name in spec.input_names}
+
+
 def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> dict:
     try:
         # its import pulls torchao and jax, which log about GPU kernels this machine lacks
@@ -163,13 +169,19 @@ def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> 
         raise PocketbertError(f"TFLite export needs litert-torch: {INSTALL_HINT}") from None
     if not spec.static:
         raise PocketbertError("TFLite exports are static: build the spec with static=True")
-    example = random_inputs(spec, model.config.vocab_size, spec.sizes(), seed=0)
-    sample = {name: torch.from_numpy(example[name]) for name in spec.input_names}
     path = directory / MODEL_FILE
+    module = NamedOutputs(model).eval()
     with captured_stderr() as log, contextlib.redirect_stdout(io.StringIO()):  # converter progress lines
         try:
             with torch.no_grad():
-                edge = litert_torch.convert(NamedOutputs(model).eval(), sample_kwargs=sample)
+                if spec.buckets:  # one signature per length; the converter keeps one copy of the weights
+                    converter = litert_torch
+                    for length in spec.buckets:
+                        converter = converter.signature(bucket_signature(length), module,
+                                                        sample_kwargs=_sample(model, spec, length))
+                    edge = converter.convert()
+                else:
+                    edge = litert_torch.convert(module, sample_kwargs=_sample(model, spec, spec.sequence))
                 edge.export(str(path))
         except Exception as exc:
             raise PocketbertError(f"TFLite conversion failed: {type(exc).__name__}: {first_line(exc)}") from None

@@ -105,6 +105,19 @@ def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
     return entries + [{"regex": p, "operation": "*", "algorithm_key": "no_quantize"} for p in exclude]
 
 
+def calibration_by_signature(source: Path, calibration: list[dict]) -> dict[str, list[dict]]:
+    """The calibration inputs (padded to the longest length) for every signature: a bucketed
+    file calibrates each bucket on the same text, cut to its length."""
+    from pocketbert.formats.tflite.buckets import bucket_lengths, bucket_signature
+    from pocketbert.formats.tflite.litert import interpreter_module
+
+    lengths = bucket_lengths(interpreter_module().Interpreter(str(source)).get_signature_list())
+    if not lengths:
+        return {SIGNATURE: calibration}
+    return {bucket_signature(n): [{name: value[..., :n] for name, value in sample.items()} for sample in calibration]
+            for n in lengths}
+
+
 def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exclude: list[str]) -> dict:
     from ai_edge_quantizer import quantizer
 
@@ -112,7 +125,7 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
     entries += outlier_entries(source) if recipe.float_outliers else []
     with quiet_libraries(native_stderr=True):
         qt = quantizer.Quantizer(str(source), entries)
-        result = qt.calibrate({SIGNATURE: calibration}) if recipe.needs_calibration else None
+        result = qt.calibrate(calibration_by_signature(source, calibration)) if recipe.needs_calibration else None
         qt.quantize(result).export_model(str(target), overwrite=True)
     dequantized = float_outputs(target) if recipe.io == "float" else []
     return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized}

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from pocketbert.errors import first_line
+from pocketbert.runtime.foreign import outputs_named
 from pocketbert.runtime.runner import RunnerError
 
 
@@ -28,7 +29,8 @@ class TorchScriptRunner:
                 self.module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
             raise RunnerError(f"{path}: PyTorch cannot load it as TorchScript ({first_line(exc)})") from None
-        self.input_names, self.output_names = tuple(input_names), tuple(output_names)
+        self.input_names = tuple(input_names) or self._names_in_file(path)
+        self.output_names = tuple(output_names)  # () for a foreign file: output_0, output_1 ...
         self.threads = threads
         self.fixed_sequence_length = fixed_sequence_length
 
@@ -38,4 +40,18 @@ class TorchScriptRunner:
         args = [torch.as_tensor(np.asarray(inputs[name], dtype=np.int64)) for name in self.input_names]
         with torch.inference_mode():
             outputs = self.module(*args)
-        return {name: value.float().numpy() for name, value in zip(self.output_names, outputs)}
+        if isinstance(outputs, torch.Tensor):
+            outputs = (outputs,)
+        elif isinstance(outputs, dict):
+            outputs = tuple(outputs.values())
+        return {name: value.float().numpy() for name, value in outputs_named(outputs, self.output_names).items()}
+
+    def _names_in_file(self, path) -> tuple[str, ...]:
+        """A foreign TorchScript file: its forward's argument names (a traced module keeps
+        the Python signature's; a lite module keeps none)."""
+        try:
+            arguments = [a.name for a in self.module.forward.schema.arguments[1:]]
+        except AttributeError:
+            raise RunnerError(f"{path}: a PyTorch Mobile lite module keeps no input names; bench it inside its "
+                              "export (manifest.json) or as the .pt") from None
+        return tuple(arguments)

@@ -46,7 +46,10 @@ class Pipeline:
         self.tokenizer = tokenizer
         self.config = config
         self.truncation = truncation
-        limit = runner.fixed_sequence_length or config.max_position_embeddings
+        # a bucketed file takes up to its longest bucket, one sequence at a time
+        buckets = getattr(runner, "sequence_buckets", ())
+        self.one_at_a_time = bool(runner.fixed_sequence_length or buckets)
+        limit = runner.fixed_sequence_length or (buckets[-1] if buckets else config.max_position_embeddings)
         self.max_length = min(limit, tokenizer.model_max_length or limit, max_length or limit)
 
     @classmethod
@@ -142,7 +145,7 @@ class SentenceEmbeddingPipeline(Pipeline):
             return np.zeros((0, 0), dtype=np.float32)
         for text in texts:
             self.encode(text)  # the empty / too-long checks, with their messages
-        size = 1 if self.runner.fixed_sequence_length else self.BATCH
+        size = 1 if self.one_at_a_time else self.BATCH
         padding = "max_length" if self.runner.fixed_sequence_length else True
         parts = []
         for start in range(0, len(texts), size):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,13 +22,23 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="latency of checkpoints and exported files, or of the papers' protocols (JSON, Markdown, PNG)",
-        description=f"Measure each INPUT (checkpoint dir, export dir, {'/'.join(suffixes())}) like "
+        description=f"Measure each INPUT (checkpoint dir, export dir, {'/'.join(suffixes())}, also files "
+        "pocketbert did not export: inputs matched by name, else position; shapes from the file) like "
         "benchmark_model: init, first inference, warm-up, then timed runs (>= --num-runs and >= --min-secs); "
         "median, mean, p90, std, min, max, peak RSS, analytic GFLOP/s against a GEMM peak measured in the "
         "same run. --protocol runs a paper's preset (model vs BERT-base; created and exported under "
         "--work-dir when missing) and puts the paper's numbers beside the measured ones.",
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT")
+    p.add_argument("--compare", nargs="+", metavar="INPUT",
+                   help="measure these inputs (ours or any foreign .onnx/.tflite/.pte/.pt) in interleaved rounds, "
+                        "A B A B ..., and print each one's latency ratio to the first, round by round")
+    p.add_argument("--lengths", nargs="?", const="corpus", metavar="TEXT_FILE",
+                   help="time queries of a real text's lengths (one per line; default: the project corpus), each "
+                        "padded to what the file takes (a bucketed .tflite: its smallest bucket that fits); "
+                        "median and p90 are then per query, as in MLPerf's single stream")
+    p.add_argument("--rounds", type=at_least(1), metavar="N",
+                   help="interleaved rounds of --compare (default 3) and of each protocol's pair (default 1)")
     p.add_argument("--protocol", nargs="+", choices=[*PROTOCOLS, "all"], metavar="NAME",
                    help="one or more of: %(choices)s")
     p.add_argument("--work-dir", default="out/models", metavar="DIR",
@@ -60,13 +71,20 @@ def run_bench(args: argparse.Namespace) -> int:
     from pocketbert.benchmarks import protocols as presets
     from pocketbert.benchmarks.flops import gemm_peak_gflops
     from pocketbert.benchmarks.harness import Settings, available_cores, warn_oversubscribed
-    from pocketbert.benchmarks.report import build_report, to_markdown, write_reports
+    from pocketbert.benchmarks.report import build_report, noise_warning, to_markdown, write_reports
 
-    if not args.inputs and not args.protocol:
-        raise PocketbertError("give INPUT files to measure, or --protocol (see pocketbert bench --help)")
+    if not args.inputs and not args.protocol and not args.compare:
+        raise PocketbertError("give INPUT files to measure, --compare A B, or --protocol (see pocketbert bench --help)")
+    if args.compare is not None and len(args.compare) < 2:
+        raise PocketbertError("--compare needs at least two inputs (the first is what the others are divided by)")
+    for path in [*args.inputs, *(args.compare or [])]:
+        if not Path(path).exists():
+            raise PocketbertError(f"{path}: no such file or directory")
     if args.plot and not args.plot.endswith(".png"):
         raise PocketbertError(f"--plot {args.plot}: the chart is a PNG (FILE.png)")
-    measure_one = _measured_once(_measure_function(args))
+    measure_fresh = _measure_function(args)
+    protocol_rounds = args.rounds or 1
+    measure_one = _measured_once(measure_fresh) if protocol_rounds == 1 else measure_fresh
     base = Settings(seq_len=args.seq_len, batch=args.batch, warmup_runs=args.warmup_runs,
                     num_runs=args.num_runs, min_secs=args.min_secs)
     names = list(presets.PROTOCOLS) if args.protocol and "all" in args.protocol else args.protocol or []
@@ -77,7 +95,7 @@ def run_bench(args: argparse.Namespace) -> int:
     for threads in thread_counts:
         warn_oversubscribed(threads)
 
-    measurements, protocol_results = [], []
+    measurements, protocol_results, comparisons = [], [], []
     with Progress(disable=not sys.stderr.isatty(), transient=True) as bar:
         task = bar.add_task("benchmark", total=None)
 
@@ -88,10 +106,14 @@ def run_bench(args: argparse.Namespace) -> int:
             for threads in args.threads or [None]:
                 status(f"{path}, {threads or 'default'} thread(s)")
                 measurements.append(measure_one(Path(path), threads, base.seq_len, base.batch, None))
+        for threads in args.threads or [None] if args.compare else []:
+            comparison = _compare(measure_fresh, args.compare, threads, base, args.rounds or 3, status)
+            measurements += comparison.pop("measurements")
+            comparisons.append(comparison)
         for protocol in chosen:
             threads = args.threads or [protocol.threads or available_cores()]
             result = presets.run_protocol(protocol, Path(args.work_dir), args.runtimes or [protocol.runtime],
-                                          threads, measure_one, status)
+                                          threads, measure_one, status, protocol_rounds)
             measurements += [m for m in result.pop("measurements") if not any(m is seen for seen in measurements)]
             protocol_results.append(result)
         host_threads = sorted({m.threads for m in measurements if m.device == "host" and m.threads})
@@ -100,11 +122,30 @@ def run_bench(args: argparse.Namespace) -> int:
             status(f"GEMM peak, {threads} thread(s)")
             peaks[str(threads)] = gemm_peak_gflops(threads)
 
-    report = build_report([m.to_dict() for m in measurements], protocol_results, peaks)
+    report = build_report([m.to_dict() for m in measurements], protocol_results, peaks, comparisons)
     print(to_markdown(report))
+    warning = noise_warning(report["measurements"])
+    if warning:
+        warnings.warn(warning, stacklevel=1)
     for written in write_reports(report, args.json, args.markdown, args.plot):
         print(f"wrote {written}", file=sys.stderr)
     return 0
+
+
+def _compare(measure_one, inputs: list[str], threads, base, rounds: int, status) -> dict:
+    """``inputs`` in interleaved rounds at ``threads``; rows named by the path given when two
+    would share a label (two exports of one architecture)."""
+    from pocketbert.benchmarks.interleave import combined, interleaved, ratio_rows
+
+    jobs = [(Path(path), threads, base.seq_len, base.batch, None) for path in inputs]
+    per_input = interleaved(measure_one, jobs, rounds, status)
+    labels = [rounds_of[0].label for rounds_of in per_input]
+    if len(set(labels)) < len(labels):
+        for path, rounds_of in zip(inputs, per_input):
+            for m in rounds_of:
+                m.label = path
+    return {"threads": threads, "rounds": rounds, "baseline": per_input[0][0].label,
+            "rows": ratio_rows(per_input), "measurements": [combined(r) for r in per_input]}
 
 
 def _measured_once(measure_one):
@@ -123,6 +164,7 @@ def _measured_once(measure_one):
 def _measure_function(args: argparse.Namespace):
     """``(path, threads, seq_len, batch, label) -> Measurement`` on this host or on a phone."""
     from pocketbert.benchmarks.harness import Settings, measure
+    from pocketbert.benchmarks.lengths import query_lengths
 
     base = Settings(warmup_runs=args.warmup_runs, num_runs=args.num_runs, min_secs=args.min_secs,
                     accelerator=args.accelerator)
@@ -130,13 +172,22 @@ def _measure_function(args: argparse.Namespace):
         if args.benchmark_model or args.taskset:
             raise PocketbertError("--benchmark-model and --taskset need --device adb[:SERIAL]")
 
+        lengths = {}
+
         def on_host(path, threads, seq_len, batch, label):
-            return measure(path, replace(base, threads=threads, seq_len=seq_len, batch=batch), label)
+            settings = replace(base, threads=threads, seq_len=seq_len, batch=batch)
+            if args.lengths:
+                if path not in lengths:
+                    lengths[path] = query_lengths(Path(path), None if args.lengths == "corpus" else args.lengths)
+                settings = replace(settings, lengths=lengths[path])
+            return measure(path, settings, label)
 
         return on_host
     kind, _, serial = args.device.partition(":")
     if kind != "adb":
         raise PocketbertError(f"--device {args.device}: expected host, adb or adb:SERIAL")
+    if args.lengths:
+        raise PocketbertError("--lengths with --device adb: benchmark_model times one fixed input")
     if args.accelerator != "cpu":
         raise PocketbertError(f"--accelerator {args.accelerator} with --device adb: benchmark_model on the phone "
                               "times its CPU path here (use its own --use_gpu through android_demo)")

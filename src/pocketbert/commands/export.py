@@ -26,6 +26,9 @@ def add_export(sub: argparse._SubParsersAction) -> None:
                    help="; ".join(f"{name}: {fmt.note}" for name, fmt in FORMATS.items()))
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
     p.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len, help="sequence length (static) or example length")
+    p.add_argument("--seq-lens", nargs="+", type=at_least(1), metavar="N",
+                   help="tflite: one file with a static signature per length (seq_16, seq_32 ...; weights shared); "
+                        "runners and pipelines pad a sentence to the smallest that fits, e.g. 16 32 64 128 256 384")
     p.add_argument("--batch", type=at_least(1), default=defaults.batch)
     p.add_argument("--static", action="store_true", help="fixed batch and sequence length (delegates want them)")
     p.add_argument("--dynamic", action="store_true",
@@ -71,6 +74,7 @@ def run_export(args: argparse.Namespace) -> int:
     options = ExportOptions(
         seq_len=args.seq_len, batch=args.batch, static=args.static, dynamic=args.dynamic, opset=args.opset, atol=args.atol,
         ort=args.ort, optimize=args.optimize, require_trained_head=args.require_trained_head, target=args.accelerator or "",
+        seq_lens=tuple(args.seq_lens or ()),
     )
     if not args.accelerator:
         return _export(args, options)

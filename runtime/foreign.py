@@ -1,0 +1,57 @@
+"""Files pocketbert did not export (Optimum's .onnx, litert-torch's .tflite, a published
+.pte): which of their inputs is which, so bench and parity can feed them token ids.
+
+Exporters name the same three inputs differently (``input_ids``, ``serving_default_input_ids:0``,
+``args_0``, ``input_word_ids``, ``segment_ids``, ``input_mask``), and formats without names
+(.pte) only have positions. A name that says what it is wins; the rest take the remaining
+inputs in the order BERT-family graphs list them.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pocketbert.runtime.runner import RunnerError
+
+CANONICAL = ("input_ids", "attention_mask", "token_type_ids")  # the order BERT-family models take them
+# ids of any real vocabulary (every one has more than 100 pieces) when the file's is unknown
+SAFE_VOCABULARY = 100
+
+_BY_NAME = (("attention_mask", re.compile(r"mask")), ("token_type_ids", re.compile(r"type|segment")),
+            ("input_ids", re.compile(r"ids|word|token")))
+
+
+def role_by_name(name: str) -> str | None:
+    lowered = name.lower()
+    return next((role for role, pattern in _BY_NAME if pattern.search(lowered)), None)
+
+
+def input_roles(names: tuple[str, ...], file: str = "the file") -> dict[str, str]:
+    """{the file's input name: the input it is (CANONICAL)}; canonical names map to themselves."""
+    if len(names) > len(CANONICAL):
+        raise RunnerError(f"{file} takes {len(names)} inputs ({', '.join(names)}); BERT-family graphs take "
+                          f"at most {len(CANONICAL)} ({', '.join(CANONICAL)})")
+    roles: dict[str, str] = {}
+    for name in names:
+        role = role_by_name(name)
+        if role is not None and role not in roles.values():
+            roles[name] = role
+    remaining = [role for role in CANONICAL if role not in roles.values()]
+    for name in names:
+        if name not in roles:
+            roles[name] = remaining.pop(0)
+    return {name: roles[name] for name in names}
+
+
+def positional_names(count: int, file: str = "the file") -> tuple[str, ...]:
+    """Names for a file that keeps only positions (.pte, TorchScript lite)."""
+    if count > len(CANONICAL):
+        raise RunnerError(f"{file} takes {count} inputs; BERT-family graphs take at most {len(CANONICAL)}")
+    return CANONICAL[:count]
+
+
+def outputs_named(values, names: tuple[str, ...]) -> dict:
+    """Outputs by the names the manifest gave, else output_0, output_1 ... (a foreign file)."""
+    values = list(values)
+    names = names or tuple(f"output_{i}" for i in range(len(values)))
+    return dict(zip(names, values))

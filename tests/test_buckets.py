@@ -1,0 +1,129 @@
+"""Sequence buckets: one .tflite with a static signature per length, weights kept once; the
+runner, pipelines, quantizer and bench --lengths pick the smallest bucket that fits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import assert_one_line_error, pocketbert
+
+from pocketbert.cli import main
+from pocketbert.export import ExportOptions, export_model
+from pocketbert.formats import open_runner
+from pocketbert.formats.tflite.buckets import bucket_lengths, pick, sequence_axes
+from pocketbert.models import create_checkpoint, load_model
+from pocketbert.models.vocab import corpus_lines
+from pocketbert.pipelines import pipeline
+from pocketbert.runtime.artifact import Artifact
+from pocketbert.runtime.runner import RunnerError
+
+BUCKETS = (8, 16, 32)
+FAST = ["--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    root = tmp_path_factory.mktemp("buckets")
+    for task in ("text-classification", "question-answering"):
+        create_checkpoint("bert", root / task, task=task, layers=2, seed=5)
+    export_model(root / "text-classification", None, "tflite", root / "bucketed", ExportOptions(seq_lens=BUCKETS))
+    export_model(root / "text-classification", None, "tflite", root / "static", ExportOptions(seq_len=32))
+    export_model(root / "question-answering", None, "tflite", root / "qa", ExportOptions(seq_lens=BUCKETS))
+    return root
+
+
+def test_one_file_holds_every_bucket_and_the_weights_once(made):
+    artifact = Artifact.open(made / "bucketed")
+    assert artifact.spec().buckets == BUCKETS and artifact.fixed_sequence_length is None
+    assert artifact.manifest["inputs"][0]["shape"] == [1, "sequence"]
+    assert sorted(artifact.manifest["details"]["signatures"]) == ["seq_16", "seq_32", "seq_8"]
+    # three validations, one per bucket, all within the export's tolerance
+    size, single = (made / "bucketed" / "model.tflite").stat().st_size, (made / "static" / "model.tflite").stat().st_size
+    assert size < 1.1 * single  # not three copies of the weights
+    runner = open_runner(made / "bucketed")
+    assert runner.sequence_buckets == BUCKETS and runner.fixed_sequence_length is None
+
+
+@pytest.mark.parametrize("length", [5, 8, 11, 32])
+def test_a_sentence_runs_in_the_smallest_bucket_with_pytorchs_numbers(made, length):
+    model = load_model(made / "question-answering")
+    runner = open_runner(made / "qa")
+    rng = np.random.default_rng(length)
+    ids = rng.integers(1000, model.config.vocab_size, size=(1, length))
+    inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    with torch.no_grad():
+        expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+    got = runner(inputs)
+    for name in ("start_logits", "end_logits"):
+        assert got[name].shape == (1, length)  # cut back from the bucket
+        np.testing.assert_allclose(got[name], expected[name].numpy(), atol=2e-4)
+
+
+def test_longer_than_every_bucket_is_a_clear_error(made):
+    runner = open_runner(made / "bucketed")
+    ids = np.ones((1, 33), dtype=np.int64)
+    with pytest.raises(RunnerError, match="takes at most 32"):
+        runner({"input_ids": ids, "attention_mask": ids, "token_type_ids": ids * 0})
+
+
+def test_pipelines_agree_with_pytorch_on_a_bucketed_file(made):
+    bucketed = pipeline("text-classification", made / "bucketed")
+    reference = pipeline("text-classification", made / "text-classification")
+    assert bucketed.max_length == 32
+    short = ["Great film.", "I hated it.", "Not bad at all.", "Fine."]
+    texts = short + [line for line in corpus_lines() if len(bucketed.tokenizer(line)["input_ids"]) <= 32][:36]
+    lengths = {len(bucketed.tokenizer(t)["input_ids"]) for t in texts}
+    assert min(lengths) <= 8 and max(lengths) > 16  # every bucket is used
+    got, expected = bucketed(texts), reference(texts)
+    assert len(got) == len(texts)
+    for g, e in zip(got, expected):
+        g, e = (g[0], e[0]) if isinstance(g, list) else (g, e)
+        assert g["label"] == e["label"] and g["score"] == pytest.approx(e["score"], abs=1e-4)
+
+
+def test_bucket_helpers():
+    assert bucket_lengths(["seq_64", "seq_16"]) == (16, 64)
+    assert bucket_lengths(["serving_default"]) == () and bucket_lengths(["seq_16"]) == ()
+    assert bucket_lengths(["seq_16", "other"]) == ()
+    assert pick((16, 64), 16) == 16 and pick((16, 64), 17) == 64
+    shorter = {"logits": {"shape": [1, 2]}, "start_logits": {"shape": [1, 16]}}
+    longer = {"logits": {"shape": [1, 2]}, "start_logits": {"shape": [1, 64]}}
+    assert sequence_axes(shorter, longer) == {"start_logits": 1}
+
+
+def test_quantized_buckets_keep_their_signatures(made, tmp_path):
+    out = tmp_path / "q"
+    assert main(["quantize", str(made / "bucketed"), "--recipe", "tflite-dynamic-int8", "-o", str(out)]) == 0
+    runner = open_runner(out)
+    assert runner.sequence_buckets == BUCKETS
+    static = tmp_path / "s"
+    assert main(["quantize", str(made / "bucketed"), "--recipe", "tflite-static-int8", "-o", str(static)]) == 0
+    assert open_runner(static).sequence_buckets == BUCKETS
+
+
+def test_bench_lengths_feeds_each_query_its_bucket(made, tmp_path):
+    out = tmp_path / "l.json"
+    assert main(["bench", str(made / "bucketed"), str(made / "static"), "--lengths", *FAST, "--json", str(out)]) == 0
+    bucketed, static = json.loads(out.read_text())["measurements"]
+    lines = [line for line in corpus_lines() if line.strip()]
+    for row in (bucketed, static):
+        assert row["queries"]["count"] == len(lines) and row["flops"] is None
+        assert row["queries"]["p90_tokens"] >= row["queries"]["p50_tokens"] > 5
+    assert static["queries"]["p50_fed"] == 32 and bucketed["queries"]["buckets"] == list(BUCKETS)
+    assert bucketed["queries"]["p50_fed"] < 32
+    assert bucketed["queries"]["p50_fed"] == pick(BUCKETS, int(min(32, bucketed["queries"]["p50_tokens"])))
+
+
+def test_bad_bucket_options_give_one_line(made, tmp_path):
+    ckpt = made / "text-classification"
+    assert_one_line_error(pocketbert("export", ckpt, "--format", "onnx", "--seq-lens", "8", "16", "-o", tmp_path / "x"),
+                          "--seq-lens applies to --format tflite only")
+    assert_one_line_error(pocketbert("export", ckpt, "--format", "tflite", "--seq-lens", "8", "99999", "-o",
+                                     tmp_path / "y"), "--seq-lens must be between")
+    assert_one_line_error(pocketbert("export", ckpt, "--format", "tflite", "--seq-lens", "8", "16", "--batch", "2",
+                                     "-o", tmp_path / "z"), "batch 1")
+    assert not any(tmp_path.iterdir())
