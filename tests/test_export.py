@@ -220,3 +220,24 @@ def test_paper_size_models_export_to_both_formats(arch, tmp_path):
         print(f"{arch} {fmt}: export {manifest['export_seconds']} s, {model['bytes'] / 1e6:.1f} MB, "
               f"max abs diff {model['validation']['max_abs_diff']:.2e}")
         assert model["validation"]["passed"]
+
+
+@pytest.mark.parametrize("arch", ["bert", "distilbert"])
+def test_the_onnx_graph_is_what_onnxruntimes_fast_kernels_match(arch, fake_checkpoints, tmp_path):
+    """GELU written as (x * (1 + erf)) * 0.5 fuses to Gelu; the residual sum before each
+    LayerNorm stays out of SkipLayerNormalization (its CPU kernel is ~4x slower); the
+    numbers are the model's (validated) either way."""
+    import onnx
+    import onnxruntime as ort
+
+    manifest = export_model(fake_checkpoints[arch, "text-classification"], None, "onnx", tmp_path / "e")
+    layers = 2
+    assert manifest["details"]["tuned_for_onnxruntime"] == {"gelu_reordered": layers,
+                                                           "residual_add_as_sum": 2 * layers + 1}  # + the embeddings
+    assert manifest["files"]["model"]["validation"]["max_abs_diff"] < 1e-4
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "ort.onnx")
+    ort.InferenceSession(str(tmp_path / "e" / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "ort.onnx")).graph.node]
+    assert ops.count("SkipLayerNormalization") == 0 and ops.count("LayerNormalization") == 2 * layers + 1
+    assert ops.count("BiasGelu") + ops.count("Gelu") == layers and "Erf" not in ops

@@ -17,6 +17,7 @@ import torch
 from torch.export import Dim
 
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.formats.onnx.tune import restore_residual_adds, tune_for_onnxruntime
 from pocketbert.quiet import quiet_libraries
 from pocketbert.runtime.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
@@ -67,6 +68,9 @@ def export_onnx(model: PreTrainedModel, spec: ExportSpec, directory: Path, opset
     except Exception as exc:
         raise PocketbertError(f"ONNX export failed: {type(exc).__name__}: {first_line(exc)}") from None
     graph = onnx.load(str(path))
+    tuned = tune_for_onnxruntime(graph)
+    if any(tuned.values()):
+        onnx.save(graph, str(path))
     try:
         onnx.checker.check_model(graph, full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -76,6 +80,7 @@ def export_onnx(model: PreTrainedModel, spec: ExportSpec, directory: Path, opset
         "exporter": f"torch.onnx ({exporter})",
         "nodes": len(graph.graph.node),
         "op_histogram": _op_histogram(graph),
+        "tuned_for_onnxruntime": tuned,
     }
 
 
@@ -137,6 +142,7 @@ def optimize(model: PreTrainedModel, directory: Path) -> dict:
 
     config = model.config
     graph = onnx.load(str(directory / MODEL_FILE))
+    restore_residual_adds(graph.graph)
     split_unsqueezes(graph)
     # through a file: given a ModelProto, the optimizer externalises tensors that ORT's
     # shape inference then cannot read (seen on full-size MobileBERT)
