@@ -163,7 +163,10 @@ def measure_here(path: Path, settings: Settings, label: str | None = None) -> Me
     load_before, before = noise.load_average(), noise.sample()
     timed = np.array(latency.repeat_queries(runner, queries, settings.num_runs, settings.min_secs))
     machine = noise.machine_load(before, noise.sample(), load_before, noise.load_average())
-    cv = noise.coefficient_of_variation(timed)
+    if settings.lengths:
+        cv = noise.spread_by_length(timed, [len_ for _, len_ in zip(timed, _cycled(settings.lengths))])
+    else:
+        cv = noise.coefficient_of_variation(timed)
     result = Measurement(
         label=label or _label(path, info, settings.accelerator), input=str(path), format=info["format"],
         runtime=info["runtime"] + (f"-{settings.accelerator}" if settings.accelerator != "cpu" else ""),
@@ -178,6 +181,11 @@ def measure_here(path: Path, settings: Settings, label: str | None = None) -> Me
         extra={"rss_before_load_mb": rss_before},
     )
     return annotate(result, path)
+
+
+def _cycled(values):
+    while True:
+        yield from values
 
 
 def _query_summary(lengths, queries, runner) -> dict:

@@ -83,3 +83,17 @@ def coefficient_of_variation(values) -> float | None:
     if len(values) < 2 or not values.mean():
         return None
     return float(values.std() / values.mean())
+
+
+def spread_by_length(times, lengths) -> float | None:
+    """The runs' spread when they are queries of different lengths (bench --lengths): the
+    median over lengths of each length's own coefficient of variation, so a long query
+    beside a short one is not noise."""
+    import numpy as np
+
+    groups: dict[int, list[float]] = {}
+    for value, length in zip(times, lengths):
+        groups.setdefault(length, []).append(value)
+    spreads = [coefficient_of_variation(values) for values in groups.values() if len(values) >= 3]
+    spreads = [s for s in spreads if s is not None]
+    return float(np.median(spreads)) if spreads else None

@@ -158,6 +158,14 @@ def test_noise_rules():
     assert noise_reasons({"other_cores": None, "steal_cores": None}, 0.5) == ["runs spread 50% (std/mean)"]
 
 
+def test_queries_of_many_lengths_are_not_noise_by_their_spread():
+    from pocketbert.benchmarks.noise import RUN_CV, spread_by_length
+
+    times, lengths = [1.0, 10.0] * 6, [8, 128] * 6  # steady per length, tenfold between them
+    assert spread_by_length(times, lengths) == 0.0 < RUN_CV
+    assert spread_by_length([1.0, 1.0, 3.0, 1.0], [8, 8, 8, 8]) > RUN_CV
+
+
 def test_a_cpu_hog_during_a_measurement_is_flagged(exports, tmp_path):
     root, _ = exports
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
