@@ -86,22 +86,27 @@ MEASUREMENT_COLUMNS = [
 ]
 
 
+def flagged(row: dict) -> dict:
+    """A table row with its ``flag`` column: "noisy" when it has noise reasons."""
+    return {**row, "flag": "noisy" if row.get("noise") else None}
+
+
 def noisy(measurements: list[dict]) -> list[dict]:
     return [m for m in measurements if m.get("noise")]
 
 
 def noise_warning(measurements: list[dict]) -> str | None:
     """One line for the terminal when any row was measured on a busy machine."""
-    flagged = noisy(measurements)
-    if not flagged:
+    rows = noisy(measurements)
+    if not rows:
         return None
-    return (f"{len(flagged)} of {len(measurements)} measurements were noisy ({flagged[0]['label']}: "
-            f"{'; '.join(flagged[0]['noise'])}): their numbers and ratios are loose")
+    return (f"{len(rows)} of {len(measurements)} measurements were noisy ({rows[0]['label']}: "
+            f"{'; '.join(rows[0]['noise'])}): their numbers and ratios are loose")
 
 
 def _measurement_row(m: dict, gemm_peak: dict[str, dict[str, float]]) -> dict:
     peak = gemm_peak.get(str(m["threads"]), {}).get("peak")
-    return {**m, "flag": "noisy" if m.get("noise") else None,
+    return {**flagged(m),
             "size_mb": m["file_bytes"] / 1e6 if m.get("file_bytes") else None,
             "gflops": m["flops"] / 1e9 if m.get("flops") else None,
             "peak_share": 100 * m["gflops_per_s"] / peak if peak and m.get("gflops_per_s") else None}
@@ -109,7 +114,7 @@ def _measurement_row(m: dict, gemm_peak: dict[str, dict[str, float]]) -> dict:
 
 def protocol_rows(protocol: dict) -> list[dict]:
     """One row per (runtime, threads): both models' medians, the speedup, the paper's."""
-    return [{**row, "flag": "noisy" if row.get("noise") else None} for row in protocol["speedups"]]
+    return [flagged(row) for row in protocol["speedups"]]
 
 
 def to_markdown(report: dict) -> str:
@@ -142,16 +147,16 @@ def to_markdown(report: dict) -> str:
             "", f"## Comparison: {comparison['rounds']} interleaved rounds, {comparison['threads'] or 'default'} "
             f"thread(s), each in a fresh process; ratio = latency / {comparison['baseline']}'s, round by round", "",
             markdown_table(["label", "median_ms", "ratio", "ratio_min", "ratio_max", "flag"],
-                           [{**row, "flag": "noisy" if row["noise"] else None} for row in comparison["rows"]],
+                           [flagged(row) for row in comparison["rows"]],
                            ["input", "median ms (of round medians)", "ratio (median)", "min", "max", "noisy"]),
         ]
     columns = [c for c, _ in MEASUREMENT_COLUMNS]
     rows = [_measurement_row(m, report["gemm_peak_gflops"]) for m in report["measurements"]]
     parts += ["", "## Measurements", "", markdown_table(columns, rows, [h for _, h in MEASUREMENT_COLUMNS])]
-    flagged = noisy(report["measurements"])
-    if flagged:
+    noisy_rows = noisy(report["measurements"])
+    if noisy_rows:
         parts += ["", "Noisy rows (the machine was busy or the runs spread; treat them as loose):", ""]
-        parts += [f"- {m['label']}, {m['threads'] or 'default'} thread(s): {'; '.join(m['noise'])}" for m in flagged]
+        parts += [f"- {m['label']}, {m['threads'] or 'default'} thread(s): {'; '.join(m['noise'])}" for m in noisy_rows]
     parts.append("")
     return "\n".join(parts)
 

@@ -50,8 +50,12 @@ def positional_names(count: int, file: str = "the file") -> tuple[str, ...]:
     return CANONICAL[:count]
 
 
+def numbered_outputs(count: int) -> tuple[str, ...]:
+    """Names for the outputs of a file that keeps none: output_0, output_1 ..."""
+    return tuple(f"output_{i}" for i in range(count))
+
+
 def outputs_named(values, names: tuple[str, ...]) -> dict:
-    """Outputs by the names the manifest gave, else output_0, output_1 ... (a foreign file)."""
+    """Outputs by the names the manifest gave, else numbered (a foreign file)."""
     values = list(values)
-    names = names or tuple(f"output_{i}" for i in range(len(values)))
-    return dict(zip(names, values))
+    return dict(zip(names or numbered_outputs(len(values)), values))

@@ -11,7 +11,7 @@ import torch
 
 from pocketbert.errors import first_line
 from pocketbert.quiet import captured_stderr
-from pocketbert.runtime.foreign import positional_names
+from pocketbert.runtime.foreign import numbered_outputs, positional_names
 from pocketbert.runtime.runner import RunnerError
 
 
@@ -44,7 +44,7 @@ class ExecutorchRunner:
         self.shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
         # a foreign .pte: inputs by position, outputs numbered
         self.input_names = tuple(input_names) or positional_names(len(self.shapes), str(path))
-        self.output_names = tuple(output_names) or tuple(f"output_{i}" for i in range(meta.num_outputs()))
+        self.output_names = tuple(output_names) or numbered_outputs(meta.num_outputs())
         if len(self.input_names) != len(self.shapes):
             raise RunnerError(f"{path}: the program takes {len(self.shapes)} inputs, the manifest names {len(self.input_names)}")
         self.threads = bindings._threadpool_get_thread_count()

@@ -70,10 +70,13 @@ def reorder_gelu(graph) -> int:
         half.input[:] = [product, half.input[constant[0]]]
         half.output[:] = [result]
         moves.append((half, outer))
-    for half, outer in moves:  # the 0.5 now reads the outer Mul: it goes right after it
-        nodes = list(graph.node)
-        nodes.remove(half)
-        nodes.insert(nodes.index(outer) + 1, half)
+    if moves:  # each 0.5 now reads its outer Mul: it goes right after it, in one pass
+        after = {id(outer): half for half, outer in moves}
+        moved = {id(half) for half, _ in moves}
+        nodes = []
+        for node in graph.node:
+            if id(node) not in moved:
+                nodes += [node, after[id(node)]] if id(node) in after else [node]
         del graph.node[:]
         graph.node.extend(nodes)
     return len(moves)
