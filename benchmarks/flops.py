@@ -160,6 +160,28 @@ def gemm_peak_gflops(threads: int, size: int = 1024, seconds: float = 1.0) -> di
     return {**rates, "peak": max(rates.values())}
 
 
+def int8_gemm_peak_gops(threads: int, size: int = 1024, seconds: float = 1.0) -> dict[str, float]:
+    """int8 ``size`` x ``size`` matmul throughput (giga integer ops/s, 2 per multiply-add)
+    of the int8 kernels the int8 files run on, and their best as "peak": the ceiling of an
+    int8 file, as ``gemm_peak_gflops`` is of a float one.
+
+    Measured: torch's quantized linear (fbgemm on x86, QNNPACK on ARM: what the TorchScript
+    int8 recipes run) on quint8 activations, and onnxruntime's MatMulInteger (MLAS's u8 x s8
+    kernels, the op of the ONNX dynamic recipes) with constant int8 weights, each without
+    the activation's quantization (a model pays that beside the GEMM). The int8 rate depends
+    on the ISA more than fp32's does (VNNI or ARM's dot product multiply 4x as many pairs per
+    instruction as AVX2), so ``host.isa`` says which kernels ran.
+    """
+    if threads < 1 or size < 1:
+        raise PocketbertError(f"threads and size must be >= 1, got {threads} and {size}")
+    rates = {"torch": _rate(_torch_int8_matmul(threads, size), size, seconds)}
+    try:
+        rates["onnxruntime"] = _rate(_onnxruntime_int8_matmul(threads, size), size, seconds)
+    except ImportError:  # pragma: no cover - onnxruntime is a dependency
+        pass
+    return {**rates, "peak": max(rates.values())}
+
+
 def _rate(matmul, size: int, seconds: float) -> float:
     matmul()  # warm-up: thread pool, packing buffers
     times: list[float] = []
@@ -171,35 +193,79 @@ def _rate(matmul, size: int, seconds: float) -> float:
     return 2.0 * size**3 / statistics.median(times) / 1e9
 
 
-def _torch_matmul(threads: int, size: int):
-    g = torch.Generator().manual_seed(0)
-    a, b, out = torch.randn(size, size, generator=g), torch.randn(size, size, generator=g), torch.empty(size, size)
+def _with_torch_threads(threads: int, call):
+    """``call`` at ``threads`` torch threads, the caller's count restored afterwards."""
 
-    def matmul() -> None:
+    def run() -> None:
         previous = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
             with torch.inference_mode():
-                torch.mm(a, b, out=out)
+                call()
         finally:
             torch.set_num_threads(previous)
 
-    return matmul
+    return run
+
+
+def _torch_matmul(threads: int, size: int):
+    g = torch.Generator().manual_seed(0)
+    a, b, out = torch.randn(size, size, generator=g), torch.randn(size, size, generator=g), torch.empty(size, size)
+    return _with_torch_threads(threads, lambda: torch.mm(a, b, out=out))
+
+
+def _torch_int8_matmul(threads: int, size: int):
+    import warnings
+
+    engines = torch.backends.quantized.supported_engines
+    engine = next(e for e in ("x86", "fbgemm", "qnnpack") if e in engines)
+    g = torch.Generator().manual_seed(0)
+    with warnings.catch_warnings():  # quantized tensors are deprecated, still what the recipes run
+        warnings.simplefilter("ignore")
+        previous, torch.backends.quantized.engine = torch.backends.quantized.engine, engine
+        try:
+            weight = torch.quantize_per_tensor(torch.randn(size, size, generator=g), 0.05, 0, torch.qint8)
+            packed = torch.ops.quantized.linear_prepack(weight, None)
+            x = torch.quantize_per_tensor(torch.rand(size, size, generator=g), 0.01, 0, torch.quint8)
+        finally:
+            torch.backends.quantized.engine = previous
+    return _with_torch_threads(threads, lambda: torch.ops.quantized.linear(x, packed, 0.1, 0))
+
+
+def _onnxruntime_session(graph, threads: int):
+    import onnxruntime as ort
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def _onnxruntime_matmul(threads: int, size: int):
     import numpy as np
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     value = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "abc"]
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm", value[:2], value[2:])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = _onnxruntime_session(graph, threads)
     rng = np.random.default_rng(0)
     feed = {n: rng.standard_normal((size, size), dtype=np.float32) for n in "ab"}
+    return lambda: session.run(None, feed)
+
+
+def _onnxruntime_int8_matmul(threads: int, size: int):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = numpy_helper.from_array(rng.integers(-127, 128, (size, size), dtype=np.int8), "b")
+    a = helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])
+    c = helper.make_tensor_value_info("c", TensorProto.INT32, [size, size])
+    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "gemm", [a], [c],
+                              initializer=[weights])
+    session = _onnxruntime_session(graph, threads)
+    feed = {"a": rng.integers(0, 256, (size, size), dtype=np.uint8)}
     return lambda: session.run(None, feed)
 
 
@@ -213,6 +279,8 @@ def main() -> None:  # pragma: no cover - a table for people, the tests cover th
     for threads in sorted({1, torch.get_num_threads()}):
         rates = gemm_peak_gflops(threads)
         print(f"gemm, {threads} thread(s): " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()) + " GFLOP/s")
+        rates = int8_gemm_peak_gops(threads)
+        print(f"int8 gemm, {threads} thread(s): " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()) + " GOP/s")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,6 +25,7 @@ import numpy as np
 
 from pocketbert.benchmarks import latency, noise
 from pocketbert.benchmarks.results import Measurement
+from pocketbert.runtime.recipe import arithmetic
 from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, full_length_inputs
 from pocketbert.errors import PocketbertError
 
@@ -71,7 +72,7 @@ def describe(path: Path) -> dict:
         config = json.loads((path / "config.json").read_text())
         weights = sum(f.stat().st_size for f in path.glob("*.safetensors")) + sum(f.stat().st_size for f in path.glob("*.bin"))
         return {"format": "pytorch", "runtime": "torch", "architecture": config.get("model_type"),
-                "quantization": None, "file_bytes": weights or None, "file": path}
+                "quantization": None, "arithmetic": "float", "file_bytes": weights or None, "file": path}
     if path.is_file() and not is_artifact(path.parent):
         return _describe_foreign(path)
     artifact = Artifact.open(path if path.is_dir() else path.parent)
@@ -79,9 +80,9 @@ def describe(path: Path) -> dict:
     plugin = format_for_file(file)
     fmt, runtime = plugin.kind_of(file), plugin.runtime
     config = json.loads((artifact.directory / "config.json").read_text())
-    recipe = (artifact.manifest.get("quantization") or {}).get("name")
-    return {"format": fmt, "runtime": runtime, "architecture": config.get("model_type"), "quantization": recipe,
-            "file_bytes": file.stat().st_size, "file": file}
+    recipe = artifact.manifest.get("quantization") or {}
+    return {"format": fmt, "runtime": runtime, "architecture": config.get("model_type"), "quantization": recipe.get("name"),
+            "arithmetic": arithmetic(recipe), "file_bytes": file.stat().st_size, "file": file}
 
 
 def _describe_foreign(path: Path) -> dict:
@@ -175,7 +176,7 @@ def measure_here(path: Path, settings: Settings, label: str | None = None) -> Me
         architecture=info["architecture"], quantization=info["quantization"], file_bytes=info["file_bytes"],
         init_ms=init_ms, first_inference_ms=first_ms, warmup_runs=len(warmup),
         warmup_avg_ms=float(np.mean(warmup)), runs=len(timed), median_ms=float(np.median(timed)),
-        mean_ms=float(timed.mean()), p90_ms=float(np.percentile(timed, 90)), std_ms=float(timed.std()),
+        mean_ms=float(timed.mean()), p90_ms=float(np.percentile(timed, 90)), p10_ms=float(np.percentile(timed, 10)), std_ms=float(timed.std()),
         min_ms=float(timed.min()), max_ms=float(timed.max()), peak_rss_mb=_peak_rss_mb(),
         cv=cv, machine=machine, noise=noise.noise_reasons(machine, cv),
         extra={"rss_before_load_mb": rss_before},
@@ -205,6 +206,7 @@ def annotate(result: Measurement, path: Path) -> Measurement:
     info = describe(path)
     directory = Path(path) if info["format"] == "pytorch" else info["file"].parent
     result.architecture, result.quantization = info["architecture"], info["quantization"]
+    result.arithmetic = info.get("arithmetic")
     if info.get("foreign"):
         result.extra["foreign"] = True  # not exported by pocketbert: no manifest, task or FLOPs of ours
         return result

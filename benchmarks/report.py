@@ -54,12 +54,13 @@ def cpu_isa() -> list[str]:
 
 
 def build_report(measurements: list[dict], protocols: list[dict], gemm_peak: dict[str, dict[str, float]],
-                 comparisons: list[dict] | None = None) -> dict:
+                 comparisons: list[dict] | None = None, int8_gemm_peak: dict[str, dict[str, float]] | None = None) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": host_info(),
         "gemm_peak_gflops": gemm_peak,
+        "int8_gemm_peak_gops": int8_gemm_peak or {},
         "measurements": measurements,
         "protocols": protocols,
         "comparisons": comparisons or [],
@@ -82,7 +83,7 @@ MEASUREMENT_COLUMNS = [
     ("first_inference_ms", "first ms"), ("warmup_avg_ms", "warmup ms"), ("median_ms", "median ms"),
     ("mean_ms", "mean ms"), ("p90_ms", "p90 ms"), ("std_ms", "std ms"), ("min_ms", "min ms"), ("max_ms", "max ms"),
     ("runs", "runs"), ("peak_rss_mb", "peak RSS MB"), ("gflops", "GFLOP"), ("gflops_per_s", "GFLOP/s"),
-    ("peak_share", "% of GEMM peak"), ("flag", "noisy"),
+    ("arithmetic", "GEMM"), ("peak_share", "% of its GEMM peak"), ("flag", "noisy"),
 ]
 
 
@@ -104,8 +105,16 @@ def noise_warning(measurements: list[dict]) -> str | None:
             f"{'; '.join(rows[0]['noise'])}): their numbers and ratios are loose")
 
 
-def _measurement_row(m: dict, gemm_peak: dict[str, dict[str, float]]) -> dict:
-    peak = gemm_peak.get(str(m["threads"]), {}).get("peak")
+def held_to_peak(m: dict, report: dict) -> float | None:
+    """The GEMM peak a measurement is held to, in G(FL)OP/s: the int8 kernels' for a file
+    whose matmuls are int8 (``arithmetic``), the fp32 kernels' otherwise; None when this run
+    measured no such peak at its thread count (a phone, a default thread count)."""
+    peaks = report.get("int8_gemm_peak_gops" if m.get("arithmetic") == "int8" else "gemm_peak_gflops") or {}
+    return peaks.get(str(m["threads"]), {}).get("peak")
+
+
+def _measurement_row(m: dict, report: dict) -> dict:
+    peak = held_to_peak(m, report)
     return {**flagged(m),
             "size_mb": m["file_bytes"] / 1e6 if m.get("file_bytes") else None,
             "gflops": m["flops"] / 1e9 if m.get("flops") else None,
@@ -117,16 +126,22 @@ def protocol_rows(protocol: dict) -> list[dict]:
     return [flagged(row) for row in protocol["speedups"]]
 
 
+def _peaks_text(peaks: dict[str, dict[str, float]]) -> str:
+    return "; ".join(f"{t} thread(s): " + ", ".join(f"{engine} {v:.0f}" for engine, v in rates.items())
+                     for t, rates in peaks.items())
+
+
 def to_markdown(report: dict) -> str:
     host = report["host"]
-    peaks = "; ".join(f"{t} thread(s): " + ", ".join(f"{engine} {v:.0f}" for engine, v in rates.items())
-                      for t, rates in report["gemm_peak_gflops"].items())
+    peaks = _peaks_text(report["gemm_peak_gflops"])
+    int8_peaks = _peaks_text(report.get("int8_gemm_peak_gops") or {})
     parts = [
         "# pocketbert benchmark report",
         "",
         f"{report['created']} on {host['cpu']} ({host['cores']} cores, {host['machine']}, "
         f"{', '.join(host.get('isa') or []) or 'no vector extensions listed'}); fp32 GEMM peak "
-        f"measured in this run (GFLOP/s; '% of GEMM peak' uses the best engine): {peaks or '-'}.",
+        f"measured in this run (GFLOP/s; '% of its GEMM peak' uses the best engine): {peaks or '-'}"
+        + (f"; int8 GEMM peak (GOP/s, the int8 files' ceiling): {int8_peaks}." if int8_peaks else "."),
     ]
     for protocol in report["protocols"]:
         p = protocol["protocol"]
@@ -151,7 +166,7 @@ def to_markdown(report: dict) -> str:
                            ["input", "median ms (of round medians)", "ratio (median)", "min", "max", "noisy"]),
         ]
     columns = [c for c, _ in MEASUREMENT_COLUMNS]
-    rows = [_measurement_row(m, report["gemm_peak_gflops"]) for m in report["measurements"]]
+    rows = [_measurement_row(m, report) for m in report["measurements"]]
     parts += ["", "## Measurements", "", markdown_table(columns, rows, [h for _, h in MEASUREMENT_COLUMNS])]
     noisy_rows = noisy(report["measurements"])
     if noisy_rows:
@@ -179,46 +194,8 @@ def write_reports(report: dict, json_path=None, markdown_path=None, plot_path=No
 
 
 def plot(report: dict, path: Path) -> None:
-    """Left: median latency per input (grouped by threads). Right, with protocols: measured
-    speedup over BERT-base per runtime beside the paper's."""
-    import matplotlib
+    """The PNG: a panel per protocol, one for the other measurements, one per comparison
+    (benchmarks/plot.py draws it)."""
+    from pocketbert.benchmarks.plot import draw
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    protocols = report["protocols"]
-    figure, axes = plt.subplots(1, 2 if protocols else 1, figsize=(13 if protocols else 8, 5), squeeze=False)
-    latency = axes[0][0]
-    measurements = report["measurements"]
-    labels = list(dict.fromkeys(m["label"] for m in measurements))
-    thread_counts = list(dict.fromkeys(m["threads"] for m in measurements))
-    width = 0.8 / max(1, len(thread_counts))
-    for k, threads in enumerate(thread_counts):
-        values = {m["label"]: m["median_ms"] or m["mean_ms"] for m in measurements if m["threads"] == threads}
-        positions = [i + k * width for i in range(len(labels))]
-        latency.bar(positions, [values.get(label, 0) for label in labels], width,
-                    label=f"{threads or 'default'} thread(s)")
-    latency.set_xticks([i + width * (len(thread_counts) - 1) / 2 for i in range(len(labels))])
-    latency.set_xticklabels(labels, rotation=40, ha="right", fontsize=7)
-    latency.set_ylabel("median latency (ms)")
-    latency.set_title("latency per model x runtime")
-    latency.legend(fontsize=7)
-    if protocols:
-        speed = axes[0][1]
-        names, measured, paper = [], [], []
-        for protocol in protocols:
-            for row in protocol["speedups"]:
-                names.append(f"{protocol['protocol']['model']}\n{row['runtime']} {row['threads'] or 'all'}t")
-                measured.append(row["speedup"] or 0)
-                paper.append(row["paper_speedup"])
-        positions = range(len(names))
-        speed.bar([p - 0.2 for p in positions], measured, 0.4, label="measured here")
-        speed.bar([p + 0.2 for p in positions], paper, 0.4, label="paper (phone / CPU)")
-        speed.set_xticks(list(positions))
-        speed.set_xticklabels(names, fontsize=7)
-        speed.set_ylabel("speedup over BERT-base (x)")
-        speed.set_title("measured speedup vs the paper's")
-        speed.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110, format="png")
-    plt.close(figure)
+    draw(report, path)

@@ -23,6 +23,7 @@ class Measurement:
     batch: int
     architecture: str | None = None  # model_type from config.json
     quantization: str | None = None  # recipe name, None for float
+    arithmetic: str | None = None  # "int8" or "float": the GEMM peak the row is held to (runtime/recipe.py)
     file_bytes: int | None = None
     init_ms: float | None = None  # load the file / build the session
     first_inference_ms: float | None = None
@@ -32,6 +33,7 @@ class Measurement:
     median_ms: float | None = None
     mean_ms: float | None = None
     p90_ms: float | None = None
+    p10_ms: float | None = None  # with p90_ms: the spread the report's whiskers draw
     std_ms: float | None = None
     min_ms: float | None = None
     max_ms: float | None = None

@@ -37,6 +37,10 @@ class Recipe:
     description: str = ""
 
     @property
+    def arithmetic(self) -> str:
+        return arithmetic(self.to_dict())
+
+    @property
     def per_token(self) -> bool:
         return self.activation_scale.startswith("per-token")
 
@@ -46,3 +50,14 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "needs_calibration": self.needs_calibration}
+
+
+def arithmetic(recipe: dict | None) -> str:
+    """What the file's matrix products compute in, from a manifest's ``quantization``
+    (``Recipe.to_dict``; None for a float file): "int8" when weights and activations meet
+    in integer kernels (dynamic-range and static recipes), else "float" (float16 and
+    weight-only files widen their weights to float before multiplying). The benchmark report
+    holds a file to the matching GEMM peak."""
+    if recipe and recipe.get("method") in ("dynamic", "static") and recipe.get("weights") in ("int8", "uint8"):
+        return "int8"
+    return "float"

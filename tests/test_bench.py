@@ -60,6 +60,25 @@ def test_bench_inputs_write_json_markdown_and_png(work, tmp_path, capsys):
     assert "mobilebert pytorch" in capsys.readouterr().out
 
 
+def test_int8_file_is_held_to_the_int8_gemm_peak(work, tmp_path):
+    from pocketbert.benchmarks.report import held_to_peak, to_markdown
+    from pocketbert.quantize import quantize_model
+
+    int8 = tmp_path / "int8"
+    quantize_model(work / "mobilebert" / "onnx", "onnx-dynamic-int8", int8)
+    out = tmp_path / "r.json"
+    assert main(["bench", str(work / "mobilebert" / "onnx"), str(int8), "--threads", "1", *FAST, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    float_row, int8_row = report["measurements"]
+    assert (float_row["arithmetic"], int8_row["arithmetic"]) == ("float", "int8")
+    int8_peak, fp32_peak = report["int8_gemm_peak_gops"]["1"], report["gemm_peak_gflops"]["1"]
+    assert set(int8_peak) == {"torch", "onnxruntime", "peak"}
+    assert int8_peak["peak"] > fp32_peak["peak"]  # 4x the products per instruction, even on plain AVX2
+    assert held_to_peak(int8_row, report) == int8_peak["peak"] and held_to_peak(float_row, report) == fp32_peak["peak"]
+    share = 100 * int8_row["gflops_per_s"] / int8_peak["peak"]
+    assert f"| int8 | {share:.4g} |" in to_markdown(report)
+
+
 def test_protocol_measures_the_pair_and_compares_with_the_paper(work, tmp_path):
     work_dir = tmp_path / "w"
     shutil.copytree(work, work_dir)

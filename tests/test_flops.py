@@ -10,7 +10,7 @@ import torch
 from helpers import inputs_for
 from torch.utils.flop_counter import FlopCounterMode
 
-from pocketbert.benchmarks.flops import PARTS, PAPER_GFLOPS, gemm_peak_gflops, model_flops
+from pocketbert.benchmarks.flops import PARTS, PAPER_GFLOPS, gemm_peak_gflops, int8_gemm_peak_gops, model_flops
 from pocketbert.errors import PocketbertError
 from pocketbert.models import registry
 
@@ -196,3 +196,12 @@ def test_gemm_peak_measures_each_engine_and_restores_threads():
     assert all(math.isfinite(v) and v > 0 for v in rates.values())
     assert rates["peak"] == max(rates["torch"], rates["onnxruntime"])
     assert torch.get_num_threads() == before
+
+
+def test_int8_gemm_peak_measures_the_int8_kernels_and_restores_threads_and_engine():
+    threads, engine = torch.get_num_threads(), torch.backends.quantized.engine
+    rates = int8_gemm_peak_gops(threads=1, size=256, seconds=0.05)
+    assert set(rates) == {"torch", "onnxruntime", "peak"}
+    assert all(math.isfinite(v) and v > 0 for v in rates.values())
+    assert rates["peak"] == max(rates["torch"], rates["onnxruntime"])
+    assert (torch.get_num_threads(), torch.backends.quantized.engine) == (threads, engine)

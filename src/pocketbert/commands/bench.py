@@ -69,7 +69,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from pocketbert.benchmarks import protocols as presets
-    from pocketbert.benchmarks.flops import gemm_peak_gflops
+    from pocketbert.benchmarks.flops import gemm_peak_gflops, int8_gemm_peak_gops
     from pocketbert.benchmarks.harness import Settings, available_cores, warn_oversubscribed
     from pocketbert.benchmarks.report import build_report, noise_warning, to_markdown, write_reports
 
@@ -117,12 +117,14 @@ def run_bench(args: argparse.Namespace) -> int:
             measurements += [m for m in result.pop("measurements") if not any(m is seen for seen in measurements)]
             protocol_results.append(result)
         host_threads = sorted({m.threads for m in measurements if m.device == "host" and m.threads})
-        peaks = {}
+        peaks, int8_peaks = {}, {}
         for threads in host_threads:
             status(f"GEMM peak, {threads} thread(s)")
             peaks[str(threads)] = gemm_peak_gflops(threads)
+            if any(m.arithmetic == "int8" for m in measurements):
+                int8_peaks[str(threads)] = int8_gemm_peak_gops(threads)
 
-    report = build_report([m.to_dict() for m in measurements], protocol_results, peaks, comparisons)
+    report = build_report([m.to_dict() for m in measurements], protocol_results, peaks, comparisons, int8_peaks)
     print(to_markdown(report))
     warning = noise_warning(report["measurements"])
     if warning:
