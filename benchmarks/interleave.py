@@ -47,7 +47,8 @@ def combined(rounds: list[Measurement]) -> Measurement:
     if len(known) == len(rounds):  # the host harness's rows (a phone's lack some)
         result = replace(result, min_ms=min(m.min_ms for m in rounds), max_ms=max(m.max_ms for m in rounds),
                          mean_ms=sum(m.mean_ms * m.runs for m in rounds) / max(1, result.runs),
-                         p90_ms=median(m.p90_ms for m in rounds))
+                         p90_ms=median(m.p90_ms for m in rounds),
+                         p10_ms=median(m.p10_ms for m in rounds) if all(m.p10_ms is not None for m in rounds) else None)
     return result.with_flops(result.flops)
 
 

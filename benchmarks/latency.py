@@ -39,6 +39,7 @@ def measure(runner, inputs: dict[str, np.ndarray], warmup: int = 3, runs: int = 
     return {
         "median_ms": float(np.median(values)),
         "p90_ms": float(np.percentile(values, 90)),
+        "p10_ms": float(np.percentile(values, 10)),
         "mean_ms": float(values.mean()),
         "min_ms": float(values.min()),
         "max_ms": float(values.max()),

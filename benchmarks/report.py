@@ -131,6 +131,22 @@ def _peaks_text(peaks: dict[str, dict[str, float]]) -> str:
                      for t, rates in peaks.items())
 
 
+def _score_section(protocol: dict) -> list[str]:
+    """A protocol scored by its own latency statistic (MLPerf's p90), with whether the run
+    met its minimums."""
+    p = protocol["protocol"]
+    rows = [{**flagged(row), "valid": "yes" if row["valid"] else f"no: {row['not_valid_because']}"}
+            for row in protocol.get("scores", [])]
+    return [
+        "", f"## {p['name']}: {p['description']}", "",
+        f"Scored by the {p['statistic']} latency over >= {p['min_queries']} queries and >= {p['min_seconds']:g} s "
+        f"({p['source']}); a run under those minimums is not a valid score.", "",
+        markdown_table(["runtime", "threads", "score_ms", "median_ms", "queries", "seconds", "valid", "flag"], rows,
+                       ["runtime", "threads", f"{p['statistic']} ms", "median ms", "queries", "seconds",
+                        "valid MLPerf run", "noisy"]),
+    ]
+
+
 def to_markdown(report: dict) -> str:
     host = report["host"]
     peaks = _peaks_text(report["gemm_peak_gflops"])
@@ -145,6 +161,9 @@ def to_markdown(report: dict) -> str:
     ]
     for protocol in report["protocols"]:
         p = protocol["protocol"]
+        if p.get("baseline", "bert") is None:
+            parts += _score_section(protocol)
+            continue
         paper = (f"paper: {p['model']} {p['paper_model_ms']:g} ms, BERT-base {p['paper_baseline_ms']:g} ms, "
                  if p["paper_model_ms"] else "paper: ")
         parts += [
