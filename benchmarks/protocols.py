@@ -11,6 +11,12 @@ PyTorch Mobile (TorchScript), seq 128, batch 1, BERT-base 1690 ms, SqueezeBERT 3
 (4.3x); the paper does not state threads: 4 (the Pixel 3's big cores) is assumed.
 DistilBERT (arXiv 1910.01108) Table 3: a batch-1 pass over STS-B dev on CPU, 668 s vs 410 s
 (1.63x); threads and length unstated: all cores and seq 128 are assumed.
+
+Beside the papers, the MLPerf Mobile language task (DESIGN.md): MobileBERT int8 with a
+question-answering head at seq 384 in TFLite, single stream, scored by the 90th percentile
+latency over at least 1024 queries and at least 60 s. It has no BERT-base pair: the score is
+the latency itself, and a run shorter than MLPerf's minimums (``--quick``) says it is not a
+valid one.
 """
 
 from __future__ import annotations
@@ -44,11 +50,28 @@ class Protocol:
     device: str  # the paper's device
     paper_model_ms: float | None
     paper_baseline_ms: float | None
-    paper_speedup: float
+    paper_speedup: float | None
     source: str
+    task: str = TASK
+    recipe: str | None = None  # quantize the export with this recipe first (the task's int8 file)
+    baseline: str | None = BASELINE  # None: no pair, the latency statistic is the score
+    statistic: str = "median"  # what the protocol scores: "median" or "p90"
+    min_queries: int = 0  # timed queries at least (0: --num-runs)
+    min_seconds: float = 0.0  # and at least this long (0: --min-secs)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def runs(self, quick: bool) -> tuple[int, float] | None:
+        """(queries, seconds) the protocol itself requires, cut to QUICK with ``quick``;
+        None when it leaves them to --num-runs and --min-secs."""
+        if not self.min_queries:
+            return None
+        return (min(self.min_queries, QUICK[0]), min(self.min_seconds, QUICK[1])) if quick else (
+            self.min_queries, self.min_seconds)
+
+
+QUICK = (32, 2.0)  # --quick: enough queries for a p90 to exist, not MLPerf's minimums
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -63,6 +86,12 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("distilbert-cpu", "DistilBERT vs BERT-base, PyTorch eager on CPU, batch 1 (paper: a whole "
                  "STS-B dev pass, 410 s vs 668 s)", "distilbert", "pytorch", None, 128, 1, "CPU", None, None,
                  668.0 / 410.0, "DistilBERT, arXiv 1910.01108, Table 3 (threads and length unstated)"),
+        Protocol("mlperf-mobile-language", "MLPerf Mobile language: MobileBERT int8 (TFLite dynamic-range), "
+                 "question answering, seq 384, batch 1, single stream, p90 over >= 1024 queries and >= 60 s",
+                 "mobilebert", "tflite", 4, 384, 1, "phone (MLPerf Mobile)", None, None, None,
+                 "MLPerf Mobile inference rules, language task (SQuAD v1.1; accuracy >= 93% of fp32 F1)",
+                 task="question-answering", recipe="tflite-dynamic-int8", baseline=None, statistic="p90",
+                 min_queries=1024, min_seconds=60.0),
     )
 }
 
@@ -73,62 +102,94 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def model_input(work_dir: Path, arch: str, runtime: str, seq_len: int) -> Path:
+def model_input(work_dir: Path, arch: str, runtime: str, seq_len: int, task: str = TASK,
+                recipe: str | None = None, quantize=None) -> Path:
     """The file (or checkpoint) a protocol measures for ``arch`` in ``runtime``: created and
-    exported under ``work_dir`` on first use (paper-size, random weights: fp32 latency does
-    not depend on the values), reused afterwards.
+    exported under ``work_dir`` on first use (paper-size, random weights: latency does not
+    depend on the values), quantized with ``recipe`` when given (by ``quantize(export_dir,
+    recipe, out_dir, task)``: quantization is a layer above the benchmarks), reused afterwards.
 
-    Layout: work_dir/ARCH/checkpoint, work_dir/ARCH/FORMAT (the main job writes the same)."""
-    from pocketbert.export import ExportOptions, export_model
-    from pocketbert.runtime.artifact import Artifact, is_artifact
-    from pocketbert.models import create_checkpoint
-
+    Layout: work_dir/ARCH/checkpoint, work_dir/ARCH/FORMAT, work_dir/ARCH/RECIPE (the main job
+    writes the same); another task than classification lives in work_dir/ARCH-TASK."""
     runtimes = runtime_files()
     if runtime not in runtimes:
         raise PocketbertError(f"unknown runtime {runtime!r} (known: {', '.join(runtimes)})")
-    checkpoint = work_dir / arch / "checkpoint"
-    if not (checkpoint / "config.json").is_file():
-        create_checkpoint(arch, checkpoint, task=TASK, force=True)
     fmt, file_name = runtimes[runtime]
+    if recipe and (fmt is None or quantize is None):
+        raise PocketbertError(f"recipe {recipe}: needs an exported runtime (not {runtime}) and a quantize function")
+    root = work_dir / (arch if task == TASK else f"{arch}-{task}")
+    checkpoint = root / "checkpoint"
+    if not (checkpoint / "config.json").is_file():
+        from pocketbert.models import create_checkpoint
+
+        create_checkpoint(arch, checkpoint, task=task, force=True)
     if fmt is None:
         return checkpoint
-    export_dir = work_dir / arch / fmt
-    if is_artifact(export_dir):
-        fixed = Artifact.open(export_dir).fixed_sequence_length
-        if fixed not in (None, seq_len):
-            warnings.warn(f"{export_dir} takes {fixed} tokens, not {seq_len}: exporting again", stacklevel=2)
-        else:
-            return export_dir / file_name
-    export_model(checkpoint, TASK, fmt, export_dir, ExportOptions(seq_len=seq_len, static=True), force=True)
+    export_dir = _current_export(root / fmt, seq_len)
+    if export_dir is None:
+        from pocketbert.export import ExportOptions, export_model
+
+        export_dir = root / fmt
+        export_model(checkpoint, task, fmt, export_dir, ExportOptions(seq_len=seq_len, static=True), force=True)
+    if recipe:
+        quantized = _current_export(root / recipe, seq_len)
+        if quantized is None:
+            quantized = root / recipe
+            quantize(export_dir, recipe, quantized, task)
+        export_dir = quantized
     return export_dir / file_name
 
 
-def run_protocol(protocol: Protocol, work_dir: Path, runtimes: list[str], thread_counts: list[int | None],
-                 measure_one, status=lambda text: None, rounds: int = 1) -> dict:
-    """Measure the protocol's model and BERT-base in each runtime at each thread count, the
-    pair in ``rounds`` interleaved rounds (model, BERT-base, model, ...).
+def _current_export(export_dir: Path, seq_len: int) -> Path | None:
+    """``export_dir`` when it is an export at ``seq_len`` (or of any length), else None."""
+    from pocketbert.runtime.artifact import Artifact, is_artifact
 
-    ``measure_one(path, threads, seq_len, batch, label) -> Measurement`` does the timing (on
-    this host, or on a phone over adb); ``status`` hears what is being prepared/measured."""
+    if not is_artifact(export_dir):
+        return None
+    fixed = Artifact.open(export_dir).fixed_sequence_length
+    if fixed not in (None, seq_len):
+        warnings.warn(f"{export_dir} takes {fixed} tokens, not {seq_len}: exporting again", stacklevel=2)
+        return None
+    return export_dir
+
+
+def run_protocol(protocol: Protocol, work_dir: Path, runtimes: list[str], thread_counts: list[int | None],
+                 measure_one, status=lambda text: None, rounds: int = 1, quantize=None, quick: bool = False) -> dict:
+    """Measure the protocol's model and BERT-base in each runtime at each thread count, the
+    pair in ``rounds`` interleaved rounds (model, BERT-base, model, ...); a protocol without
+    a baseline is scored by its own statistic (``scores``) instead of ``speedups``.
+
+    ``measure_one(path, threads, seq_len, batch, label[, runs=(queries, seconds)]) ->
+    Measurement`` does the timing (on this host, or on a phone over adb); ``runs`` is passed
+    only when the protocol fixes them. ``status`` hears what is being prepared/measured;
+    ``quantize`` makes the int8 file of a protocol with a recipe (``model_input``)."""
     from pocketbert.benchmarks.interleave import central, combined, interleaved
 
-    measurements, speedups = [], []
+    runs = protocol.runs(quick)
+    measure = (lambda *job: measure_one(*job, runs=runs)) if runs else measure_one
+    archs = (protocol.model,) if protocol.baseline is None else (protocol.model, protocol.baseline)
+    measurements, speedups, scores = [], [], []
     for runtime in runtimes:
         paths = {}
-        for arch in (protocol.model, BASELINE):
+        for arch in archs:
             status(f"{protocol.name}: preparing {arch} for {runtime}")
-            paths[arch] = model_input(work_dir, arch, runtime, protocol.seq_len)
+            paths[arch] = model_input(work_dir, arch, runtime, protocol.seq_len, protocol.task,
+                                      protocol.recipe if arch == protocol.model else None, quantize)
         for threads in thread_counts:
-            medians, noise = {}, []
+            results, noise = {}, []
             status(f"{protocol.name}: {runtime}, {threads} thread(s)")
-            jobs = [(path, threads, protocol.seq_len, protocol.batch, f"{arch} {runtime}") for arch, path in paths.items()]
-            for arch, rounds_of_arch in zip(paths, interleaved(measure_one, jobs, rounds, status)):
+            jobs = [(path, threads, protocol.seq_len, protocol.batch, _label(protocol, arch, runtime))
+                    for arch, path in paths.items()]
+            for arch, rounds_of_arch in zip(paths, interleaved(measure, jobs, rounds, status)):
                 result = combined(rounds_of_arch)
                 result.extra.setdefault("protocols", []).append(protocol.name)  # BERT-base serves several
                 measurements.append(result)
-                medians[arch] = central(result)
+                results[arch] = rounds_of_arch
                 noise += [f"{arch}: {reason}" for reason in result.noise]
-            model_ms, baseline_ms = medians[protocol.model], medians[BASELINE]
+            if protocol.baseline is None:
+                scores.append(_score(protocol, runtime, threads, results[protocol.model], quick, noise))
+                continue
+            model_ms, baseline_ms = (central(combined(results[a])) for a in (protocol.model, protocol.baseline))
             speedup = baseline_ms / model_ms if model_ms else None
             speedups.append({
                 "runtime": runtime, "threads": threads, "model_ms": model_ms, "baseline_ms": baseline_ms,
@@ -136,4 +197,36 @@ def run_protocol(protocol: Protocol, work_dir: Path, runtimes: list[str], thread
                 "ratio_to_paper": speedup / protocol.paper_speedup if speedup else None,
                 "paper_runtime": runtime == protocol.runtime, "noise": noise,
             })
-    return {"protocol": protocol.to_dict(), "speedups": speedups, "measurements": measurements}
+    return {"protocol": protocol.to_dict(), "speedups": speedups, "scores": scores, "measurements": measurements}
+
+
+def _label(protocol: Protocol, arch: str, runtime: str) -> str:
+    recipe = protocol.recipe if arch == protocol.model else None
+    return f"{arch} {runtime}" + (f" {recipe}" if recipe else "") + (f" {protocol.task}" if protocol.task != TASK else "")
+
+
+def _score(protocol: Protocol, runtime: str, threads, rounds_of_model: list, quick: bool, noise: list[str]) -> dict:
+    """The protocol's statistic over the model's rounds (the median of the rounds' values),
+    and whether every round met the protocol's minimums (MLPerf: a shorter run is invalid)."""
+    from statistics import median
+
+    from pocketbert.benchmarks.interleave import combined
+
+    values = [getattr(m, f"{protocol.statistic}_ms") for m in rounds_of_model]
+    queries = min(m.runs for m in rounds_of_model)
+    seconds = min(m.runs * m.mean_ms / 1e3 for m in rounds_of_model if m.mean_ms is not None) if all(
+        m.mean_ms is not None for m in rounds_of_model) else None
+    short = []
+    if queries < protocol.min_queries:
+        short.append(f"{queries} queries < {protocol.min_queries}")
+    if seconds is None or seconds < protocol.min_seconds:
+        short.append(f"{seconds or 0:.1f} s < {protocol.min_seconds:g} s")
+    if protocol.statistic == "p90" and any(v is None for v in values):
+        short.append("the tool printed no p90")
+    return {
+        "runtime": runtime, "threads": threads, "statistic": protocol.statistic,
+        "score_ms": median(values) if all(v is not None for v in values) else None,
+        "median_ms": combined(rounds_of_model).median_ms, "queries": queries, "seconds": seconds,
+        "valid": not short, "not_valid_because": ("--quick: " if quick else "") + "; ".join(short) if short else None,
+        "paper_runtime": runtime == protocol.runtime, "noise": noise,
+    }

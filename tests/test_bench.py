@@ -102,6 +102,54 @@ def test_protocol_measures_the_pair_and_compares_with_the_paper(work, tmp_path):
     assert [r["paper_runtime"] for r in rows] == [True, True, False, False]
 
 
+def test_mlperf_protocol_passes_its_minimums_and_scores_the_p90(tmp_path):
+    """MLPerf Mobile's language task: the QA model quantized to int8, >= 1024 queries and
+    >= 60 s handed to the timing, the p90 as the score, and a short run called invalid."""
+    protocol = PROTOCOLS["mlperf-mobile-language"]
+    assert (protocol.model, protocol.task, protocol.seq_len, protocol.statistic) == (
+        "mobilebert", "question-answering", 384, "p90")
+    assert protocol.runs(quick=False) == (1024, 60.0) and protocol.runs(quick=True)[0] < 1024
+    create_checkpoint("mobilebert", tmp_path / "mobilebert-question-answering" / "checkpoint",
+                      task="question-answering", layers=2, seed=1)
+    calls, quantized = [], []
+
+    def fake_measure(path, threads, seq_len, batch, label, runs=None):
+        calls.append((path, seq_len, label, runs))
+        return measure(path, Settings(threads=threads, seq_len=seq_len, num_runs=max(2, runs[0] // 100), min_secs=0), label)
+
+    def quantize(export_dir, recipe, out_dir, task):
+        from pocketbert.quantize import quantize_model
+
+        quantized.append((export_dir.name, recipe, task))
+        quantize_model(export_dir, recipe, out_dir, task=task, eval_texts=["a short text."])
+
+    result = run_protocol(protocol, tmp_path, ["tflite"], [1], fake_measure, quantize=quantize)
+    assert quantized == [("tflite", "tflite-dynamic-int8", "question-answering")]
+    ((path, seq_len, label, runs),) = calls  # no BERT-base: the score is the latency itself
+    assert path == tmp_path / "mobilebert-question-answering" / "tflite-dynamic-int8" / "model.tflite"
+    assert (seq_len, runs, label) == (384, (1024, 60.0), "mobilebert tflite tflite-dynamic-int8 question-answering")
+    (measured,) = result["measurements"]
+    assert measured.quantization == "tflite-dynamic-int8" and measured.arithmetic == "int8" and measured.seq_len == 384
+    (score,) = result["scores"]
+    assert result["speedups"] == [] and score["score_ms"] == measured.p90_ms and score["queries"] == measured.runs
+    assert score["valid"] is False and "queries < 1024" in score["not_valid_because"]
+    again = run_protocol(protocol, tmp_path, ["tflite"], [1], fake_measure, quantize=quantize, quick=True)
+    assert len(quantized) == 1 and calls[-1][3] == protocol.runs(quick=True)  # the int8 file is reused
+    assert again["scores"][0]["not_valid_because"].startswith("--quick: ")
+
+
+def test_cli_mlperf_quick_prints_the_score_and_says_it_is_not_valid(tmp_path, capsys):
+    create_checkpoint("mobilebert", tmp_path / "mobilebert-question-answering" / "checkpoint",
+                      task="question-answering", layers=2, seed=1)
+    code = main(["bench", "--protocol", "mlperf-mobile-language", "--quick", "--threads", "1",
+                 "--work-dir", str(tmp_path), "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")])
+    assert code == 0, capsys.readouterr().err
+    (score,) = json.loads((tmp_path / "r.json").read_text())["protocols"][0]["scores"]
+    assert score["statistic"] == "p90" and score["score_ms"] > 0 and not score["valid"]
+    out = capsys.readouterr().out
+    assert "## mlperf-mobile-language" in out and "| no: --quick: " in out
+
+
 @pytest.mark.parametrize("args, message", [
     ([], "give INPUT files to measure, --compare A B, or --protocol"),
     (["no/such/dir"], "no/such/dir: no such file or directory"),

@@ -27,7 +27,8 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         "benchmark_model: init, first inference, warm-up, then timed runs (>= --num-runs and >= --min-secs); "
         "median, mean, p90, std, min, max, peak RSS, analytic GFLOP/s against a GEMM peak measured in the "
         "same run. --protocol runs a paper's preset (model vs BERT-base; created and exported under "
-        "--work-dir when missing) and puts the paper's numbers beside the measured ones.",
+        "--work-dir when missing) and puts the paper's numbers beside the measured ones, or MLPerf Mobile's "
+        "language task (MobileBERT int8, QA, seq 384, p90 latency).",
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT")
     p.add_argument("--compare", nargs="+", metavar="INPUT",
@@ -41,6 +42,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                    help="interleaved rounds of --compare (default 3) and of each protocol's pair (default 1)")
     p.add_argument("--protocol", nargs="+", choices=[*PROTOCOLS, "all"], metavar="NAME",
                    help="one or more of: %(choices)s")
+    p.add_argument("--quick", action="store_true",
+                   help="protocols that fix their own query count and duration (MLPerf: >= 1024 queries, >= 60 s): "
+                        "run only a few queries, and say the score is not a valid run")
     p.add_argument("--work-dir", default="out/models", metavar="DIR",
                    help="protocols: where the paper-size checkpoints and exports live (default: %(default)s)")
     p.add_argument("--runtimes", nargs="+", choices=list(runtime_files()), metavar="RUNTIME",
@@ -113,7 +117,7 @@ def run_bench(args: argparse.Namespace) -> int:
         for protocol in chosen:
             threads = args.threads or [protocol.threads or available_cores()]
             result = presets.run_protocol(protocol, Path(args.work_dir), args.runtimes or [protocol.runtime],
-                                          threads, measure_one, status, protocol_rounds)
+                                          threads, measure_one, status, protocol_rounds, _quantize, args.quick)
             measurements += [m for m in result.pop("measurements") if not any(m is seen for seen in measurements)]
             protocol_results.append(result)
         host_threads = sorted({m.threads for m in measurements if m.device == "host" and m.threads})
@@ -151,16 +155,23 @@ def _compare(measure_one, inputs: list[str], threads, base, rounds: int, status)
 
 
 def _measured_once(measure_one):
-    """Protocols share BERT-base: measure each (file, threads, seq len, batch) once per run."""
+    """Protocols share BERT-base: measure each (file, threads, seq len, batch, runs) once per run."""
     done = {}
 
-    def cached(path, threads, seq_len, batch, label):
-        key = (str(Path(path).resolve()), threads, seq_len, batch)
+    def cached(path, threads, seq_len, batch, label, runs=None):
+        key = (str(Path(path).resolve()), threads, seq_len, batch, runs)
         if key not in done:
-            done[key] = measure_one(path, threads, seq_len, batch, label)
+            done[key] = measure_one(path, threads, seq_len, batch, label, runs=runs)
         return done[key]
 
     return cached
+
+
+def _quantize(export_dir: Path, recipe: str, out_dir: Path, task: str) -> None:
+    """A protocol's int8 file, made the way `pocketbert quantize` makes it."""
+    from pocketbert.quantize import quantize_model
+
+    quantize_model(export_dir, recipe, out_dir, task=task, force=True)
 
 
 def _measure_function(args: argparse.Namespace):
@@ -176,8 +187,10 @@ def _measure_function(args: argparse.Namespace):
 
         lengths = {}
 
-        def on_host(path, threads, seq_len, batch, label):
+        def on_host(path, threads, seq_len, batch, label, runs=None):
             settings = replace(base, threads=threads, seq_len=seq_len, batch=batch)
+            if runs:  # the protocol's own minimums (MLPerf's 1024 queries and 60 s)
+                settings = replace(settings, num_runs=runs[0], min_secs=runs[1])
             if args.lengths:
                 if path not in lengths:
                     lengths[path] = query_lengths(Path(path), None if args.lengths == "corpus" else args.lengths)
@@ -198,11 +211,12 @@ def _measure_function(args: argparse.Namespace):
     from pocketbert.benchmarks.device import run_benchmark_model
     from pocketbert.benchmarks.harness import annotate
 
-    def on_device(path, threads, seq_len, batch, label):
+    def on_device(path, threads, seq_len, batch, label, runs=None):
         if Path(path).suffix != ".tflite":
             raise PocketbertError(f"{path}: --device adb runs .tflite files (benchmark_model is LiteRT's tool)")
+        num_runs, min_secs = runs or (base.num_runs, base.min_secs)
         result = run_benchmark_model(Path(path), Path(args.benchmark_model), serial or None, threads or 4,
-                                     base.warmup_runs, base.num_runs, base.min_secs, taskset_mask=args.taskset)
+                                     base.warmup_runs, num_runs, min_secs, taskset_mask=args.taskset)
         result.label = label or result.label
         return annotate(result, Path(path))
 
