@@ -2,6 +2,7 @@ package dev.pocketbert.demo
 
 import android.os.Build
 import android.util.Log
+import org.json.JSONArray
 import org.json.JSONObject
 
 /**
@@ -10,6 +11,9 @@ import org.json.JSONObject
  * median and p90, on whichever LiteRT backend the model opened (its `backend` field). The
  * result is logged as one JSON line under [TAG], which
  * `adb logcat -s PocketBertBench` (and `pocketbert bench --device adb`) collects.
+ * `seq_len` is the length that ran: the file's static length (as the paper's seq 128 when
+ * exported so), or for a bucketed file the bucket the sentence picked, named in `bucket`
+ * ("seq_16") beside its real `tokens` and the file's `buckets`.
  */
 object Benchmark {
     const val TAG = "PocketBertBench"
@@ -18,7 +22,8 @@ object Benchmark {
 
     fun run(model: BertModel, warmupRuns: Int = 10, numRuns: Int = 50, minSeconds: Double = 1.0): JSONObject {
         val encoding = model.encode("The capital of France is [MASK].")
-        val first = model.run(encoding).millis
+        val firstRun = model.run(encoding)
+        val first = firstRun.millis
         repeat(warmupRuns) { model.run(encoding) }
         val times = mutableListOf<Double>()
         val start = System.nanoTime()
@@ -32,8 +37,11 @@ object Benchmark {
             .put("task", model.task)
             .put("backend", model.backendName)
             .put("threads", model.threads)
-            .put("seq_len", model.sequenceLength)
-            .put("batch", 1)
+            .put("seq_len", firstRun.sequenceLength)
+        if (firstRun.signature != null) {  // absent for a single-length file: its line reads as before
+            line.put("bucket", firstRun.signature).put("tokens", firstRun.tokens).put("buckets", JSONArray(model.buckets.toList()))
+        }
+        line.put("batch", 1)
             .put("warmup_runs", warmupRuns)
             .put("num_runs", times.size)
             .put("init_ms", model.initMillis)

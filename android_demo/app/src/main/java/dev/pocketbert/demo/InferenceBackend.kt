@@ -12,13 +12,14 @@ enum class AcceleratorChoice { CPU, GPU }
 
 /**
  * One way of running the .tflite: int32 inputs by signature input name in, float outputs by
- * signature output name out (flattened, row-major), with the time the runtime took.
- * [name] says what runs it ("LiteRT CompiledModel GPU", "LiteRT Interpreter XNNPACK"), for
- * the screens and the benchmark line.
+ * signature output name out (flattened, row-major, at the [ModelSignature]'s length), with the
+ * time the runtime took. [run] takes the signature [BertModel] picked (a bucket, or the file's
+ * only one); the backend does not choose. [name] says what runs it ("LiteRT CompiledModel GPU",
+ * "LiteRT Interpreter XNNPACK"), for the screens and the benchmark line.
  */
 interface InferenceBackend : AutoCloseable {
     val name: String
-    fun run(inputs: Map<String, IntArray>): Result
+    fun run(signature: ModelSignature, inputs: Map<String, IntArray>): Result
 }
 
 /** A backend and how long opening it took (failed attempts before it are not counted). */
@@ -39,13 +40,13 @@ object Backends {
         threads: Int,
         useXnnpack: Boolean,
         inputNames: List<String>,
-        outputShapes: Map<String, IntArray>,
+        signatures: List<ModelSignature>,
     ): OpenedBackend {
         val accelerators = if (choice == AcceleratorChoice.GPU) listOf(Accelerator.GPU, Accelerator.CPU) else listOf(Accelerator.CPU)
         for (accelerator in accelerators) {
             val start = System.nanoTime()
             try {
-                val backend = CompiledBackend.open(context.assets, MODEL_ASSET, accelerator, threads, inputNames, outputShapes.keys.toList())
+                val backend = CompiledBackend.open(context.assets, MODEL_ASSET, accelerator, threads, inputNames, signatures)
                 return OpenedBackend(backend, millisSince(start))
             } catch (e: Throwable) {
                 if (e is VirtualMachineError) throw e
@@ -54,7 +55,7 @@ object Backends {
             }
         }
         val start = System.nanoTime()
-        val backend = InterpreterBackend(mapModel(context), threads, useXnnpack, outputShapes)
+        val backend = InterpreterBackend(mapModel(context), threads, useXnnpack)
         return OpenedBackend(backend, millisSince(start))
     }
 

@@ -67,24 +67,25 @@ class MainActivity : AppCompatActivity() {
     }
 
     private fun fillMask(model: BertModel, text: String): String {
-        val (answers, millis) = model.fillMask(text)
+        val (answers, result) = model.fillMask(text)
         if (answers.isEmpty()) return "no [MASK] in the text"
         return answers.joinToString("\n\n") { mask ->
             mask.joinToString("\n") { (token, p) -> "%.4f  %s".format(p, token) }
-        } + "\n\n%.1f ms".format(millis)
+        } + "\n\n%.1f ms".format(result.millis) + result.bucketNote
     }
 
     private fun classify(model: BertModel, text: String): String {
-        val (ranked, millis) = model.classify(text)
-        return ranked.joinToString("\n") { (label, p) -> "%.4f  %s".format(p, label) } + "\n\n%.1f ms".format(millis)
+        val (ranked, result) = model.classify(text)
+        return ranked.joinToString("\n") { (label, p) -> "%.4f  %s".format(p, label) } + "\n\n%.1f ms".format(result.millis) +
+            result.bucketNote
     }
 
     private fun search(model: BertModel, text: String): String {
         val lines = text.lines().map { it.trim() }.filter { it.isNotEmpty() }
         if (lines.size < 2) return "write the query on the first line and at least one document below it"
-        val (ranked, millis) = model.search(lines.first(), lines.drop(1))
+        val (ranked, runs) = model.search(lines.first(), lines.drop(1))
         return ranked.joinToString("\n") { (document, cosine) -> "%.4f  %s".format(cosine, document) } +
-            "\n\n%d texts embedded in %.1f ms".format(lines.size, millis)
+            "\n\n%d texts embedded in %.1f ms".format(lines.size, runs.sumOf { it.millis }) + Result.bucketsNote(runs)
     }
 
     override fun onDestroy() {
