@@ -43,15 +43,22 @@ class ParityError(PocketbertError):
 
 @dataclass
 class Target:
-    """One model file of an artifact."""
+    """One model file of an artifact, or a file pocketbert did not export (``foreign``)."""
 
-    artifact: object  # export.artifact.Artifact
+    artifact: object | None  # export.artifact.Artifact; None for a foreign file
     role: str
     path: Path
+    # a foreign file has no manifest: what parity needs of one, {"format", "task"}, is taken
+    # from its suffix and from the checkpoint it is checked against
+    foreign: dict | None = None
 
     @property
     def manifest(self) -> dict:
-        return self.artifact.manifest
+        return self.artifact.manifest if self.artifact is not None else self.foreign
+
+    @property
+    def directory(self) -> Path:
+        return self.artifact.directory if self.artifact is not None else self.path.parent
 
 
 # ---- arguments ----------------------------------------------------------------------------------------
@@ -64,8 +71,10 @@ def check_thresholds(max_abs=None, min_top1=None, max_metric_drop=None) -> None:
         raise ParityError(f"--max-metric-drop must be >= 0 (points), got {max_metric_drop:g}")
 
 
-def resolve_targets(path: str | Path) -> list[Target]:
-    """The model files an argument names, each checked against its manifest's sha256."""
+def resolve_targets(path: str | Path, model_dir=None, task: str | None = None) -> list[Target]:
+    """The model files an argument names, each checked against its manifest's sha256; a
+    model file outside any export (Optimum's .onnx, litert-torch's .tflite) is checked
+    against ``model_dir`` for ``task`` (default: the checkpoint's own head)."""
     from pocketbert.runtime.artifact import Artifact, is_artifact
 
     path = Path(path)
@@ -76,7 +85,7 @@ def resolve_targets(path: str | Path) -> list[Target]:
         roles = list(artifact.manifest["files"])
     else:
         if not is_artifact(path.parent):
-            raise ParityError(f"{path}: not inside an export artifact (no manifest.json beside it)")
+            return [_foreign_target(path, model_dir, task)]
         artifact = Artifact.open(path.parent)
         roles = [r for r, entry in artifact.manifest["files"].items() if entry.get("path") == path.name]
         if not roles:
@@ -84,6 +93,18 @@ def resolve_targets(path: str | Path) -> list[Target]:
     if not roles:
         raise ParityError(f"{path}: its manifest lists no model files")
     return [Target(artifact, role, artifact.model_path(role)) for role in roles]
+
+
+def _foreign_target(path: Path, model_dir, task: str | None) -> Target:
+    from pocketbert.formats import format_for_file
+    from pocketbert.models.checkpoint import resolve
+    from pocketbert.models.configs import load_config
+    from pocketbert.models.registry import class_for_config
+
+    plugin = format_for_file(path)  # an unknown suffix: one line naming the known ones
+    if task is None:
+        task = class_for_config(load_config(resolve(model_dir))).task
+    return Target(None, "model", path, foreign={"format": plugin.kind_of(path), "task": task, "foreign": True})
 
 
 def load_reference(model_dir, task: str):
@@ -115,8 +136,10 @@ def check_same_model(target: Target, model_dir) -> None:
 
     if is_artifact(model_dir):
         raise ParityError(f"{model_dir}: an export artifact; MODEL is the PyTorch checkpoint it was exported from")
+    if target.artifact is None and not (target.directory / "config.json").is_file():
+        return  # a foreign file alone: its outputs show whether it is this model
     ours = load_config(resolve(model_dir))
-    theirs = load_config(target.artifact.directory)
+    theirs = load_config(target.directory)
     if theirs.model_type != ours.model_type:
         raise ParityError(f"{target.artifact.directory} is a {theirs.model_type} export; "
                           f"{model_dir} is a {ours.model_type} checkpoint")
@@ -125,13 +148,18 @@ def check_same_model(target: Target, model_dir) -> None:
                           f"{model_dir} has {ours.vocab_size}")
 
 
-def spec_for(target: Target, model, seq_len: int | None):
-    """The ExportSpec of the file: as exported, or (dynamic files) at ``seq_len`` when given."""
+def spec_for(target: Target, model, seq_len: int | None, runner=None):
+    """The ExportSpec of the file: as exported, or (dynamic files) at ``seq_len`` when given;
+    a foreign file's from the model and the file's own static length (batch 1 then)."""
     import dataclasses
 
-    from pocketbert.runtime.spec import MIN_SEQUENCE
+    from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, MIN_SEQUENCE, ExportSpec
 
-    spec = target.artifact.spec()
+    if target.artifact is None:
+        fixed = runner.fixed_sequence_length
+        spec = ExportSpec.for_model(model, sequence=fixed or DEFAULT_SEQUENCE_LENGTH, static=fixed is not None)
+    else:
+        spec = target.artifact.spec()
     if spec.static or seq_len is None:
         return spec
     if not MIN_SEQUENCE <= seq_len <= spec.max_sequence:
@@ -217,7 +245,7 @@ def _tokenizer_dir(target: Target, model_dir) -> Path:
     from pocketbert.models.checkpoint import resolve
 
     if target.manifest.get("tokenizer_files"):
-        return target.artifact.directory
+        return target.directory
     return resolve(model_dir)  # an artifact exported without tokenizer files: the checkpoint's
 
 
@@ -301,16 +329,23 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
     """Figures for one model file (no thresholds applied; structural failures listed)."""
     from pocketbert.formats import runner_for_file
     from pocketbert.export.validate import ValidationError, agreement
+    from pocketbert.models.checkpoint import resolve
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer
 
     model = reference.model
-    spec = spec_for(target, model, seq_len)
-    runner = runner_for_file(target.path, target.manifest)
+    if target.artifact is None:
+        from pocketbert.formats import open_foreign
+        from pocketbert.runtime.foreign import AsCanonical
+
+        runner = AsCanonical(open_foreign(target.path), tuple(model.output_names), str(target.path))
+    else:
+        runner = runner_for_file(target.path, target.manifest)
+    spec = spec_for(target, model, seq_len, runner)
     guarded = _Guarded(runner, target.path.name)
     quantization = target.manifest.get("quantization")
     entry = {
-        "artifact": str(target.artifact.directory),
+        "artifact": str(target.directory),
         "file": str(target.path),
         "role": target.role,
         "format": target.manifest["format"],
@@ -340,7 +375,7 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
     except ValidationError as exc:
         entry["failures"].append(f"real text: {' '.join(str(exc).split())}")
     if data is not None and not entry["failures"]:
-        config = load_config(target.artifact.directory)
+        config = load_config(target.directory if target.artifact is not None else resolve(model_dir))
         try:
             entry["eval"] = evaluate(target, guarded, reference, tokenizer, config, data,
                                      eval_cache if eval_cache is not None else {})
@@ -351,8 +386,9 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
 
 def parity(model_dir, artifacts, eval_data=None, max_abs=None, min_top1=None, seq_len=None,
            max_metric_drop=None, sentences: int = SENTENCES, min_cosine=None, min_agreement=None,
-           min_nn=None) -> dict:
-    """Check every model file of ``artifacts`` against the checkpoint ``model_dir``.
+           min_nn=None, task: str | None = None) -> dict:
+    """Check every model file of ``artifacts`` against the checkpoint ``model_dir`` (files
+    pocketbert did not export too: for ``task``, default the checkpoint's head).
 
     Returns {"model", "thresholds", "eval_data", "artifacts": [entry per file], "passed"};
     each entry has per-output figures under "random" and "sentences", task metrics under
@@ -373,7 +409,7 @@ def parity(model_dir, artifacts, eval_data=None, max_abs=None, min_top1=None, se
     if max_metric_drop is not None and eval_data is None:
         raise ParityError("--max-metric-drop needs --eval-data")
     data = read_eval_data(eval_data) if eval_data is not None else None
-    targets = [target for path in artifacts for target in resolve_targets(path)]
+    targets = [target for path in artifacts for target in resolve_targets(path, model_dir, task)]
     for target in targets:
         check_same_model(target, model_dir)
         if data is not None:

@@ -62,6 +62,13 @@ class Protocol:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def runtimes_for(self, requested: list[str] | None) -> list[str]:
+        """The runtimes to measure: ``requested`` (--runtimes), else the paper's; a protocol
+        with a recipe has one file, its runtime's, and ignores the others."""
+        if self.recipe or not requested:
+            return [self.runtime]
+        return requested
+
     def runs(self, quick: bool) -> tuple[int, float] | None:
         """(queries, seconds) the protocol itself requires, cut to QUICK with ``quick``;
         None when it leaves them to --num-runs and --min-secs."""

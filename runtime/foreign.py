@@ -59,3 +59,33 @@ def outputs_named(values, names: tuple[str, ...]) -> dict:
     """Outputs by the names the manifest gave, else numbered (a foreign file)."""
     values = list(values)
     return dict(zip(names or numbered_outputs(len(values)), values))
+
+
+class AsCanonical:
+    """A foreign file's runner that takes and gives what ours do: inputs by their canonical
+    names (``CANONICAL``), outputs by ``output_names`` (the reference's). The file's outputs
+    are matched by name when it has every one, else by position when it has as many (Optimum
+    keeps ``logits``; a file without names gives output_0 ...); an input the file takes but
+    the model does not (token types of a DistilBERT) is fed zeros."""
+
+    def __init__(self, runner, output_names: tuple[str, ...], file: str = "the file"):
+        self.runner, self.output_names, self.file = runner, tuple(output_names), file
+        self.roles = input_roles(runner.input_names, file)
+        found = tuple(runner.output_names)
+        if set(self.output_names) <= set(found):
+            self.taken = self.output_names
+        elif len(found) == len(self.output_names):
+            self.taken = found
+        else:
+            raise RunnerError(f"{file} gives {len(found)} outputs ({', '.join(found)}); the model gives "
+                              f"{len(self.output_names)} ({', '.join(self.output_names)}): not the same task")
+        self.input_names = tuple(role for role in CANONICAL if role in self.roles.values())
+        self.fixed_sequence_length = runner.fixed_sequence_length
+
+    def __call__(self, inputs: dict) -> dict:
+        import numpy as np
+
+        ids = inputs["input_ids"]
+        fed = {name: inputs[role] if role in inputs else np.zeros_like(ids) for name, role in self.roles.items()}
+        got = self.runner(fed)
+        return {ours: got[theirs] for ours, theirs in zip(self.output_names, self.taken)}

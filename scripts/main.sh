@@ -4,7 +4,8 @@
 # classification head: "classify a text snippet", as the papers timed), export each to
 # ONNX, TorchScript (.pt/.ptl) and TFLite (seq 128) with validation plus the default int8
 # file (LiteRT dynamic-range int8, the fastest measured), classify a sentence with it,
-# check parity of every file, and run the three paper protocols on this machine
+# check parity of every file, and run the three paper protocols and MLPerf Mobile's language
+# task (MobileBERT int8, QA, seq 384, p90 over >= 1024 queries and >= 60 s) on this machine
 # (1 and 2 threads, every runtime). Report: out/report/bench.{md,json,png} + parity-*.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -101,6 +101,26 @@ def test_a_renamed_reordered_onnx_gets_the_right_inputs(exports, tmp_path):
     assert np.abs(next(iter(theirs(swapped).values())) - expected).max() > 1e-3
 
 
+def test_parity_checks_foreign_files_against_the_checkpoint(exports, tmp_path):
+    """A renamed, reordered ONNX and loose .tflite/.pte copies match their checkpoint on
+    random ids and real sentences; the same files against another checkpoint of the same
+    architecture fail (exit 1), so the check can fail."""
+    root, files = exports
+    renamed = renamed_onnx(root / "onnx" / "model.onnx", tmp_path / "other.onnx")
+    out = tmp_path / "p.json"
+    done = pocketbert("parity", root / "ckpt", renamed, files["tflite"], files["executorch"], "--max-abs", "1e-4",
+                      "--json", out)
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(out.read_text())["artifacts"]
+    assert [e["format"] for e in entries] == ["onnx", "tflite", "executorch"]
+    for entry in entries:
+        assert entry["task"] == "text-classification" and entry["fixed_sequence_length"] == SEQ
+        assert entry["sentences"]["logits"]["max_abs_diff"] < 1e-4 and entry["quality"]["label_agreement"] == 1.0
+    create_checkpoint("mobilebert", tmp_path / "another", task="text-classification", layers=2, seed=4)
+    done = pocketbert("parity", tmp_path / "another", renamed, "--max-abs", "1e-4")
+    assert done.returncode == 1 and "FAIL" in done.stdout and "Traceback" not in done.stderr
+
+
 def test_bench_measures_foreign_files_of_every_format(exports, tmp_path):
     root, files = exports
     out = tmp_path / "r.json"

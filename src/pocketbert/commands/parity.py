@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pocketbert.commands.common import at_least, fraction, non_negative, output_file
+from pocketbert.commands.common import at_least, fraction, non_negative, output_file, task_names
 
 EXIT_PARITY_FAILED = 1
 
@@ -41,7 +41,11 @@ def add_parity(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", metavar="MODEL", help="checkpoint directory (or hub id) the artifacts were exported from")
-    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="export directory, or a model file inside one")
+    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT",
+                   help="export directory, a model file inside one, or a file pocketbert did not export "
+                        "(Optimum's .onnx, litert-torch's .tflite: inputs matched by name, else position)")
+    p.add_argument("--task", choices=task_names(), metavar="TASK",
+                   help="files pocketbert did not export: the task they compute (default: the checkpoint's head)")
     p.add_argument("--eval-data", metavar="FILE", help="labelled data: .tsv/.jsonl classification or SQuAD .json")
     p.add_argument("--max-abs", type=non_negative, metavar="X", help="fail when an output's max abs diff is over X")
     p.add_argument("--min-top1", type=fraction, metavar="Y", help="fail when a top-1 agreement (0..1) is under Y")
@@ -140,7 +144,7 @@ def run_parity(args: argparse.Namespace) -> int:
     report = parity(
         args.model, args.artifacts, eval_data=args.eval_data, max_abs=args.max_abs, min_top1=args.min_top1,
         seq_len=args.seq_len, max_metric_drop=args.max_metric_drop, min_cosine=args.min_cosine,
-        min_agreement=args.min_agreement, min_nn=args.min_nn,
+        min_agreement=args.min_agreement, min_nn=args.min_nn, task=args.task,
     )
     print(format_report(report))
     if args.json:
