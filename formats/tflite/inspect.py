@@ -130,22 +130,9 @@ def _sdk_library_path(vendor: str) -> str:
 
 
 def _ops_by_subgraph(path: Path) -> list[Counter]:
-    from ai_edge_litert import schema_py_generated as schema
+    from pocketbert.formats.tflite.graph import subgraphs
 
-    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
-    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    result = []
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
-        ops: Counter[str] = Counter()
-        for i in range(subgraph.OperatorsLength()):
-            code = codes[subgraph.Operators(i).OpcodeIndex()]
-            builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-            name = names.get(builtin, str(builtin))
-            ops[code.CustomCode().decode() if name == "CUSTOM" and code.CustomCode() else name] += 1
-        result.append(ops)
-    return result
+    return [Counter(op.name for op in graph.operators) for graph in subgraphs(path)]
 
 
 def npu_checks(path: Path) -> list[AcceleratorCheck]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pocketbert.errors import PocketbertError
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.quiet import quiet_libraries
 from pocketbert.runtime.recipe import Recipe
@@ -25,17 +24,13 @@ def matching_tensors(model_path: Path, patterns: list[str]) -> dict[str, list[st
     return {p: [n for n in names if re.search(p, n)] for p in patterns}
 
 
-def _graph(model_path: Path):
-    """(ops, tensor names by index, producer op of each tensor, consumer ops of each tensor)."""
-    interpreter = interpreter_module().Interpreter(str(model_path))
-    ops = interpreter._get_ops_details()
-    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
-    producers = {output: op for op in ops for output in op["outputs"]}
-    consumers: dict[int, list[dict]] = {}
-    for op in ops:
-        for tensor in op["inputs"]:
-            consumers.setdefault(tensor, []).append(op)
-    return ops, names, producers, consumers
+def _graphs(model_path: Path):
+    """Per subgraph (one per signature of a bucketed file, each with its own tensor names):
+    (ops, tensor names by index, producer op of each tensor, consumer ops of each tensor)."""
+    from pocketbert.formats.tflite.graph import subgraphs
+
+    for graph in subgraphs(model_path):
+        yield graph.operators, graph.tensor_names, graph.producers(), graph.consumers()
 
 
 def _exact(name: str, operation: str, key: str = "no_quantize") -> dict:
@@ -57,20 +52,20 @@ def outlier_entries(model_path: Path) -> list[dict]:
     which made static int8 slower than fp32). Fixing one of them at a time was not enough
     (pooled cosine 0.81 -> 0.86 -> 0.95 -> 0.99). The embedding table gets int8 weights,
     which the static preset leaves float (58.7 MB)."""
-    ops, names, producers, consumers = _graph(model_path)
     entries = [{"regex": r".*\.LayerNorm_\w+;", "operation": "*", "algorithm_key": "no_quantize"},
                {"regex": ".*", "operation": "GELU", "algorithm_key": "no_quantize"},
                {"regex": ".*", "operation": "BATCH_MATMUL", "algorithm_key": "no_quantize"},
                {"regex": ".*", "operation": "EMBEDDING_LOOKUP", "algorithm_key": "min_max_uniform_quantize",
                 "op_config": _WEIGHT_ONLY_INT8}]
-    for op in ops:
-        output = op["outputs"][0]
-        readers = {reader["op_name"] for reader in consumers.get(output, [])}
-        if op["op_name"] == "ADD" and readers & {"SQUARED_DIFFERENCE", "MEAN"}:  # a residual into a LayerNorm
-            entries.append(_exact(names[output], "ADD"))
-        feeder = producers.get(op["inputs"][0])
-        if op["op_name"] == "FULLY_CONNECTED" and feeder is not None and feeder["op_name"] == "GELU":  # FFN output
-            entries.append(_exact(names[output], "FULLY_CONNECTED"))
+    for ops, names, producers, consumers in _graphs(model_path):
+        for op in ops:
+            output = op.outputs[0]
+            readers = {reader.name for reader in consumers.get(output, [])}
+            if op.name == "ADD" and readers & {"SQUARED_DIFFERENCE", "MEAN"}:  # a residual into a LayerNorm
+                entries.append(_exact(names[output], "ADD"))
+            feeder = producers.get(op.inputs[0])
+            if op.name == "FULLY_CONNECTED" and feeder is not None and feeder.name == "GELU":  # FFN output
+                entries.append(_exact(names[output], "FULLY_CONNECTED"))
     return entries
 
 
@@ -78,12 +73,12 @@ def softmax_entries(model_path: Path) -> list[dict]:
     """``no_quantize`` for every SOFTMAX and the ADD that feeds it the masked scores (by its
     output tensor's exact name: ai-edge-quantizer matches "name;", an op's output names
     each followed by ";")."""
-    ops, names, producers, _ = _graph(model_path)
     entries = [{"regex": ".*", "operation": "SOFTMAX", "algorithm_key": "no_quantize"}]
-    for op in ops:
-        feeder = producers.get(op["inputs"][0]) if op["op_name"] == "SOFTMAX" else None
-        if feeder is not None and feeder["op_name"] == "ADD":
-            entries.append(_exact(names[feeder["outputs"][0]], "ADD"))
+    for ops, names, producers, _ in _graphs(model_path):
+        for op in ops:
+            feeder = producers.get(op.inputs[0]) if op.name == "SOFTMAX" else None
+            if feeder is not None and feeder.name == "ADD":
+                entries.append(_exact(names[feeder.outputs[0]], "ADD"))
     return entries
 
 
@@ -107,18 +102,15 @@ def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
 
 
 def calibration_feed(source: Path, calibration: list[dict]) -> dict[str, list[dict]]:
-    """The calibration inputs by signature; a bucketed file is refused (see below)."""
-    from pocketbert.formats.tflite.buckets import bucket_lengths
+    """The calibration inputs (padded to the longest length) by signature: a bucketed file
+    calibrates each bucket on the same text, cut to its length."""
+    from pocketbert.formats.tflite.buckets import bucket_lengths, bucket_signature
 
     lengths = bucket_lengths(interpreter_module().Interpreter(str(source)).get_signature_list())
     if not lengths:
         return {SIGNATURE: calibration}
-    # measured on all-MiniLM-L6-v2 (buckets 16/32/64/128, 240 held-out sentences): pooled
-    # cosine mean 0.34 against 0.995 for the single-length file of the same recipe; the
-    # per-signature calibration is not yet understood, so it is refused rather than shipped
-    raise PocketbertError(f"{source}: calibrated (static) int8 of a bucketed file destroys its outputs (measured: "
-                          "cosine 0.34 to float on real text); use tflite-dynamic-int8, or quantize a "
-                          "single-length export (--seq-len)")
+    return {bucket_signature(n): [{name: value[..., :n] for name, value in sample.items()} for sample in calibration]
+            for n in lengths}
 
 
 def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exclude: list[str]) -> dict:

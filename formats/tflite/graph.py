@@ -1,0 +1,61 @@
+"""The operators and tensor names of every subgraph of a .tflite, read from the flatbuffer.
+
+The Interpreter's op listing covers subgraph 0 only, and a bucketed file has one subgraph
+per signature whose tensors carry their own names (litert-torch suffixes them ``;1``,
+``;2`` ...): anything that picks tensors by name (the quantizer's float exclusions) or
+counts ops (inspect) has to walk each subgraph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str  # builtin name (FULLY_CONNECTED ...), or the custom code of a CUSTOM op
+    inputs: tuple[int, ...]  # tensor indices in its subgraph; -1 = an omitted optional input
+    outputs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Subgraph:
+    operators: tuple[Operator, ...]
+    tensor_names: tuple[str, ...]  # by tensor index
+    tensor_types: tuple[str, ...]  # FLOAT32, INT8 ... by tensor index
+
+    def producers(self) -> dict[int, Operator]:
+        return {output: op for op in self.operators for output in op.outputs}
+
+    def consumers(self) -> dict[int, list[Operator]]:
+        readers: dict[int, list[Operator]] = {}
+        for op in self.operators:
+            for tensor in op.inputs:
+                readers.setdefault(tensor, []).append(op)
+        return readers
+
+
+def subgraphs(path: str | Path) -> list[Subgraph]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    builtin_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    result = []
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        operators = []
+        for i in range(graph.OperatorsLength()):
+            op = graph.Operators(i)
+            code = codes[op.OpcodeIndex()]
+            name = builtin_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
+            if name == "CUSTOM" and code.CustomCode():
+                name = code.CustomCode().decode()
+            operators.append(Operator(name, tuple(op.InputsAsNumpy()) if op.InputsLength() else (),
+                                      tuple(op.OutputsAsNumpy()) if op.OutputsLength() else ()))
+        tensors = [graph.Tensors(t) for t in range(graph.TensorsLength())]
+        result.append(Subgraph(tuple(operators), tuple((t.Name() or b"").decode() for t in tensors),
+                               tuple(type_names.get(t.Type(), "?") for t in tensors)))
+    return result
