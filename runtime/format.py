@@ -40,7 +40,7 @@ class ExportOptions:
     optimize: bool = False  # onnx: also write onnxruntime's transformer-optimized graph
     require_trained_head: bool = False  # refuse a model whose head the checkpoint lacked
     target: str = ""  # tflite: "gpu" | "npu": the graph that accelerator takes, proven by its check
-    seq_lens: tuple[int, ...] = ()  # tflite: one signature per static length, weights shared
+    seq_lens: tuple[int, ...] = ()  # tflite/executorch: one signature (method) per static length, weights shared
 
     GENERAL: ClassVar[tuple[str, ...]] = ("seq_len", "batch", "static", "dynamic", "atol", "require_trained_head")
 

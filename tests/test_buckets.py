@@ -14,7 +14,7 @@ from helpers import assert_one_line_error, pocketbert
 from pocketbert.cli import main
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.formats import open_runner
-from pocketbert.formats.tflite.buckets import bucket_lengths, pick, sequence_axes
+from pocketbert.runtime.buckets import bucket_lengths, pick, sequence_axes
 from pocketbert.models import create_checkpoint, load_model
 from pocketbert.models.vocab import corpus_lines
 from pocketbert.pipelines import pipeline
@@ -148,3 +148,46 @@ def test_bad_bucket_options_give_one_line(made, tmp_path):
     assert_one_line_error(pocketbert("export", ckpt, "--format", "tflite", "--seq-lens", "8", "16", "--batch", "2",
                                      "-o", tmp_path / "z"), "batch 1")
     assert not any(tmp_path.iterdir())
+
+
+# ---- ExecuTorch: a method per bucket ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def made_pte(made):
+    pytest.importorskip("executorch")  # an optional extra; setup.sh and CI install it
+    root = made / "pte"
+    export_model(made / "question-answering", None, "executorch", root / "qa", ExportOptions(seq_lens=BUCKETS))
+    export_model(made / "question-answering", None, "executorch", root / "qa-32", ExportOptions(seq_len=32))
+    return root
+
+
+@pytest.mark.parametrize("length", [5, 11, 32])
+def test_a_pte_runs_each_sentence_in_its_bucket_method(made, made_pte, length):
+    model = load_model(made / "question-answering")
+    runner = open_runner(made_pte / "qa")
+    assert runner.sequence_buckets == BUCKETS and runner.fixed_sequence_length is None
+    ids = full_length_inputs(runner.input_names, model.config.vocab_size, (1, length), seed=length)
+    with torch.no_grad():
+        expected = model(**{k: torch.from_numpy(v) for k, v in ids.items()})
+    got = runner(ids)
+    for name in ("start_logits", "end_logits"):
+        assert got[name].shape == (1, length)  # cut back from the bucket
+        np.testing.assert_allclose(got[name], expected[name].numpy(), atol=2e-4)
+
+
+def test_a_bucketed_pte_keeps_one_copy_of_the_weights_and_quantizes_per_bucket(made_pte, tmp_path):
+    artifact = Artifact.open(made_pte / "qa")
+    assert artifact.spec().buckets == BUCKETS and artifact.manifest["inputs"][0]["shape"] == [1, "sequence"]
+    size, single = ((made_pte / d / "model.pte").stat().st_size for d in ("qa", "qa-32"))
+    assert size < 1.1 * single  # XNNPACK's blobs share the weights between methods
+    with pytest.raises(RunnerError, match="takes at most 32"):
+        open_runner(made_pte / "qa")(full_length_inputs(artifact.spec().input_names, 1000, (1, 33)))
+    out, single_out = tmp_path / "q", tmp_path / "q-32"
+    for source, target in ((made_pte / "qa", out), (made_pte / "qa-32", single_out)):
+        assert main(["quantize", str(source), "--recipe", "executorch-dynamic-int8", "-o", str(target)]) == 0
+    quantized = open_runner(out)
+    assert quantized.sequence_buckets == BUCKETS
+    quantized_size = (out / "model.pte").stat().st_size
+    assert quantized_size < size and quantized_size < 1.1 * (single_out / "model.pte").stat().st_size  # int8, once
+    (best,) = pipeline("question-answering", model=str(out))(("Where is the garden?",
+                                                              "The garden is behind the old house."))[:1]
+    assert best["answer"] and 0 <= best["start"] < best["end"]

@@ -21,7 +21,8 @@ class ExecutorchFormat(Format):
     # XNNPACK takes no symbolic reshapes and memory is planned for the largest input
     shapes = "static-by-default"
     quantizes = "model"
-    note = "static unless --dynamic (batch 1-8, any length); optional extra"
+    note = "static unless --dynamic (batch 1-8, any length), or a method per --seq-lens bucket; optional extra"
+    options = ("seq_lens",)
     recipes = (
         Recipe("executorch-dynamic-int8", "executorch", "dynamic", per_channel=True, float_outliers=True,
                description="int8 per-channel Linear/Conv weights, activations at run time (XNNPACK); FFN outputs float"),

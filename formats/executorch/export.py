@@ -36,6 +36,7 @@ it when it is missing raises ``PocketbertError`` with the install command.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections import Counter
 from pathlib import Path
@@ -45,6 +46,7 @@ from torch.export import Dim
 
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.quiet import quiet_libraries
+from pocketbert.runtime.buckets import bucket_signature
 from pocketbert.runtime.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
@@ -99,23 +101,30 @@ def export_program(module: torch.nn.Module, spec: ExportSpec, vocab_size: int) -
 
 
 # ---- lowering ----------------------------------------------------------------------------------
-def lower(program: torch.export.ExportedProgram, path: Path) -> dict:
+def lower(program, path: Path) -> dict:
     """Fold weight-only subgraphs, lower to XNNPACK, write the .pte; returns the manifest
-    details (what XNNPACK took and what stayed on the portable kernels)."""
+    details (what XNNPACK took and what stayed on the portable kernels). ``program`` is one
+    ExportedProgram (the method "forward") or {method name: ExportedProgram}: a bucketed
+    file's methods, whose weights the XNNPACK blobs share (one copy in the file)."""
     exir = require("executorch.exir")
     partitioner = require("executorch.backends.xnnpack.partition.xnnpack_partitioner")
     configs = require("executorch.backends.xnnpack.utils.configs")
     constant_prop = require("executorch.exir.passes.constant_prop_pass")
     try:
         with quiet_libraries():
-            program = constant_prop.constant_prop_pass(program, custom_skip_targets=_keep_unfolded(constant_prop))
+            skip = _keep_unfolded(constant_prop)
+            if isinstance(program, dict):
+                program = {name: constant_prop.constant_prop_pass(p, custom_skip_targets=skip) for name, p in program.items()}
+                last = list(program)[-1]  # the longest bucket's method stands for the others in the details
+            else:
+                program, last = constant_prop.constant_prop_pass(program, custom_skip_targets=skip), "forward"
             edge = exir.to_edge_transform_and_lower(
                 program,
                 transform_passes=configs.get_transform_passes(),  # RemoveNoopExpandCopyPass
                 partitioner=[partitioner.XnnpackPartitioner()],
                 compile_config=configs.get_xnnpack_edge_compile_config(),
             )
-            details = delegation(edge.exported_program())
+            details = delegation(edge.exported_program(last))
             executorch_program = edge.to_executorch(configs.get_xnnpack_executorch_backend_config())
     except PocketbertError:
         raise
@@ -183,7 +192,12 @@ def delegation(edge_program) -> dict:
 def export_executorch(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> dict:
     """Write model.pte (fp32, XNNPACK) for ``model``; returns the manifest details."""
     require("executorch.exir")
-    program = export_program(TupleOutputs(model).eval(), spec, model.config.vocab_size)
+    module = TupleOutputs(model).eval()
+    if spec.buckets:  # a method per length (seq_16 ...), weights once
+        program = {bucket_signature(n): export_program(module, dataclasses.replace(spec, sequence=n), model.config.vocab_size)
+                   for n in spec.buckets}
+    else:
+        program = export_program(module, spec, model.config.vocab_size)
     details = lower(program, directory / MODEL_FILE)
     details["dynamic_shapes"] = None if spec.static else {
         "batch": [1, MAX_DYNAMIC_BATCH], "sequence": [MIN_SEQUENCE, spec.max_sequence]}

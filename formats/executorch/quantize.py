@@ -156,7 +156,29 @@ def quantize_executorch(
     calibration: list[dict[str, np.ndarray]] | None,
     exclude: list[str],
 ) -> dict:
-    """Quantize ``model`` with the recipe and write model.pte into ``directory``."""
+    """Quantize ``model`` with the recipe and write model.pte into ``directory``. A bucketed
+    spec is quantized bucket by bucket (calibration cut to each length) into one method
+    each; equal int8 weights are stored once."""
+    import dataclasses
+
+    from pocketbert.runtime.buckets import bucket_signature
+
+    if not spec.buckets:
+        quantized, converted, kept = _quantized_program(recipe, model, spec, calibration, exclude)
+    else:
+        quantized = {}
+        for n in spec.buckets:
+            cut = None if calibration is None else [{k: v[..., :n] for k, v in row.items()} for row in calibration]
+            quantized[bucket_signature(n)], converted, kept = _quantized_program(
+                recipe, model, dataclasses.replace(spec, sequence=n), cut, exclude)
+    details = executorch_export.lower(quantized, directory / executorch_export.MODEL_FILE)
+    details["quantized_layers"] = quantized_layers(converted)
+    details["kept_float"] = kept
+    return details
+
+
+def _quantized_program(recipe: Recipe, model: PreTrainedModel, spec: ExportSpec, calibration, exclude: list[str]):
+    """(the PT2E-quantized ExportedProgram at the spec's shape, its converted graph, what was kept float)."""
     from pocketbert.errors import PocketbertError, first_line
     from pocketbert.quiet import quiet_libraries
 
@@ -177,11 +199,7 @@ def quantize_executorch(
             converted = pt2e.convert_pt2e(prepared)
     except Exception as exc:
         raise PocketbertError(f"PT2E quantization failed: {type(exc).__name__}: {first_line(exc)}") from None
-    quantized = executorch_export.export_program(converted, spec, vocab)
-    details = executorch_export.lower(quantized, directory / executorch_export.MODEL_FILE)
-    details["quantized_layers"] = quantized_layers(converted)
-    details["kept_float"] = kept
-    return details
+    return executorch_export.export_program(converted, spec, vocab), converted, kept
 
 
 def quantized_layers(graph: torch.fx.GraphModule) -> dict[str, int]:

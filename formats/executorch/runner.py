@@ -11,6 +11,7 @@ import torch
 
 from pocketbert.errors import first_line
 from pocketbert.quiet import captured_stderr
+from pocketbert.runtime import buckets
 from pocketbert.runtime.foreign import numbered_outputs, positional_names
 from pocketbert.runtime.runner import RunnerError
 
@@ -35,21 +36,30 @@ class ExecutorchRunner:
         self._set_threads(bindings, threads)
         with captured_stderr() as log:  # the runtime logs why a load failed on fd 2
             try:
-                self.method = executorch.load_program(Path(path)).load_method("forward")
+                program = executorch.load_program(Path(path))
+                # a bucketed file: a method per length (seq_16 ...), picked per input
+                self.sequence_buckets = buckets.bucket_lengths(program.method_names)
+                names = [buckets.bucket_signature(n) for n in self.sequence_buckets] or ["forward"]
+                self.methods = {name: program.load_method(name) for name in names}
             except Exception as exc:
                 reasons = [line.split("] ", 1)[-1] for line in log if line.startswith("[")]
                 detail = "; ".join([*reasons[-1:], first_line(exc)])
                 raise RunnerError(f"{path}: ExecuTorch cannot load it ({detail})") from None
+        self.method = self.methods[names[-1]]
         meta = self.method.metadata
         self.shapes = [tuple(meta.input_tensor_meta(i).sizes()) for i in range(meta.num_inputs())]
+        by_position = buckets.sequence_axes(*(_output_shapes(self.methods[n]) for n in (names[0], names[-1])))
         # a foreign .pte: inputs by position, outputs numbered
         self.input_names = tuple(input_names) or positional_names(len(self.shapes), str(path))
         self.output_names = tuple(output_names) or numbered_outputs(meta.num_outputs())
+        self.output_axes = {self.output_names[int(i)]: axis for i, axis in by_position.items()}
         if len(self.input_names) != len(self.shapes):
             raise RunnerError(f"{path}: the program takes {len(self.shapes)} inputs, the manifest names {len(self.input_names)}")
         self.threads = bindings._threadpool_get_thread_count()
-        # a foreign .pte keeps only upper bounds: it is measured at its longest
-        self.fixed_sequence_length = fixed_sequence_length or (None if input_names else self.shapes[0][-1])
+        # a foreign .pte keeps only upper bounds: it is measured at its longest; bucketed: any
+        # length up to the longest bucket
+        self.fixed_sequence_length = None if self.sequence_buckets else (
+            fixed_sequence_length or (None if input_names else self.shapes[0][-1]))
         ExecutorchRunner._open.add(self)
 
     @classmethod
@@ -67,16 +77,33 @@ class ExecutorchRunner:
             bindings._unsafe_reset_threadpool(threads)
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        method, length, bucket, shapes = self.method, None, None, self.shapes
+        if self.sequence_buckets:
+            length = np.shape(inputs[self.input_names[0]])[-1]
+            bucket = buckets.pick(self.sequence_buckets, length, "this .pte")
+            method = self.methods[buckets.bucket_signature(bucket)]
+            shapes = [(*shape[:-1], bucket) for shape in self.shapes]
         args = []
-        for name, limit in zip(self.input_names, self.shapes):
+        for name, limit in zip(self.input_names, shapes):
             value = np.ascontiguousarray(inputs[name], dtype=np.int64)
+            if bucket is not None:
+                value = buckets.padded(value, bucket)
             if self.fixed_sequence_length is not None and value.shape != limit:
                 raise RunnerError(f"input {name} has shape {value.shape}; this .pte takes exactly {limit}")
             if len(value.shape) != len(limit) or any(n > m for n, m in zip(value.shape, limit)):
                 raise RunnerError(f"input {name} has shape {value.shape}; this .pte takes at most {limit}")
             args.append(torch.from_numpy(value))
         try:
-            outputs = self.method.execute(args)
+            outputs = method.execute(args)
         except RuntimeError as exc:  # the reason is in the runtime's log lines on stderr
             raise RunnerError(f"ExecuTorch failed to run the program ({first_line(exc)})") from None
-        return {name: value.float().numpy() for name, value in zip(self.output_names, outputs)}
+        result = {name: value.float().numpy() for name, value in zip(self.output_names, outputs)}
+        if bucket is not None:
+            result = {name: buckets.trimmed(value, self.output_axes.get(name), length) for name, value in result.items()}
+        return result
+
+
+def _output_shapes(method) -> dict[str, dict]:
+    """A method's outputs by position, as ``buckets.sequence_axes`` reads them."""
+    meta = method.metadata
+    return {str(i): {"shape": tuple(meta.output_tensor_meta(i).sizes())} for i in range(meta.num_outputs())}

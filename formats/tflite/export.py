@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from pocketbert.errors import PocketbertError, first_line
-from pocketbert.formats.tflite.buckets import bucket_signature
+from pocketbert.runtime.buckets import bucket_signature
 from pocketbert.formats.tflite.litert import INSTALL_HINT, interpreter_module
 from pocketbert.quiet import captured_stderr, quiet_libraries
 from pocketbert.runtime.spec import ExportSpec, random_inputs

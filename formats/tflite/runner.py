@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import first_line
-from pocketbert.formats.tflite import buckets
+from pocketbert.runtime import buckets
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.quiet import captured_stderr
 from pocketbert.runtime.runner import RunnerError

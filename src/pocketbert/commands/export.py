@@ -27,7 +27,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
     p.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len, help="sequence length (static) or example length")
     p.add_argument("--seq-lens", nargs="+", type=at_least(1), metavar="N",
-                   help="tflite: one file with a static signature per length (seq_16, seq_32 ...; weights shared); "
+                   help="tflite, executorch: one file with a static signature (method) per length (seq_16, seq_32 ...; "
+                        "weights shared); "
                         "runners and pipelines pad a sentence to the smallest that fits, e.g. 16 32 64 128 256 384")
     p.add_argument("--batch", type=at_least(1), default=defaults.batch)
     p.add_argument("--static", action="store_true", help="fixed batch and sequence length (delegates want them)")

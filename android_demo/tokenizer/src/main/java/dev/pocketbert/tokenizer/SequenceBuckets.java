@@ -7,7 +7,7 @@ import java.util.Arrays;
  * one file, one static signature per length, named {@code seq_16}, {@code seq_32}, ... The app
  * truncates a text to the largest bucket, pads it to the smallest bucket that holds it, runs that
  * signature and cuts outputs with a sequence axis back to the real tokens. The app's one place
- * for the choice, as {@code pocketbert/formats/tflite/buckets.py} is Python's (checked against
+ * for the choice, as {@code pocketbert/runtime/buckets.py} is Python's (checked against
  * it on the JVM by tests/test_android_demo.py). Pure Java: runs on the JVM and on Android.
  */
 public final class SequenceBuckets {

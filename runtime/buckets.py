@@ -1,9 +1,11 @@
-"""Sequence buckets: one .tflite, one static signature per length (seq_16, seq_32 ...).
+"""Sequence buckets: one file, one static entry point per length (seq_16, seq_32 ...): a
+.tflite's signatures, a .pte's methods.
 
-Static shapes are what LiteRT's delegates want, but one static length makes a 12-token
-sentence pay for 128. A bucketed file keeps the weights once and a signature per length;
-a sentence is padded (ids 0, mask 0) to the smallest bucket that holds it, and outputs with
-a sequence axis are cut back to the sentence's length. The android_demo does the same.
+Static shapes are what LiteRT's delegates and XNNPACK want, but one static length makes a
+12-token sentence pay for 128. A bucketed file keeps the weights once and an entry point per
+length; a sentence is padded (ids 0, mask 0) to the smallest bucket that holds it, and
+outputs with a sequence axis are cut back to the sentence's length. The android_demo does
+the same.
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ def bucket_signature(length: int) -> str:
 
 
 def bucket_lengths(signature_names) -> tuple[int, ...]:
-    """The lengths of a bucketed file's signatures; () unless every signature is a bucket."""
+    """The lengths of a bucketed file's signatures (methods); () unless every one is a bucket."""
     found = [_BUCKET.match(name) for name in signature_names]
     if len(found) < 2 or not all(found):
         return ()
     return tuple(sorted(int(m.group(1)) for m in found))
 
 
-def pick(buckets: tuple[int, ...], length: int, file: str = "this .tflite") -> int:
+def pick(buckets: tuple[int, ...], length: int, file: str = "this file") -> int:
     for bucket in buckets:
         if bucket >= length:
             return bucket
@@ -48,7 +50,7 @@ def padded(value: np.ndarray, length: int) -> np.ndarray:
 
 def sequence_axes(shorter: dict, longer: dict) -> dict[str, int]:
     """Per output, the axis that grows with the bucket (start_logits: 1; logits of a
-    classifier: none), from two buckets' output details."""
+    classifier: none), from two buckets' output details ({name: {"shape": ...}})."""
     axes = {}
     for name, details in longer.items():
         grown = [axis for axis, (a, b) in enumerate(zip(shorter[name]["shape"], details["shape"])) if a != b]
