@@ -52,13 +52,15 @@ def test_one_file_holds_every_bucket_and_the_weights_once(made):
 @pytest.mark.parametrize("length", [5, 8, 11, 32])
 def test_a_sentence_runs_in_the_smallest_bucket_with_pytorchs_numbers(made, length):
     model = load_model(made / "question-answering")
-    runner = open_runner(made / "qa")
-    rng = np.random.default_rng(length)
-    ids = rng.integers(1000, model.config.vocab_size, size=(1, length))
-    inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    assert_spans_match_pytorch(open_runner(made / "qa"), model, length)
+
+
+def assert_spans_match_pytorch(runner, model, length: int) -> None:
+    """A QA file's start/end logits at ``length`` tokens: PyTorch's, cut back from the bucket."""
+    ids = full_length_inputs(runner.input_names, model.config.vocab_size, (1, length), seed=length)
     with torch.no_grad():
-        expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
-    got = runner(inputs)
+        expected = model(**{k: torch.from_numpy(v) for k, v in ids.items()})
+    got = runner(ids)
     for name in ("start_logits", "end_logits"):
         assert got[name].shape == (1, length)  # cut back from the bucket
         np.testing.assert_allclose(got[name], expected[name].numpy(), atol=2e-4)
@@ -165,13 +167,7 @@ def test_a_pte_runs_each_sentence_in_its_bucket_method(made, made_pte, length):
     model = load_model(made / "question-answering")
     runner = open_runner(made_pte / "qa")
     assert runner.sequence_buckets == BUCKETS and runner.fixed_sequence_length is None
-    ids = full_length_inputs(runner.input_names, model.config.vocab_size, (1, length), seed=length)
-    with torch.no_grad():
-        expected = model(**{k: torch.from_numpy(v) for k, v in ids.items()})
-    got = runner(ids)
-    for name in ("start_logits", "end_logits"):
-        assert got[name].shape == (1, length)  # cut back from the bucket
-        np.testing.assert_allclose(got[name], expected[name].numpy(), atol=2e-4)
+    assert_spans_match_pytorch(runner, model, length)
 
 
 def test_a_bucketed_pte_keeps_one_copy_of_the_weights_and_quantizes_per_bucket(made_pte, tmp_path):
