@@ -238,15 +238,23 @@ def measure(path: str | Path, settings: Settings, label: str | None = None, time
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    """This process's own high-water mark. Not getrusage's ru_maxrss: Linux keeps that across
+    exec, so a measuring child started by a bench process that had grown to 1.8 GB (it
+    exported models first) reported 1.8 GB for every file it measured."""
+    peak = _status_mb("VmHWM:")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes
 
 
 def _current_rss_mb() -> float | None:
     """Resident memory now (Linux /proc), to tell the model's share of the peak from the
     interpreter's and the libraries'."""
+    return _status_mb("VmRSS:")
+
+
+def _status_mb(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass

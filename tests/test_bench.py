@@ -41,6 +41,20 @@ def test_measurement_fields_are_consistent(work):
     assert result.file_bytes == (work / "mobilebert" / "onnx" / "model.onnx").stat().st_size
 
 
+def test_peak_rss_is_the_measuring_processs_own(work):
+    """Linux keeps ru_maxrss across exec: a child started by a big process inherited its
+    peak. Measured from a process holding 2 GB more, the child still reports its own."""
+    import numpy as np
+
+    from pocketbert.benchmarks.harness import _current_rss_mb
+
+    held = np.ones(2 * 1024**3 // 8)  # resident: ones are written
+    assert _current_rss_mb() > 2048
+    result = measure(work / "mobilebert" / "onnx" / "model.onnx", Settings(threads=1, seq_len=SEQ, num_runs=2, min_secs=0))
+    assert result.extra["rss_before_load_mb"] < result.peak_rss_mb < _current_rss_mb() - 1024
+    del held
+
+
 def test_timed_runs_last_at_least_min_secs(work):
     result = measure_here(work / "mobilebert" / "checkpoint", Settings(threads=1, seq_len=SEQ, num_runs=1, min_secs=0.3))
     assert result.runs > 1 and result.mean_ms * result.runs >= 300 * 0.99
