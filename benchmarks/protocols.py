@@ -133,14 +133,15 @@ def model_input(work_dir: Path, arch: str, runtime: str, seq_len: int, task: str
     if fmt is None:
         return checkpoint
     export_dir = _current_export(root / fmt, seq_len)
-    if export_dir is None:
+    exported = export_dir is None
+    if exported:
         from pocketbert.export import ExportOptions, export_model
 
         export_dir = root / fmt
         export_model(checkpoint, task, fmt, export_dir, ExportOptions(seq_len=seq_len, static=True), force=True)
     if recipe:
         quantized = _current_export(root / recipe, seq_len)
-        if quantized is None:
+        if quantized is None or exported:  # an int8 file of the float file it replaced is stale
             quantized = root / recipe
             quantize(export_dir, recipe, quantized, task)
         export_dir = quantized
@@ -221,8 +222,8 @@ def _score(protocol: Protocol, runtime: str, threads, rounds_of_model: list, qui
 
     values = [getattr(m, f"{protocol.statistic}_ms") for m in rounds_of_model]
     queries = min(m.runs for m in rounds_of_model)
-    seconds = min(m.runs * m.mean_ms / 1e3 for m in rounds_of_model if m.mean_ms is not None) if all(
-        m.mean_ms is not None for m in rounds_of_model) else None
+    durations = [m.runs * m.mean_ms / 1e3 for m in rounds_of_model if m.mean_ms is not None]
+    seconds = min(durations) if len(durations) == len(rounds_of_model) else None  # the shortest round
     short = []
     if queries < protocol.min_queries:
         short.append(f"{queries} queries < {protocol.min_queries}")
