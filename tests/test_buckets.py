@@ -144,7 +144,7 @@ def test_bench_lengths_feeds_each_query_its_bucket(made, tmp_path):
 def test_bad_bucket_options_give_one_line(made, tmp_path):
     ckpt = made / "text-classification"
     assert_one_line_error(pocketbert("export", ckpt, "--format", "onnx", "--seq-lens", "8", "16", "-o", tmp_path / "x"),
-                          "--seq-lens applies to --format tflite only")
+                          "--seq-lens applies to --format tflite or executorch only")
     assert_one_line_error(pocketbert("export", ckpt, "--format", "tflite", "--seq-lens", "8", "99999", "-o",
                                      tmp_path / "y"), "--seq-lens must be between")
     assert_one_line_error(pocketbert("export", ckpt, "--format", "tflite", "--seq-lens", "8", "16", "--batch", "2",
