@@ -28,7 +28,12 @@ def write_android_assets(artifact_dir: str | Path, assets_dir: str | Path) -> li
     model = artifact.model_path()  # checks the sha256 first: nothing is written for a bad artifact
     # a sha256 only proves the file matches its own manifest: LiteRT must load it, with the
     # inputs and outputs the manifest (and so the app) names
-    runner_for_file(model, artifact.manifest)
+    runner = runner_for_file(model, artifact.manifest)
+    # the app runs the seq_N signatures the manifest's buckets name: the file must have them
+    listed, found = tuple(artifact.spec().buckets), tuple(getattr(runner, "sequence_buckets", ()))
+    if listed != found:
+        raise PocketbertError(f"{model}: its manifest lists sequence buckets {list(listed)}, the file has "
+                              f"{list(found)} (a file of another export?)")
     vocab = artifact.directory / "vocab.txt"
     if not vocab.is_file():
         raise PocketbertError(f"{artifact.directory}: no vocab.txt (export from a checkpoint that has a tokenizer)")

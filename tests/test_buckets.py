@@ -187,3 +187,24 @@ def test_a_bucketed_pte_keeps_one_copy_of_the_weights_and_quantizes_per_bucket(m
     (best,) = pipeline("question-answering", model=str(out))(("Where is the garden?",
                                                               "The garden is behind the old house."))[:1]
     assert best["answer"] and 0 <= best["start"] < best["end"]
+
+
+def test_the_file_and_the_android_assets_say_which_buckets(made, tmp_path):
+    """Apps that get only the .tflite read the buckets from its embedded description;
+    android-assets refuses a manifest whose buckets the file does not have."""
+    import shutil
+
+    from pocketbert.errors import PocketbertError
+    from pocketbert.export.android_assets import write_android_assets
+    from pocketbert.formats.tflite.export import read_metadata
+
+    described = json.loads(read_metadata(made / "bucketed" / "model.tflite")["pocketbert.signature.json"])
+    assert described["sequence_buckets"] == list(BUCKETS)
+    write_android_assets(made / "bucketed", tmp_path / "assets")
+    tampered = shutil.copytree(made / "bucketed", tmp_path / "tampered")
+    manifest = json.loads((tampered / "manifest.json").read_text())
+    manifest["spec"]["buckets"] = [8, 16]
+    (tampered / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PocketbertError, match=r"lists sequence buckets \[8, 16\], the file has \[8, 16, 32\]"):
+        write_android_assets(tampered, tmp_path / "other")
+    assert not (tmp_path / "other").exists()

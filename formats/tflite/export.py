@@ -150,6 +150,8 @@ def metadata_entries(model: PreTrainedModel, spec: ExportSpec) -> dict[str, byte
         "outputs": spec.manifest_outputs(),
         "id2label": {str(k): v for k, v in (model.config.id2label or {}).items()},
         "do_lower_case": True,
+        # a bucketed file: its signatures' lengths (seq_N); an app pads to the smallest that fits
+        "sequence_buckets": list(spec.buckets),
     }
     entries["pocketbert.signature.json"] = json.dumps(description, indent=1).encode()
     return entries
