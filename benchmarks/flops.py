@@ -169,8 +169,8 @@ def int8_gemm_peak_gops(threads: int, size: int = 1024, seconds: float = 1.0) ->
     int8 recipes run) on quint8 activations, and onnxruntime's MatMulInteger (MLAS's u8 x s8
     kernels, the op of the ONNX dynamic recipes) with constant int8 weights, each without
     the activation's quantization (a model pays that beside the GEMM). The int8 rate depends
-    on the ISA more than fp32's does (VNNI or ARM's dot product multiply 4x as many pairs per
-    instruction as AVX2), so ``host.isa`` says which kernels ran.
+    on the ISA more than fp32's does (VNNI's and ARM's dot-product instructions do in one what
+    AVX2 needs three for), so ``host.isa`` says which kernels ran.
     """
     if threads < 1 or size < 1:
         raise PocketbertError(f"threads and size must be >= 1, got {threads} and {size}")
