@@ -22,6 +22,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pocketbert.benchmarks.report import held_to_peak
+
 BASELINE = "bert"  # benchmarks/protocols.py's BASELINE: every protocol's reference model
 
 ROW_INCHES = 0.3  # one bar's height in the figure: room for a two-line tick label per bar pair
@@ -126,12 +128,10 @@ def _positive(value) -> float | None:
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
 
 
-def gemm_floor_ms(flops, threads, gemm_peak: dict | None) -> float | None:
-    """The fastest ``flops`` can run at the GEMM peak measured at ``threads``, in ms:
-    ``flops / (peak GFLOP/s * 1e9) * 1e3``; None without FLOPs or without a peak for them.
-    ``gemm_peak``: the report's ``gemm_peak_gflops`` (or, for int8 files, its int8 peaks)."""
-    peak = _positive(((gemm_peak or {}).get(str(threads)) or {}).get("peak"))
-    flops = _positive(flops)
+def gemm_floor_ms(flops, peak_gflops) -> float | None:
+    """The fastest ``flops`` can run at a GEMM peak of ``peak_gflops``, in ms:
+    ``flops / (peak GFLOP/s * 1e9) * 1e3``; None without FLOPs or without a peak for them."""
+    peak, flops = _positive(peak_gflops), _positive(flops)
     return flops / peak / 1e6 if peak and flops else None
 
 
@@ -141,19 +141,12 @@ def flop_ratio(baseline_flops, model_flops) -> float | None:
     return baseline_flops / model_flops if baseline_flops and model_flops else None
 
 
-def held_to(m: dict, report: dict) -> dict:
-    """The peaks a measurement is held to (benchmarks/report.py held_to_peak): the int8 GEMM
-    peaks for a file whose matmuls are int8, the fp32 ones otherwise."""
-    key = "int8_gemm_peak_gops" if m.get("arithmetic") == "int8" else "gemm_peak_gflops"
-    return report.get(key) or {}
-
-
 def bar_of(label: str, m: dict | None, report: dict, median_ms=None, noise=None) -> Bar:
     m = m or {}
     flops = _positive(m.get("flops"))
     return Bar(label=label, median_ms=_positive(median_ms if median_ms is not None else central(m)),
                p10_ms=_positive(m.get("p10_ms")), p90_ms=_positive(m.get("p90_ms")), flops=flops,
-               floor_ms=gemm_floor_ms(flops, m.get("threads"), held_to(m, report)),
+               floor_ms=gemm_floor_ms(flops, held_to_peak(m, report)),
                noise=list(noise if noise is not None else m.get("noise") or []))
 
 

@@ -110,7 +110,7 @@ def held_to_peak(m: dict, report: dict) -> float | None:
     whose matmuls are int8 (``arithmetic``), the fp32 kernels' otherwise; None when this run
     measured no such peak at its thread count (a phone, a default thread count)."""
     peaks = report.get("int8_gemm_peak_gops" if m.get("arithmetic") == "int8" else "gemm_peak_gflops") or {}
-    return peaks.get(str(m["threads"]), {}).get("peak")
+    return peaks.get(str(m.get("threads")), {}).get("peak")
 
 
 def _measurement_row(m: dict, report: dict) -> dict:
