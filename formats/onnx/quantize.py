@@ -43,7 +43,8 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     onnxruntime_out = target.with_name("embeddings.staged.onnx") if recipe.per_token else target
     try:  # quiet: advice on the root logger ("consider pre-processing"), calibrators' prints
         with quiet_libraries():
-            _quantize(recipe, staged, onnxruntime_out, calibration, excluded_nodes)
+            convolutions = [n.name for n in graph.graph.node if n.op_type == "Conv" and n.name not in excluded_nodes]
+            _quantize(recipe, staged, onnxruntime_out, calibration, excluded_nodes, convolutions)
         if recipe.per_token:
             details["tool"] = "onnxruntime.quantization (embeddings, convolutions) + pocketbert per-token MatMuls"
             details |= quantize_per_token(onnxruntime_out, target, weight_bits=7 if recipe.reduce_range else 8,
@@ -65,21 +66,14 @@ def _outlier_nodes(recipe: Recipe, graph) -> list[str]:
     return found["out"] if recipe.method == "dynamic" else found["in"] + found["out"]
 
 
-def _convolutions(source: Path, excluded_nodes: list[str]) -> list[str]:
-    import onnx
-
-    graph = onnx.load(str(source), load_external_data=False).graph
-    return [node.name for node in graph.node if node.op_type == "Conv" and node.name not in excluded_nodes]
-
-
-def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str]) -> None:
+def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str],
+              convolutions: list[str]) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     weight_type = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
     if recipe.method == "dynamic":
         # per-token recipes: onnxruntime quantizes what the per-token rewrite does not (the
         # embedding tables, 1x1 convolutions); the rewrite then takes every constant MatMul
-        convolutions = _convolutions(source, excluded_nodes)
         staged = target.with_name("convolutions.staged.onnx") if convolutions else target
         quantize_dynamic(str(source), str(staged), weight_type=weight_type, per_channel=recipe.per_channel,
                          reduce_range=recipe.reduce_range, nodes_to_exclude=[*excluded_nodes, *convolutions],
