@@ -26,12 +26,14 @@ class FlopCounter(Protocol):
     def linear(self, part: str, rows: int, d_in: int, d_out: int, groups: int = 1) -> None:
         """``rows`` vectors through a d_in -> d_out Linear (or 1x1 Conv1d with ``groups``)."""
 
-    def attention(self, sequences: int, seq_len: int, width: int) -> None:
-        """QK^T and PV over all heads of ``width`` channels, for ``sequences`` sequences."""
+    def attention(self, sequences: int, seq_len: int, width: int, queries: int | None = None) -> None:
+        """QK^T and PV over all heads of ``width`` channels, for ``sequences`` sequences of
+        ``seq_len`` keys and ``queries`` query rows (default: ``seq_len``)."""
 
 
-# count(counter, config, batch, seq_len): the embeddings and layers, no pooler or head
-EncoderFlops = Callable[[FlopCounter, ModelConfig, int, int], None]
+# count(counter, config, batch, seq_len, first_token_only): the embeddings and layers, no
+# pooler or head; first_token_only as the task model's reads_first_token_only
+EncoderFlops = Callable[[FlopCounter, ModelConfig, int, int, bool], None]
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,9 @@ class BertAttention(nn.Module):
         self.self = blocks.SelfAttention(width, width, width, config.num_attention_heads)
         self.output = blocks.DenseNorm(width, width, "layer_norm", config.layer_norm_eps)
 
-    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        return self.output(self.self(hidden, hidden, hidden, bias), hidden)
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        queries = blocks.query_rows(hidden, first_token_only)  # [B, S or 1, H]
+        return self.output(self.self(queries, hidden, hidden, bias), queries)
 
 
 class BertLayer(nn.Module):
@@ -72,8 +73,8 @@ class BertLayer(nn.Module):
             config.intermediate_size, config.hidden_size, "layer_norm", config.layer_norm_eps
         )
 
-    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        attended = self.attention(hidden, bias)  # [B, S, H]
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        attended = self.attention(hidden, bias, first_token_only)  # [B, S or 1, H]
         return self.output(self.intermediate(attended), attended)
 
 
@@ -82,10 +83,9 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(layer_class(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        for layer in self.layer:
-            hidden = layer(hidden, bias)
-        return hidden
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        """[B, S, H] -> [B, S, H], or [B, 1, H] with ``first_token_only`` (see ``blocks.run_layers``)."""
+        return blocks.run_layers(self.layer, hidden, bias, first_token_only)
 
 
 class BertModel(Backbone):
@@ -107,10 +107,10 @@ class BertModel(Backbone):
         self.encoder = BertEncoder(config, BertLayer)
         self.pooler = blocks.Pooler(config.hidden_size) if add_pooling_layer else None
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, first_token_only: bool = False) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, H]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
-        return self.pool(self.encoder(hidden, bias))
+        return self.pool(self.encoder(hidden, bias, first_token_only))
 
 
 class BertForMaskedLM(ForMaskedLM):
@@ -134,21 +134,28 @@ def count_flops(
     config: ModelConfig,
     batch: int,
     seq_len: int,
+    first_token_only: bool = False,
     attention_groups: tuple[int, int, int, int] = (1, 1, 1, 1),
     feed_forward_groups: tuple[int, int] = (1, 1),
 ) -> None:
     """BERT's layers: query, key, value and the projection after attention (H -> H), the
     scores, then the feed-forward H -> intermediate -> H. DistilBERT's layer is the same
     (q_lin, k_lin, v_lin, out_lin, lin1, lin2); SqueezeBERT's too, as 1x1 convolutions with
-    ``groups`` (its attention_groups: q, k, v, post_attention). Embedding lookups are free."""
+    ``groups`` (its attention_groups: q, k, v, post_attention). Embedding lookups are free.
+    With ``first_token_only`` the last layer runs everything but key and value on one
+    token per sequence."""
     tokens = batch * seq_len
     h, inner = config.hidden_size, config.intermediate_size
-    for _ in range(config.num_hidden_layers):
-        for groups in attention_groups:
-            count.linear("attention_projections", tokens, h, h, groups)
-        count.attention(batch, seq_len, h)
-        count.linear("feed_forward", tokens, h, inner, feed_forward_groups[0])
-        count.linear("feed_forward", tokens, inner, h, feed_forward_groups[1])
+    for queries in blocks.query_counts(config.num_hidden_layers, seq_len, first_token_only):
+        rows = batch * queries  # what the query, the projection after attention and the FFN see
+        q_groups, k_groups, v_groups, post_groups = attention_groups
+        count.linear("attention_projections", rows, h, h, q_groups)
+        count.linear("attention_projections", tokens, h, h, k_groups)
+        count.linear("attention_projections", tokens, h, h, v_groups)
+        count.linear("attention_projections", rows, h, h, post_groups)
+        count.attention(batch, seq_len, h, queries)
+        count.linear("feed_forward", rows, h, inner, feed_forward_groups[0])
+        count.linear("feed_forward", rows, inner, h, feed_forward_groups[1])
 
 
 ARCHITECTURE = Architecture(

@@ -96,8 +96,32 @@ def attend(
     return torch.matmul(probs, value)
 
 
+def query_rows(hidden: torch.Tensor, first_token_only: bool) -> torch.Tensor:
+    """[B, S, H] -> the rows a layer computes queries (and everything after them) for:
+    all of them, or [B, 1, H] when only the first token's output is read."""
+    return hidden[:, :1] if first_token_only else hidden
+
+
+def run_layers(layers: nn.ModuleList, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool) -> torch.Tensor:
+    """The encoder loop. With ``first_token_only`` the last layer computes its output for the
+    first token alone: a sequence classifier reads nothing else (the pooler, DistilBERT's
+    pre_classifier), and every other row of the last layer is work thrown away. The keys and
+    values still come from every token, so the first token's output is exactly the full
+    model's, at 1/S of the last layer's query, projection and feed-forward cost (BERT-base:
+    -7% of the FLOPs at seq 128, DistilBERT -14%)."""
+    last = len(layers) - 1
+    for index, layer in enumerate(layers):
+        hidden = layer(hidden, bias, first_token_only and index == last)
+    return hidden
+
+
+def query_counts(num_layers: int, seq_len: int, first_token_only: bool) -> list[int]:
+    """Query rows per sequence in each layer (what ``run_layers`` computes), for FLOP counts."""
+    return [1 if first_token_only and index == num_layers - 1 else seq_len for index in range(num_layers)]
+
+
 def split_heads(x: torch.Tensor, head_size: int) -> torch.Tensor:
-    """[B, S, h*d] -> [B, h, S, d]."""
+    """[B, S, h*d] -> [B, h, S, d] (S: the query rows for a query)."""
     return x.view(x.shape[0], x.shape[1], -1, head_size).transpose(1, 2)
 
 
@@ -331,6 +355,9 @@ __all__ = [
     "merge_heads",
     "multi_head_attention",
     "norm",
+    "query_counts",
+    "query_rows",
+    "run_layers",
     "sinusoidal_table",
     "split_heads",
 ]

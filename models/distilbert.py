@@ -63,10 +63,10 @@ class MultiHeadSelfAttention(nn.Module):
         self.v_lin = nn.Linear(config.dim, config.dim)
         self.out_lin = nn.Linear(config.dim, config.dim)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, queries: torch.Tensor, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         context = blocks.multi_head_attention(
-            self.q_lin(x), self.k_lin(x), self.v_lin(x), bias, self.head_size
-        )  # [B, S, dim]
+            self.q_lin(queries), self.k_lin(x), self.v_lin(x), bias, self.head_size
+        )  # [B, Q, dim]: Q = S, or 1 for the first token only
         return self.out_lin(context)
 
 
@@ -89,8 +89,9 @@ class TransformerBlock(nn.Module):
         self.ffn = FFN(config)
         self.output_layer_norm = nn.LayerNorm(config.dim, eps=NORM_EPS)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        x = self.sa_layer_norm(self.attention(x, bias) + x)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        queries = blocks.query_rows(x, first_token_only)  # [B, S or 1, dim]
+        x = self.sa_layer_norm(self.attention(queries, x, bias) + queries)
         return self.output_layer_norm(self.ffn(x) + x)
 
 
@@ -99,10 +100,8 @@ class Transformer(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        for layer in self.layer:
-            x = layer(x, bias)
-        return x
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        return blocks.run_layers(self.layer, x, bias, first_token_only)  # [B, S or 1, dim]
 
 
 class DistilBertModel(Backbone):
@@ -135,11 +134,11 @@ class DistilBertModel(Backbone):
             with torch.no_grad():
                 table.copy_(blocks.sinusoidal_table(*table.shape))
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, first_token_only: bool = False) -> ModelOutput:
         self.check_token_types(token_type_ids)
         hidden = self.embeddings(input_ids)  # [B, S, dim]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
-        return self.pool(self.transformer(hidden, bias))
+        return self.pool(self.transformer(hidden, bias, first_token_only))
 
 
 class DistilBertForMaskedLM(TaskModel):

@@ -188,24 +188,28 @@ class MobileBertLayer(nn.Module):
         if config.num_feedforward_networks > 1:
             self.ffn = nn.ModuleList(FFNLayer(config) for _ in range(config.num_feedforward_networks - 1))
 
-    def attention_inputs(self, hidden: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """[B, S, H] -> (query/key input, value input, residual input) of the attention."""
+    def attention_inputs(self, hidden: torch.Tensor, first_token_only: bool) -> tuple[torch.Tensor, ...]:
+        """[B, S, H] -> (query/key input [B, S, .], value input [B, S, .], residual input
+        [B, S or 1, true_hidden]) of the attention. Unless the attention reads the squeezed
+        stream, only the residual does: for the first token only, only that row is squeezed."""
         if not hasattr(self, "bottleneck"):
-            return hidden, hidden, hidden
-        squeezed = self.bottleneck.input(hidden)  # [B, S, true_hidden]
+            return hidden, hidden, blocks.query_rows(hidden, first_token_only)
         if self.use_bottleneck_attention:
-            return squeezed, squeezed, squeezed
+            squeezed = self.bottleneck.input(hidden)  # [B, S, true_hidden]
+            return squeezed, squeezed, blocks.query_rows(squeezed, first_token_only)
+        residual = self.bottleneck.input(blocks.query_rows(hidden, first_token_only))  # [B, S or 1, true_hidden]
         if hasattr(self.bottleneck, "attention"):
-            return self.bottleneck.attention(hidden), hidden, squeezed
-        return hidden, hidden, squeezed
+            return self.bottleneck.attention(hidden), hidden, residual
+        return hidden, hidden, residual
 
-    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        query_key, value, layer_input = self.attention_inputs(hidden)
-        context = self.attention.self(query_key, query_key, value, bias)  # [B, S, true_hidden]
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        query_key, value, layer_input = self.attention_inputs(hidden, first_token_only)
+        queries = blocks.query_rows(query_key, first_token_only)  # [B, S or 1, true_hidden]
+        context = self.attention.self(queries, query_key, value, bias)  # [B, S or 1, true_hidden]
         x = self.attention.output(context, layer_input)
         for ffn in getattr(self, "ffn", ()):
             x = ffn(x)
-        return self.output(self.intermediate(x), x, hidden)  # [B, S, H]
+        return self.output(self.intermediate(x), x, blocks.query_rows(hidden, first_token_only))  # [B, S or 1, H]
 
 
 class MobileBertLMPredictionHead(blocks.LMPredictionHead):
@@ -247,10 +251,10 @@ class MobileBertModel(Backbone):
         # without classifier_activation the pooler returns the first token as is
         return add_pooling_layer and config.classifier_activation
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, first_token_only: bool = False) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, H]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
-        return self.pool(self.encoder(hidden, bias))
+        return self.pool(self.encoder(hidden, bias, first_token_only))
 
 
 class MobileBertForPreTraining(ForPreTraining):
@@ -292,7 +296,9 @@ class MobileBertTokenizerFast(BertTokenizerFast):
 MobileBertTokenizer = MobileBertTokenizerFast  # the docs' "slow" name: the same implementation
 
 
-def count_flops(count: FlopCounter, config: MobileBertConfig, batch: int, seq_len: int) -> None:
+def count_flops(
+    count: FlopCounter, config: MobileBertConfig, batch: int, seq_len: int, first_token_only: bool = False
+) -> None:
     """The embedding projection, then per layer: the bottleneck squeezes, attention at
     bottleneck width (the value from the full-width stream unless use_bottleneck_attention),
     the stacked feed-forwards and the expansion back to hidden_size.
@@ -310,21 +316,22 @@ def count_flops(count: FlopCounter, config: MobileBertConfig, batch: int, seq_le
     if config.trigram_input or e != h:  # MobileBertEmbeddings.project
         count.linear("embeddings", tokens, e * (3 if config.trigram_input else 1), h)
     value_in = t if config.use_bottleneck_attention else h
-    for _ in range(config.num_hidden_layers):
-        if config.use_bottleneck:
-            count.linear("bottlenecks", tokens, h, t)  # bottleneck.input
+    for queries in blocks.query_counts(config.num_hidden_layers, seq_len, first_token_only):
+        rows = batch * queries  # the query side: everything after the attention too
+        if config.use_bottleneck:  # bottleneck.input: every token when keys and values read it
+            count.linear("bottlenecks", tokens if config.use_bottleneck_attention else rows, h, t)
             if config.key_query_shared_bottleneck and not config.use_bottleneck_attention:
                 count.linear("bottlenecks", tokens, h, t)  # bottleneck.attention (query/key input)
-        count.linear("attention_projections", tokens, t, t)  # query
+        count.linear("attention_projections", rows, t, t)  # query
         count.linear("attention_projections", tokens, t, t)  # key
         count.linear("attention_projections", tokens, value_in, t)  # value
-        count.attention(batch, seq_len, t)
-        count.linear("attention_projections", tokens, t, t)  # attention.output.dense
+        count.attention(batch, seq_len, t, queries)
+        count.linear("attention_projections", rows, t, t)  # attention.output.dense
         for _ in range(config.num_feedforward_networks):  # ffn[*] then intermediate/output
-            count.linear("feed_forward", tokens, t, inner)
-            count.linear("feed_forward", tokens, inner, t)
+            count.linear("feed_forward", rows, t, inner)
+            count.linear("feed_forward", rows, inner, t)
         if config.use_bottleneck:
-            count.linear("bottlenecks", tokens, t, h)  # output.bottleneck
+            count.linear("bottlenecks", rows, t, h)  # output.bottleneck
 
 
 ARCHITECTURE = Architecture(

@@ -43,6 +43,9 @@ class PreTrainedModel(nn.Module):
     # checkpoint weights (task space, after the backbone prefix) this class leaves out on
     # purpose: dropped without the "another head" warning
     unused_on_purpose: ClassVar[tuple[str, ...]] = ()
+    # whether the model's head reads the encoder's first token alone (pooler, [CLS] classifiers):
+    # then the last layer computes that row only; the FLOP counts read it too
+    reads_first_token_only: ClassVar[bool] = False
 
     # weights of this class the checkpoint did not have (freshly initialised at load): a head
     # or pooler nobody trained; the manifest records them and ``run`` / ``export`` say so
@@ -261,7 +264,9 @@ class TaskModel(PreTrainedModel):
                 decoder.bias = bias
 
     def encode(self, input_ids, attention_mask, token_type_ids) -> ModelOutput:
-        return self.backbone(input_ids, attention_mask, token_type_ids)
+        """The backbone's outputs; for heads that read the first token alone, its
+        last_hidden_state is [B, 1, H] (see ``blocks.run_layers``)."""
+        return self.backbone(input_ids, attention_mask, token_type_ids, first_token_only=self.reads_first_token_only)
 
 
 class ForMaskedLM(TaskModel):
@@ -298,6 +303,7 @@ class ForPreTraining(TaskModel):
 
 class ForNextSentencePrediction(TaskModel):
     task = "next-sentence-prediction"
+    reads_first_token_only = True
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -310,6 +316,7 @@ class ForNextSentencePrediction(TaskModel):
 
 class ForSequenceClassification(TaskModel):
     task = "text-classification"
+    reads_first_token_only = True
     num_outputs_from_labels: ClassVar[bool] = True
     # H -> H Linear layers ``summarize`` runs before the classifier (FLOP counts read it)
     summary_dense_layers: ClassVar[int] = 0

@@ -116,12 +116,14 @@ class SqueezeBertSelfAttention(nn.Module):
         """[B, h*d, W] -> [B, h, d, W]."""
         return x.view(x.shape[0], -1, self.head_size, x.shape[-1])
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        query = self.split(self.query(x)).transpose(2, 3)  # [B, h, W, d]
+    def forward(self, queries: torch.Tensor, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Queries [B, C, Q] (Q = W, or 1 for the first token only), keys and values from
+        x [B, C, W] -> context [B, C, Q]."""
+        query = self.split(self.query(queries)).transpose(2, 3)  # [B, h, Q, d]
         key_t = self.split(self.key(x))  # [B, h, d, W]: already transposed for q @ k
         value = self.split(self.value(x)).transpose(2, 3)  # [B, h, W, d]
-        context = blocks.attend(query, key_t, value, bias, self.head_size)  # [B, h, W, d]
-        return context.transpose(2, 3).flatten(1, 2)  # [B, C, W]
+        context = blocks.attend(query, key_t, value, bias, self.head_size)  # [B, h, Q, d]
+        return context.transpose(2, 3).flatten(1, 2)  # [B, C, Q]
 
 
 class SqueezeBertModule(nn.Module):
@@ -135,8 +137,9 @@ class SqueezeBertModule(nn.Module):
         self.intermediate = ConvActivation(hidden, inner, config.intermediate_groups, config.hidden_act)
         self.output = ConvDropoutLayerNorm(inner, hidden, config.output_groups)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        attended = self.post_attention(self.attention(x, bias), x)  # [B, C, W]
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        queries = x[:, :, :1] if first_token_only else x  # [B, C, W or 1]: channels first
+        attended = self.post_attention(self.attention(queries, x, bias), queries)  # [B, C, W or 1]
         return self.output(self.intermediate(attended), attended)
 
 
@@ -145,11 +148,10 @@ class SqueezeBertEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(SqueezeBertModule(config) for _ in range(config.num_hidden_layers))
 
-    def forward(self, hidden: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
         x = hidden.transpose(1, 2)  # [B, S, C] -> [B, C, S]
-        for layer in self.layers:
-            x = layer(x, bias)
-        return x.transpose(1, 2)  # [B, S, C]
+        x = blocks.run_layers(self.layers, x, bias, first_token_only)  # [B, C, S or 1]
+        return x.transpose(1, 2)  # [B, S or 1, C]
 
 
 class SqueezeBertModel(Backbone):
@@ -177,10 +179,10 @@ class SqueezeBertModel(Backbone):
     def runs_pooler_dense(cls, config: SqueezeBertConfig, add_pooling_layer: bool) -> bool:
         return True  # built whatever the task (as transformers does), and always run
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, first_token_only: bool = False) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, C]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
-        return self.pool(self.encoder(hidden, bias))
+        return self.pool(self.encoder(hidden, bias, first_token_only))
 
 
 class SqueezeBertForMaskedLM(ForMaskedLM):
@@ -214,12 +216,14 @@ class SqueezeBertTokenizerFast(BertTokenizerFast):
 SqueezeBertTokenizer = SqueezeBertTokenizerFast  # the docs' "slow" name: the same implementation
 
 
-def count_flops(count: FlopCounter, config: SqueezeBertConfig, batch: int, seq_len: int) -> None:
+def count_flops(
+    count: FlopCounter, config: SqueezeBertConfig, batch: int, seq_len: int, first_token_only: bool = False
+) -> None:
     """BERT's count with each 1x1 convolution divided by its groups: 7.40 G at paper size
     against the paper's 7.42 G (-0.3%)."""
     attention_groups = (config.q_groups, config.k_groups, config.v_groups, config.post_attention_groups)
     feed_forward_groups = (config.intermediate_groups, config.output_groups)
-    bert.count_flops(count, config, batch, seq_len, attention_groups, feed_forward_groups)
+    bert.count_flops(count, config, batch, seq_len, first_token_only, attention_groups, feed_forward_groups)
 
 
 ARCHITECTURE = Architecture(

@@ -96,6 +96,26 @@ def test_only_attention_scores_are_quadratic_in_seq_len(name):
     assert scores(f128) == 4 * 128 * 128 * width * layers
 
 
+# what a first-token classifier saves: the last layer's rows but the first (keys and values
+# still read every token); FlopCounterMode below pins the modules to this count
+SAVED_BY_FIRST_TOKEN_ONLY = {"bert": (0.92, 0.94), "distilbert": (0.85, 0.87), "squeezebert": (0.92, 0.94),
+                             "mobilebert": (0.96, 0.985)}
+
+
+@pytest.mark.parametrize("name", list(registry.ARCHITECTURES))
+def test_first_token_heads_run_the_last_layer_on_one_row(name):
+    config, tasks = paper_config(name), registry.get_architecture(name).tasks
+    first_token = [task for task, cls in tasks.items() if cls.reads_first_token_only]
+    assert "text-classification" in first_token and "feature-extraction" not in first_token
+    encoder_only = model_flops(config, 128)["total"]
+    low, high = SAVED_BY_FIRST_TOKEN_ONLY[name]
+    for task in tasks:
+        out = model_flops(config, 128, task=task)
+        share = (out["total"] - out["by_part"]["head"]) / encoder_only
+        # heads that read every token pay for every row
+        assert low < share < high if task in first_token else share == 1.0, (task, share)
+
+
 def test_grouped_squeezebert_is_cheaper_than_bert_of_the_same_size():
     squeeze = paper_config("squeezebert")
     dense = squeeze.replace(q_groups=1, k_groups=1, v_groups=1, post_attention_groups=1,
