@@ -90,10 +90,10 @@ def test_static_recipes_keep_softmax_float_and_choose_the_output_type(float_expo
 
 
 @pytest.mark.parametrize("name", [r for r in RECIPES if r.startswith("onnx-dynamic")])
-def test_onnx_dynamic_convolutions_get_the_u8_weights_onnxruntimes_fast_kernel_takes(name, tmp_path):
-    """SqueezeBERT's 1x1 convolutions become ConvInteger, whose CPU kernel is fast only for
-    uint8 weights (int8 ones made the int8 file 3x slower than fp32); MatMuls keep the
-    recipe's weights."""
+def test_onnx_dynamic_convolutions_become_integer_matmuls_with_the_recipes_weights(name, tmp_path):
+    """SqueezeBERT's 1x1 convolutions become MatMuls before quantization (ConvInteger's CPU
+    kernel is slow; formats/onnx/conv_matmul.py), so no ConvInteger is left and every integer
+    MatMul takes the recipe's int8 weights."""
     import onnx
     from onnx import numpy_helper
 
@@ -102,9 +102,9 @@ def test_onnx_dynamic_convolutions_get_the_u8_weights_onnxruntimes_fast_kernel_t
     quantize_model(tmp_path / "onnx", name, tmp_path / "int8")
     graph = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-    convolutions = [node for node in graph.node if node.op_type == "ConvInteger"]
-    assert convolutions and not [node for node in graph.node if node.op_type == "Conv"]
-    assert {str(weights[node.input[1]].dtype) for node in convolutions} == {"uint8"}
+    assert not [node for node in graph.node if node.op_type in ("Conv", "ConvInteger")]
+    matmuls = [node for node in graph.node if node.op_type in ("MatMulInteger", "MatMulIntegerToFloat")]
+    assert len(matmuls) >= 2 * 6 and {str(weights[node.input[1]].dtype) for node in matmuls} == {"int8"}
 
 
 def test_pipeline_runs_on_a_quantized_export(checkpoint, tmp_path):

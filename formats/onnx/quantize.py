@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
 from pocketbert.formats.onnx.graph import ffn_matmuls, softmax_nodes
 from pocketbert.formats.onnx.per_token import quantize_per_token
 from pocketbert.quiet import quiet_libraries
@@ -34,19 +35,25 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     # the quantizer runs (seen on a 2-label classifier): let it infer shapes afresh
     graph = onnx.load(str(source))
     del graph.graph.value_info[:]
-    staged = target.with_name("float.staged.onnx")
-    onnx.save(graph, str(staged))
     kept_float = softmax_nodes(graph.graph) if recipe.float_softmax else []
     outliers = _outlier_nodes(recipe, graph.graph) if recipe.float_outliers else []
     excluded_nodes = sorted({*excluded_nodes, *kept_float, *outliers})
     details = {"tool": "onnxruntime.quantization", "float_softmax_nodes": kept_float, "float_outlier_nodes": outliers}
+    if recipe.method == "dynamic":
+        # SqueezeBERT's pointwise convolutions as MatMuls: integer MatMul kernels instead of
+        # ConvInteger (paper size, seq 128, 1 thread: per-token 31.9 -> 26.7 ms, per-tensor
+        # 33.0 -> 24.0, per-channel 32.2 -> 24.9); excluded convolutions stay float Convs
+        details["convolutions_as_matmuls"] = pointwise_convs_to_matmuls(graph, excluded=excluded_nodes)
+    staged = target.with_name("float.staged.onnx")
+    onnx.save(graph, str(staged))
     onnxruntime_out = target.with_name("embeddings.staged.onnx") if recipe.per_token else target
     try:  # quiet: advice on the root logger ("consider pre-processing"), calibrators' prints
         with quiet_libraries():
             convolutions = [n.name for n in graph.graph.node if n.op_type == "Conv" and n.name not in excluded_nodes]
             _quantize(recipe, staged, onnxruntime_out, calibration, excluded_nodes, convolutions)
         if recipe.per_token:
-            details["tool"] = "onnxruntime.quantization (embeddings, convolutions) + pocketbert per-token MatMuls"
+            details["tool"] = "onnxruntime.quantization (embeddings{}) + pocketbert per-token MatMuls".format(
+                ", convolutions" if convolutions else "")
             details |= quantize_per_token(onnxruntime_out, target, weight_bits=7 if recipe.reduce_range else 8,
                                           asymmetric=recipe.activation_scale == "per-token-asymmetric",
                                           excluded=set(excluded_nodes))
@@ -73,15 +80,17 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
     weight_type = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
     if recipe.method == "dynamic":
         # per-token recipes: onnxruntime quantizes what the per-token rewrite does not (the
-        # embedding tables, 1x1 convolutions); the rewrite then takes every constant MatMul
+        # embedding tables, convolutions the MatMul rewrite left); the rewrite then takes every
+        # constant MatMul
         staged = target.with_name("convolutions.staged.onnx") if convolutions else target
         quantize_dynamic(str(source), str(staged), weight_type=weight_type, per_channel=recipe.per_channel,
                          reduce_range=recipe.reduce_range, nodes_to_exclude=[*excluded_nodes, *convolutions],
                          op_types_to_quantize=["Gather"] if recipe.per_token else None)
         if convolutions:
-            # onnxruntime's ConvInteger is fast for u8 x u8 only: with int8 weights SqueezeBERT's
-            # 1x1 convolutions took 215 of 237 ms (8x their 27 ms with u8 weights, 1 thread, measured),
-            # which made the int8 file 3x slower than fp32
+            # Convs the MatMul rewrite left (not pointwise): onnxruntime's ConvInteger is fast
+            # for u8 x u8 only: with int8 weights SqueezeBERT's 1x1 convolutions took 215 of
+            # 237 ms (8x their 27 ms with u8 weights, 1 thread, measured), which made the int8
+            # file 3x slower than fp32
             try:
                 quantize_dynamic(str(staged), str(target), weight_type=QuantType.QUInt8, per_channel=recipe.per_channel,
                                  reduce_range=recipe.reduce_range, nodes_to_exclude=excluded_nodes,
