@@ -121,7 +121,7 @@ def query_counts(num_layers: int, seq_len: int, first_token_only: bool) -> list[
 
 
 def split_heads(x: torch.Tensor, head_size: int) -> torch.Tensor:
-    """[B, S, h*d] -> [B, h, S, d] (S: the query rows for a query)."""
+    """[B, S, h*d] -> [B, h, S, d] (S: the tokens, or just the rows that ask queries)."""
     return x.view(x.shape[0], x.shape[1], -1, head_size).transpose(1, 2)
 
 

@@ -327,7 +327,9 @@ class ForSequenceClassification(TaskModel):
         self.classifier = nn.Linear(config.hidden_size, width)
 
     def summarize(self, out: ModelOutput) -> torch.Tensor:
-        """Backbone outputs -> one vector per sequence [B, H]: the pooler's, by default."""
+        """Backbone outputs -> one vector per sequence [B, H]: the pooler's, by default. It
+        may read the first token only (``reads_first_token_only``): a head reading more
+        rows must set that False, or its last layer computes them not at all."""
         return out.pooler_output
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> ModelOutput:
