@@ -326,6 +326,25 @@ def test_sigterm_cleans_up_and_says_so(ckpt, tmp_path, cli_env):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
+def test_a_sigterm_during_a_native_import_waits_for_its_end():
+    """The handler's exception raised into a C extension's initialisation aborted the process
+    (SIGABRT, nothing cleaned) or became an ImportError; inside termination_deferred it waits."""
+    from pocketbert import atomic
+
+    previous = signal.signal(signal.SIGTERM, atomic.request_termination)
+    reached_the_end = False
+    try:
+        with pytest.raises(atomic.Terminated):
+            with atomic.termination_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.01)  # the handler runs here: it must not raise yet
+                reached_the_end = True
+        assert reached_the_end and atomic.termination_requested()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        atomic._termination_requested = False
+
+
 def test_leftovers_of_a_killed_export_are_removed_by_the_next(ckpt, tmp_path, cli_env):
     out = tmp_path / "out"
     job = pocketbert_process("export", ckpt, "--format", "tflite", "--seq-len", "16", "-o", out, env=cli_env)

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from pocketbert.atomic import termination_deferred
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.runtime.buckets import bucket_signature
 from pocketbert.formats.tflite.litert import INSTALL_HINT, interpreter_module
@@ -165,7 +166,7 @@ def _sample(model: PreTrainedModel, spec: ExportSpec, length: int) -> dict[str, 
 def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> dict:
     try:
         # its import pulls torchao and jax, which log about GPU kernels this machine lacks
-        with quiet_libraries(native_stderr=True):
+        with termination_deferred(), quiet_libraries(native_stderr=True):
             import litert_torch
     except ImportError:
         raise PocketbertError(f"TFLite export needs litert-torch: {INSTALL_HINT}") from None

@@ -121,15 +121,32 @@ class Terminated(KeyboardInterrupt):
 
 
 _termination_requested = False
+_deferring = 0  # depth of termination_deferred blocks
 
 
 def request_termination(signum=None, frame=None) -> None:
-    """The SIGTERM handler: remember it, then unwind. A library that swallows the exception
-    (a converter's ``except BaseException``) cannot make the output appear anyway: every
-    commit checks the flag first."""
+    """The SIGTERM handler: remember it, then unwind (at the end of a ``termination_deferred``
+    block, inside one). A library that swallows the exception (a converter's ``except
+    BaseException``) cannot make the output appear anyway: every commit checks the flag first."""
     global _termination_requested
     _termination_requested = True
-    raise Terminated()
+    if not _deferring:
+        raise Terminated()
+
+
+@contextlib.contextmanager
+def termination_deferred() -> Iterator[None]:
+    """SIGTERM waits for the end of the block, then unwinds as usual. For imports of native
+    libraries (litert-torch pulls jax, torchao, TensorFlow's runtime): the exception raised into
+    a C extension's initialisation aborted the process (SIGABRT: no cleanup, no message; 1 in 12
+    SIGTERMs of an export here), or a library's import guard turned it into an ImportError."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    _not_terminated()
 
 
 def termination_requested() -> bool:

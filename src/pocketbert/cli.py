@@ -59,6 +59,11 @@ def _os_error_line(exc: OSError) -> str:
     return f"{where}{exc.strerror or exc}"
 
 
+def _terminated() -> int:
+    print("pocketbert: terminated (SIGTERM); partial outputs removed", file=sys.stderr)
+    return 128 + signal.SIGTERM
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -70,16 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise Terminated()
         return status
     except PocketbertError as exc:
+        if atomic.termination_requested():  # a library turned the SIGTERM into its own error
+            return _terminated()
         print(f"pocketbert: error: {_shorten(' '.join(str(exc).split()))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
+        if atomic.termination_requested():
+            return _terminated()
         if exc.errno not in USER_OS_ERRORS:
             raise  # a bug, with its traceback
         print(f"pocketbert: error: {_os_error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated:
-        print("pocketbert: terminated (SIGTERM); partial outputs removed", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        return _terminated()
     except KeyboardInterrupt:
         print("pocketbert: interrupted", file=sys.stderr)
         return 130
