@@ -146,9 +146,9 @@ def count_flops(
     token per sequence."""
     tokens = batch * seq_len
     h, inner = config.hidden_size, config.intermediate_size
+    q_groups, k_groups, v_groups, post_groups = attention_groups
     for queries in blocks.query_counts(config.num_hidden_layers, seq_len, first_token_only):
         rows = batch * queries  # what the query, the projection after attention and the FFN see
-        q_groups, k_groups, v_groups, post_groups = attention_groups
         count.linear("attention_projections", rows, h, h, q_groups)
         count.linear("attention_projections", tokens, h, h, k_groups)
         count.linear("attention_projections", tokens, h, h, v_groups)
