@@ -160,8 +160,8 @@ def logits_check(checkpoint: Path, ours: Path, anchor: Path) -> dict:
 
     from pocketbert.formats import open_runner
     from pocketbert.models.configs import load_config
-    from pocketbert.runtime.foreign import CANONICAL, input_roles
-    from pocketbert.runtime.spec import full_length_inputs
+    from pocketbert.contracts.foreign import CANONICAL, input_roles
+    from pocketbert.contracts.spec import full_length_inputs
 
     ids = full_length_inputs(CANONICAL, load_config(checkpoint).vocab_size, (1, SEQ_LEN), seed=17)
     for name in CANONICAL:

@@ -25,8 +25,8 @@ import numpy as np
 
 from pocketbert.benchmarks import latency, noise
 from pocketbert.benchmarks.results import Measurement
-from pocketbert.runtime.recipe import arithmetic
-from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, full_length_inputs
+from pocketbert.contracts.recipe import arithmetic
+from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH, full_length_inputs
 from pocketbert.errors import PocketbertError
 
 
@@ -61,7 +61,7 @@ def describe(path: Path) -> dict:
     """Format, runtime, architecture, recipe and size of an input, from its manifest or
     config.json, without loading the model."""
     from pocketbert.formats import format_for_file
-    from pocketbert.runtime.artifact import Artifact, is_artifact
+    from pocketbert.contracts.artifact import Artifact, is_artifact
 
     path = Path(path)
     if not path.exists():
@@ -104,7 +104,7 @@ def vocabulary_size(directory: Path, foreign: bool) -> int:
     """Ids to draw latency inputs from: the model's vocabulary, or for a foreign file
     without a readable config.json beside it, ids every vocabulary has."""
     from pocketbert.models.configs import load_config
-    from pocketbert.runtime.foreign import SAFE_VOCABULARY
+    from pocketbert.contracts.foreign import SAFE_VOCABULARY
 
     if not foreign:
         return load_config(directory).vocab_size
@@ -118,7 +118,7 @@ def query_inputs(runner, roles: dict[str, str], vocab: int, lengths: tuple[int, 
     """One input per query length, as an app would feed it: real tokens for the sentence,
     then padding (mask 0) to the file's static length; a dynamic or bucketed runner gets the
     sentence's own length. Lengths over what the file takes are cut to it, as truncation would."""
-    from pocketbert.runtime.foreign import CANONICAL
+    from pocketbert.contracts.foreign import CANONICAL
 
     buckets = getattr(runner, "sequence_buckets", ())
     limit = runner.fixed_sequence_length or (buckets[-1] if buckets else None)
@@ -136,7 +136,7 @@ def query_inputs(runner, roles: dict[str, str], vocab: int, lengths: tuple[int, 
 def measure_here(path: Path, settings: Settings, label: str | None = None) -> Measurement:
     """The measurement itself, in this process (the subprocess entry point calls this)."""
     from pocketbert.formats import open_runner
-    from pocketbert.runtime.foreign import CANONICAL, input_roles
+    from pocketbert.contracts.foreign import CANONICAL, input_roles
 
     info = describe(path)
     rss_before = _current_rss_mb()

@@ -150,7 +150,7 @@ def model_input(work_dir: Path, arch: str, runtime: str, seq_len: int, task: str
 
 def _current_export(export_dir: Path, seq_len: int) -> Path | None:
     """``export_dir`` when it is an export at ``seq_len`` (or of any length), else None."""
-    from pocketbert.runtime.artifact import Artifact, is_artifact
+    from pocketbert.contracts.artifact import Artifact, is_artifact
 
     if not is_artifact(export_dir):
         return None

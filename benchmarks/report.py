@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 
 def host_info() -> dict:
     from pocketbert.benchmarks.harness import available_cores
-    from pocketbert.runtime.artifact import versions
+    from pocketbert.contracts.artifact import versions
 
     cpu = platform.processor()
     try:

@@ -23,7 +23,7 @@ class Measurement:
     batch: int
     architecture: str | None = None  # model_type from config.json
     quantization: str | None = None  # recipe name, None for float
-    arithmetic: str | None = None  # "int8" or "float": the GEMM peak the row is held to (runtime/recipe.py)
+    arithmetic: str | None = None  # "int8" or "float": the GEMM peak the row is held to (contracts/recipe.py)
     file_bytes: int | None = None
     init_ms: float | None = None  # load the file / build the session
     first_inference_ms: float | None = None

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from pocketbert.atomic import atomic_directory, check_free_space
 from pocketbert.errors import PocketbertError
-from pocketbert.export.validate import validate
+from pocketbert.quality.validate import validate
 from pocketbert.formats import FORMATS, get_format, runner_for_file
 from pocketbert.models.modeling import PreTrainedModel
-from pocketbert.runtime.artifact import sha256, versions, write_manifest, write_support_files
-from pocketbert.runtime.format import ExportOptions, Format
-from pocketbert.runtime.runner import TorchRunner
-from pocketbert.runtime.spec import ExportSpec
+from pocketbert.contracts.artifact import sha256, versions, write_manifest, write_support_files
+from pocketbert.contracts.format import ExportOptions, Format
+from pocketbert.contracts.runner import TorchRunner
+from pocketbert.contracts.spec import ExportSpec
 
 __all__ = ["FORMATS", "ExportOptions", "check_trained", "export_loaded", "export_model", "plan", "untrained_summary"]
 

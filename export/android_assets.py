@@ -8,7 +8,7 @@ from pathlib import Path
 from pocketbert.atomic import atomic_file
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import runner_for_file
-from pocketbert.runtime.artifact import MANIFEST_NAME, Artifact
+from pocketbert.contracts.artifact import MANIFEST_NAME, Artifact
 from pocketbert.models.configs import CONFIG_NAME, load_config
 
 LABELS_NAME = "labels.txt"

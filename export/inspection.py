@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from pocketbert.errors import PocketbertError
-from pocketbert.runtime.accelerator import FileInspection
+from pocketbert.contracts.accelerator import FileInspection
 
 
 def inspect_path(path: str | Path) -> list[FileInspection]:
     """An artifact directory: each file its manifest lists (sha256-checked); a file inside an
     artifact: that one, with the manifest; any other model file: by its suffix alone."""
     from pocketbert.formats import format_for_file, get_format
-    from pocketbert.runtime.artifact import Artifact, is_artifact
+    from pocketbert.contracts.artifact import Artifact, is_artifact
 
     path = Path(path)
     if path.is_dir():

@@ -1,7 +1,7 @@
 """The format registry: every file format pocketbert exports, runs and quantizes.
 
 Each built-in format is one package here (``onnx``, ``tflite``, ``torchscript``,
-``executorch``) whose ``FORMAT`` is a ``pocketbert.runtime.format.Format``. Adding a
+``executorch``) whose ``FORMAT`` is a ``pocketbert.contracts.format.Format``. Adding a
 runtime is one plugin and one ``register`` call: export, quantize, bench, parity, the
 protocols, the sweep and the CLI read ``FORMATS``.
 """
@@ -14,8 +14,8 @@ import numpy as np
 
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import executorch, onnx, tflite, torchscript
-from pocketbert.runtime.format import Format
-from pocketbert.runtime.runner import Runner, RunnerError, TorchRunner
+from pocketbert.contracts.format import Format
+from pocketbert.contracts.runner import Runner, RunnerError, TorchRunner
 
 FORMATS: dict[str, Format] = {}
 
@@ -85,8 +85,8 @@ def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int
 
 def open_foreign(path: str | Path, threads: int | None = None, accelerator: str = "cpu") -> Runner:
     """A runner for a model file pocketbert did not export: names, static shapes and dtypes
-    from the file itself (``runtime/foreign.py`` tells its inputs apart)."""
-    from pocketbert.runtime.foreign import input_roles
+    from the file itself (``contracts/foreign.py`` tells its inputs apart)."""
+    from pocketbert.contracts.foreign import input_roles
 
     path = Path(path)
     runner = format_for_file(path).open_on(accelerator, path, (), (), threads, None)
@@ -104,7 +104,7 @@ def open_runner(path: str | Path, threads: int | None = None, role: str | None =
     a model file inside one, on ``accelerator`` (a checkpoint runs on PyTorch's CPU). With
     ``foreign``, also a model file outside any export (``open_foreign``)."""
     from pocketbert.models import load_model
-    from pocketbert.runtime.artifact import Artifact, is_artifact
+    from pocketbert.contracts.artifact import Artifact, is_artifact
 
     path = Path(path)
     if path.is_file():

@@ -18,12 +18,12 @@ import warnings
 from pathlib import Path
 
 from pocketbert.atomic import atomic_directory, refuse_existing, work_directory
-from pocketbert.benchmarks import quality
+from pocketbert.quality import metrics as quality
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import get_format, runner_for_file
 from pocketbert.quantize.recipes import RECIPES, Recipe, get_recipe
-from pocketbert.runtime.artifact import Artifact, is_artifact, sha256, versions, write_manifest
-from pocketbert.runtime.format import ExportOptions, Format, QuantizeJob
+from pocketbert.contracts.artifact import Artifact, is_artifact, sha256, versions, write_manifest
+from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
 
 __all__ = ["RECIPES", "Recipe", "get_recipe", "quantize_model"]
 
@@ -64,7 +64,7 @@ def quantize_model(
     """``options`` are the export options of the float model (``seq_len`` alone is a
     shorthand for ``ExportOptions(seq_len=...)``). Quality against the float file is
     measured on ``eval_texts`` (default: the held-out sentences) with the task's metric."""
-    from pocketbert.export.validate import agreement
+    from pocketbert.quality.validate import agreement
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer
     from pocketbert.quantize.calibration import calibration_inputs, read_texts

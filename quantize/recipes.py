@@ -9,7 +9,7 @@ from collections.abc import Iterator, MutableMapping
 
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import FORMATS
-from pocketbert.runtime.recipe import Recipe
+from pocketbert.contracts.recipe import Recipe
 
 __all__ = ["RECIPES", "Recipe", "get_recipe"]
 

@@ -16,7 +16,7 @@ from torch import nn
 from pocketbert.atomic import work_directory
 from pocketbert.errors import PocketbertError
 from pocketbert.models.modeling import TaskModel
-from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH
+from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH
 
 
 def model_blocks(model) -> list[tuple[str, list[str]]]:
@@ -43,7 +43,7 @@ def scan(source, recipe_name: str, task: str | None = None, seq_len: int = DEFAU
     from pocketbert.formats import get_format
     from pocketbert.models import load_model
     from pocketbert.quantize import get_recipe
-    from pocketbert.runtime.artifact import is_artifact
+    from pocketbert.contracts.artifact import is_artifact
 
     recipe = get_recipe(recipe_name)
     fmt = get_format(recipe.format)
@@ -87,6 +87,6 @@ def scan_blocks(base, recipe_name: str, model, options, calibration_file=None, e
 
 def _ranking_figure(task: str) -> str:
     """Pooled cosine for embeddings (finer than neighbour retention), else the task's agreement."""
-    from pocketbert.benchmarks.quality import AGREEMENT_METRIC
+    from pocketbert.quality.metrics import AGREEMENT_METRIC
 
     return "cosine_mean" if AGREEMENT_METRIC[task] == "nn_retention" else AGREEMENT_METRIC[task]

@@ -13,15 +13,15 @@ from pathlib import Path
 
 from pocketbert.atomic import work_directory
 from pocketbert.errors import PocketbertError
-from pocketbert.benchmarks import quality
+from pocketbert.quality import metrics as quality
 from pocketbert.quantize.recipes import RECIPES
-from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH
+from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH
 
 
 def read_labelled(path: str | Path) -> list[tuple[str, str]]:
     """(text, label) from .jsonl ({"text", "label"}) or .tsv (header with text and label);
     the reading (and its errors) is ``benchmarks.eval_data.read_classification``'s."""
-    from pocketbert.benchmarks.eval_data import read_classification
+    from pocketbert.quality.eval_data import read_classification
 
     return [(example.text, str(example.label)) for example in read_classification(path)]
 
@@ -33,7 +33,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
     from rich.progress import Progress
 
     from pocketbert.benchmarks import latency
-    from pocketbert.benchmarks.eval_data import classification_accuracy
+    from pocketbert.quality.eval_data import classification_accuracy
     from pocketbert.formats import get_format, open_runner
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.pipelines import pipeline
@@ -48,7 +48,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
         raise PocketbertError(f"--eval-data is labelled text for text-classification, not for --task {task}")
     if eval_data:
         task = "text-classification"
-        from pocketbert.benchmarks.eval_data import label_ids, read_classification
+        from pocketbert.quality.eval_data import label_ids, read_classification
         from pocketbert.models.checkpoint import resolve
         from pocketbert.models.configs import load_config
 
@@ -109,8 +109,8 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
 def _timing_inputs(runner, artifact_dir: Path):
     """Full-length inputs of the artifact's own shape (batch and length as exported)."""
     from pocketbert.models.configs import load_config
-    from pocketbert.runtime.artifact import Artifact
-    from pocketbert.runtime.spec import full_length_inputs
+    from pocketbert.contracts.artifact import Artifact
+    from pocketbert.contracts.spec import full_length_inputs
 
     spec = Artifact.open(artifact_dir).spec()
     return full_length_inputs(runner.input_names, load_config(artifact_dir).vocab_size, spec.input_shape())

@@ -22,7 +22,7 @@ import shutil
 from pathlib import Path
 
 from pocketbert.atomic import atomic_directory, refuse_existing, work_directory
-from pocketbert.benchmarks import quality
+from pocketbert.quality import metrics as quality
 from pocketbert.errors import PocketbertError
 
 
@@ -65,7 +65,7 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
     from pocketbert.models import load_model
     from pocketbert.quantize import quantize_model
     from pocketbert.quantize.scan import scan_blocks
-    from pocketbert.runtime.artifact import is_artifact
+    from pocketbert.contracts.artifact import is_artifact
 
     fmt = get_format(fmt_name)
     fmt.require()
@@ -156,8 +156,8 @@ def _time_all(rows: list[dict], threads: int, rounds: int = 3) -> None:
     from pocketbert.benchmarks import latency
     from pocketbert.formats import open_runner
     from pocketbert.models.configs import load_config
-    from pocketbert.runtime.artifact import Artifact
-    from pocketbert.runtime.spec import full_length_inputs
+    from pocketbert.contracts.artifact import Artifact
+    from pocketbert.contracts.spec import full_length_inputs
 
     runners = []
     for row in rows:
@@ -177,7 +177,7 @@ def _held_out(float_dir: Path | str, candidate_dir: Path, task: str, texts: list
     """The candidate's quality on sentences the search never saw."""
     from pocketbert.formats import open_runner
     from pocketbert.models.tokenizer import load_tokenizer
-    from pocketbert.runtime.artifact import Artifact
+    from pocketbert.contracts.artifact import Artifact
 
     reference = open_runner(float_dir, task=task)
     candidate = open_runner(candidate_dir)

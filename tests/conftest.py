@@ -26,7 +26,7 @@ def _fewer_quality_sentences(request, monkeypatch):
     marked ``all_sentences`` measure on all of them."""
     if request.node.get_closest_marker("slow") or request.node.get_closest_marker("all_sentences"):
         return
-    from pocketbert.benchmarks import quality
+    from pocketbert.quality import metrics as quality
 
     texts = quality.default_texts()[:TINY_MODEL_SENTENCES]
     monkeypatch.setattr(quality, "default_texts", lambda: list(texts))

@@ -1,5 +1,5 @@
 """The android_demo's sequence buckets (SequenceBuckets.java, which BertModel.kt calls) against
-runtime/buckets.py: the same bucket for every length, the same signature names, the same
+contracts/buckets.py: the same bucket for every length, the same signature names, the same
 trimming of sequence outputs; and on a real bucketed export, the app's input (tokenized in Java,
 padded to the bucket it picks, from the manifest android-assets copies) run in the signature it
 names gives the Python runner's numbers. Compiled and run with the machine's JDK (as
@@ -19,11 +19,11 @@ import pytest
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.export.android_assets import write_android_assets
 from pocketbert.formats import open_runner
-from pocketbert.runtime.buckets import bucket_signature, pick, trimmed
+from pocketbert.contracts.buckets import bucket_signature, pick, trimmed
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.models import create_checkpoint
 from pocketbert.models.tokenizer import load_tokenizer
-from pocketbert.runtime.runner import RunnerError
+from pocketbert.contracts.runner import RunnerError
 
 REPO = Path(__file__).resolve().parents[1]
 JAVA_ROOT = REPO / "android_demo" / "tokenizer" / "src"

@@ -25,8 +25,8 @@ from pocketbert.cli import main
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.formats import open_foreign, open_runner
 from pocketbert.models import create_checkpoint
-from pocketbert.runtime.foreign import input_roles
-from pocketbert.runtime.spec import full_length_inputs
+from pocketbert.contracts.foreign import input_roles
+from pocketbert.contracts.spec import full_length_inputs
 
 SEQ = 32
 FAST = ["--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1", "--threads", "1"]

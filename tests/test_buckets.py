@@ -14,13 +14,13 @@ from helpers import assert_one_line_error, pocketbert
 from pocketbert.cli import main
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.formats import open_runner
-from pocketbert.runtime.buckets import bucket_lengths, pick, sequence_axes
+from pocketbert.contracts.buckets import bucket_lengths, pick, sequence_axes
 from pocketbert.models import create_checkpoint, load_model
 from pocketbert.models.vocab import corpus_lines
 from pocketbert.pipelines import pipeline
-from pocketbert.runtime.artifact import Artifact
-from pocketbert.runtime.runner import RunnerError
-from pocketbert.runtime.spec import full_length_inputs
+from pocketbert.contracts.artifact import Artifact
+from pocketbert.contracts.runner import RunnerError
+from pocketbert.contracts.spec import full_length_inputs
 
 BUCKETS = (8, 16, 32)
 FAST = ["--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1", "--threads", "1"]

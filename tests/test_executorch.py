@@ -19,9 +19,9 @@ from helpers import fake_model
 from pocketbert.formats import RunnerError, TorchRunner, open_runner, runner_for_file
 from pocketbert.errors import PocketbertError
 from pocketbert.export import ExportOptions, export_model
-from pocketbert.runtime.artifact import Artifact
-from pocketbert.runtime.spec import ExportSpec, random_inputs
-from pocketbert.export.validate import compare
+from pocketbert.contracts.artifact import Artifact
+from pocketbert.contracts.spec import ExportSpec, random_inputs
+from pocketbert.quality.validate import compare
 from pocketbert.models import create_checkpoint, load_model, registry
 from pocketbert.models.vocab import build_vocab
 from pocketbert.pipelines import pipeline

@@ -14,8 +14,8 @@ from helpers import fake_model
 from pocketbert.formats import RunnerError, open_runner
 from pocketbert.errors import PocketbertError
 from pocketbert.export import ExportOptions, export_model
-from pocketbert.runtime.artifact import Artifact, ArtifactError, sha256
-from pocketbert.export.validate import OutputNamesError, OutputShapeError, OutputValuesError, compare
+from pocketbert.contracts.artifact import Artifact, ArtifactError, sha256
+from pocketbert.quality.validate import OutputNamesError, OutputShapeError, OutputValuesError, compare
 from pocketbert.models import create_checkpoint, registry
 from pocketbert.pipelines import pipeline
 

@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from pocketbert.cli import main
 from pocketbert.models import registry
 from pocketbert.models.vocab import build_vocab
-from pocketbert.runtime.artifact import sha256
+from pocketbert.contracts.artifact import sha256
 
 
 def cli(*args) -> tuple[int, str, str]:

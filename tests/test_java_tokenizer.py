@@ -15,7 +15,7 @@ import pytest
 import torch
 from tokenizer_corpus import pair_texts, random_texts, single_texts
 
-from pocketbert.benchmarks.quality import default_texts as quality_texts
+from pocketbert.quality.metrics import default_texts as quality_texts
 
 from pocketbert.models import tokenizer as tk
 from pocketbert.models.vocab import build_vocab

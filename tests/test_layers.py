@@ -10,10 +10,10 @@ from test_architectures_imports import find_cycle  # the same depth-first search
 
 ROOT = Path(__file__).resolve().parents[1]
 # the parts, each a folder (or src/pocketbert module) importable as pocketbert.<part>
-PACKAGES = ("models", "runtime", "formats", "export", "quantize", "benchmarks")
+PACKAGES = ("models", "contracts", "formats", "quality", "export", "quantize", "benchmarks")
 SRC = ROOT / "src" / "pocketbert"
 # lowest first: a part may import only parts before it (and the leaf utilities)
-LAYERS = ("models", "runtime", "formats", "export", "pipelines", "benchmarks", "quantize", "docs", "commands", "cli")
+LAYERS = ("models", "contracts", "formats", "pipelines", "quality", "export", "benchmarks", "quantize", "docs", "commands", "cli")
 LEAVES = {"errors", "atomic", "paths", "quiet", "textfile", "__init__"}
 
 
@@ -48,7 +48,7 @@ def dependencies() -> dict[str, set[str]]:
 
 def test_no_import_cycle_between_top_level_parts():
     graph = dependencies()
-    assert {"models", "runtime", "formats", "export", "quantize", "benchmarks", "commands"} <= set(graph)
+    assert {"models", "contracts", "formats", "quality", "export", "quantize", "benchmarks", "commands"} <= set(graph)
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
 
 

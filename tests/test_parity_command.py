@@ -12,9 +12,9 @@ import warnings
 
 import pytest
 
-from pocketbert.benchmarks import eval_data
-from pocketbert.benchmarks.eval_data import EvalDataError, SquadQuestion, read_eval_data
-from pocketbert.benchmarks.parity import parity, threshold_failures
+from pocketbert.quality import eval_data
+from pocketbert.quality.eval_data import EvalDataError, SquadQuestion, read_eval_data
+from pocketbert.quality.parity import parity, threshold_failures
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.models import create_checkpoint
 from pocketbert.pipelines import pipeline

@@ -269,7 +269,7 @@ def test_target_writes_the_fastest_file_meeting_it_and_escalates_to_float_blocks
     assert (tmp_path / "best" / "model.onnx").is_file()
     # a target no recipe meets: blocks kept in float, worst first, until it holds or the limit
     # (every candidate made to miss it, to follow the search to its end)
-    from pocketbert.benchmarks import quality
+    from pocketbert.quality import metrics as quality
 
     real = quality.measure
     monkeypatch.setattr(quality, "measure", lambda *a, **k: {**real(*a, **k), "label_agreement": 0.5})

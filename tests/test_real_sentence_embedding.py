@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from pocketbert.benchmarks import quality
+from pocketbert.quality import metrics as quality
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.formats import FORMATS
 from pocketbert.pipelines import pipeline
@@ -109,7 +109,7 @@ def test_run_similarity_pairs_paraphrases(minilm, cli_env):
 
 
 def test_int8_parity_and_bench_take_the_task(minilm, exports, tmp_path, cli_env):
-    from pocketbert.benchmarks.parity import parity
+    from pocketbert.quality.parity import parity
     from pocketbert.quantize import quantize_model
 
     manifest = quantize_model(exports / "onnx", "onnx-dynamic-int8", tmp_path / "int8")

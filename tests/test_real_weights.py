@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pocketbert.benchmarks import quality
+from pocketbert.quality import metrics as quality
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.quantize import quantize_model
 
@@ -62,7 +62,7 @@ def test_torchscript_recipe_keeps_real_embeddings(minilm, tmp_path):
 
 
 def test_parity_default_gates_pass_the_default_and_fail_the_collapse(minilm, floats, tmp_path):
-    from pocketbert.benchmarks.parity import parity
+    from pocketbert.quality.parity import parity
 
     quantize_model(floats / "onnx", "onnx-dynamic-int8", tmp_path / "good")
     quantize_model(floats / "onnx", "onnx-dynamic-int8-per-tensor", tmp_path / "bad")

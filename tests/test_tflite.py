@@ -11,8 +11,8 @@ from helpers import fake_model
 
 from pocketbert.formats import RunnerError, TorchRunner, open_runner
 from pocketbert.export import ExportOptions, export_model
-from pocketbert.runtime.spec import ExportSpec, random_inputs
-from pocketbert.export.validate import compare
+from pocketbert.contracts.spec import ExportSpec, random_inputs
+from pocketbert.quality.validate import compare
 from pocketbert.models import create_checkpoint, load_model, registry
 from pocketbert.pipelines import pipeline
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from pocketbert.formats import FORMATS, open_runner, register, unregister
-from pocketbert.runtime.format import Format
-from pocketbert.runtime.recipe import Recipe
-from pocketbert.runtime.spec import TupleOutputs, example_args
+from pocketbert.contracts.format import Format
+from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.spec import TupleOutputs, example_args
 
 
 class ToyRunner:
@@ -74,7 +74,7 @@ def checkpoint(tmp_path_factory):
 
 def test_a_registered_format_exports_runs_quantizes_benches_and_passes_parity(toy, checkpoint, tmp_path):
     from pocketbert.benchmarks.harness import Settings, describe, measure_here
-    from pocketbert.benchmarks.parity import parity
+    from pocketbert.quality.parity import parity
     from pocketbert.benchmarks.protocols import runtime_files
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.quantize import RECIPES, quantize_model

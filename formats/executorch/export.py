@@ -46,8 +46,8 @@ from torch.export import Dim
 
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.quiet import quiet_libraries
-from pocketbert.runtime.buckets import bucket_signature
-from pocketbert.runtime.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
+from pocketbert.contracts.buckets import bucket_signature
+from pocketbert.contracts.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
 MODEL_FILE = "model.pte"

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from pocketbert.errors import PocketbertError, first_line
-from pocketbert.runtime.accelerator import STATIC, AcceleratorCheck, FileInspection
+from pocketbert.contracts.accelerator import STATIC, AcceleratorCheck, FileInspection
 
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
                 7: "float64", 11: "bool", 15: "bfloat16"}  # executorch's ScalarType numbering

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 
 from pocketbert.formats.executorch import export as executorch_export
-from pocketbert.runtime.spec import ExportSpec, TupleOutputs, example_args
+from pocketbert.contracts.spec import ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
-from pocketbert.runtime.recipe import Recipe
+from pocketbert.contracts.recipe import Recipe
 
 
 def lift_scalars_keeping_dtype(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -161,7 +161,7 @@ def quantize_executorch(
     each; equal int8 weights are stored once."""
     import dataclasses
 
-    from pocketbert.runtime.buckets import bucket_signature
+    from pocketbert.contracts.buckets import bucket_signature
 
     if not spec.buckets:
         quantized, converted, kept = _quantized_program(recipe, model, spec, calibration, exclude)

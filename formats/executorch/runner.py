@@ -11,9 +11,9 @@ import torch
 
 from pocketbert.errors import first_line
 from pocketbert.quiet import captured_stderr
-from pocketbert.runtime import buckets
-from pocketbert.runtime.foreign import numbered_outputs, positional_names
-from pocketbert.runtime.runner import RunnerError
+from pocketbert.contracts import buckets
+from pocketbert.contracts.foreign import numbered_outputs, positional_names
+from pocketbert.contracts.runner import RunnerError
 
 
 class ExecutorchRunner:

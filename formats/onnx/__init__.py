@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pocketbert.runtime.format import ExportOptions, Format, QuantizeJob
-from pocketbert.runtime.recipe import Recipe
+from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
+from pocketbert.contracts.recipe import Recipe
 
 
 class OnnxFormat(Format):

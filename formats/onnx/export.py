@@ -19,7 +19,7 @@ from torch.export import Dim
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.formats.onnx.tune import restore_residual_adds, tune_for_onnxruntime
 from pocketbert.quiet import quiet_libraries
-from pocketbert.runtime.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
+from pocketbert.contracts.spec import MIN_SEQUENCE, ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
 DYNAMO_OPSET = 18

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pocketbert.atomic import work_directory
 from pocketbert.errors import first_line
-from pocketbert.runtime.accelerator import STATIC, UNAVAILABLE, AcceleratorCheck, FileInspection
+from pocketbert.contracts.accelerator import STATIC, UNAVAILABLE, AcceleratorCheck, FileInspection
 
 NNAPI_NOTE = ("NNAPI is deprecated from Android 15 (Google's migration guide points to LiteRT's GPU and NPU "
               "accelerators); onnxruntime's NNAPI EP partitions were often slower than its CPU kernels")

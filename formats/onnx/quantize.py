@@ -12,7 +12,7 @@ from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
 from pocketbert.formats.onnx.graph import ffn_matmuls, softmax_nodes
 from pocketbert.formats.onnx.per_token import quantize_per_token
 from pocketbert.quiet import quiet_libraries
-from pocketbert.runtime.recipe import Recipe
+from pocketbert.contracts.recipe import Recipe
 
 
 class _Reader:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import first_line
-from pocketbert.runtime.runner import RunnerError
+from pocketbert.contracts.runner import RunnerError
 
 
 class OnnxRunner:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pocketbert.runtime.format import ExportOptions, Format, QuantizeJob
-from pocketbert.runtime.recipe import Recipe
+from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
+from pocketbert.contracts.recipe import Recipe
 
 
 class TfliteFormat(Format):
@@ -68,7 +68,7 @@ class TfliteFormat(Format):
         import warnings
 
         from pocketbert.formats.tflite.compiled import CompiledModelRunner
-        from pocketbert.runtime.runner import RunnerError
+        from pocketbert.contracts.runner import RunnerError
 
         try:
             return CompiledModelRunner(path, "gpu", fixed_sequence_length=fixed_sequence_length)

@@ -17,7 +17,7 @@ import numpy as np
 from pocketbert.errors import first_line
 from pocketbert.quiet import captured_stderr
 from pocketbert.formats.tflite.runner import dequantized, integer_output_quantization
-from pocketbert.runtime.runner import RunnerError
+from pocketbert.contracts.runner import RunnerError
 
 ACCELERATORS = ("cpu", "gpu")
 

@@ -28,10 +28,10 @@ from torch import nn
 
 from pocketbert.atomic import termination_deferred
 from pocketbert.errors import PocketbertError, first_line
-from pocketbert.runtime.buckets import bucket_signature
+from pocketbert.contracts.buckets import bucket_signature
 from pocketbert.formats.tflite.litert import INSTALL_HINT, interpreter_module
 from pocketbert.quiet import captured_stderr, quiet_libraries
-from pocketbert.runtime.spec import ExportSpec, random_inputs
+from pocketbert.contracts.spec import ExportSpec, random_inputs
 from pocketbert.models.modeling import PreTrainedModel
 from pocketbert.models.tokenizer import vocabulary_text
 

@@ -36,7 +36,7 @@ def probe_input(runner) -> dict[str, np.ndarray]:
 def measure(path: str) -> dict:
     from pocketbert.formats.tflite.compiled import CompiledModelRunner
     from pocketbert.formats.tflite.runner import TfliteRunner
-    from pocketbert.runtime.runner import RunnerError
+    from pocketbert.contracts.runner import RunnerError
 
     reference = TfliteRunner(path, threads=1)
     inputs = probe_input(reference)

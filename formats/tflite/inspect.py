@@ -26,7 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 from pocketbert.atomic import work_directory
-from pocketbert.runtime.accelerator import RAN, STATIC, UNAVAILABLE, AcceleratorCheck, FileInspection
+from pocketbert.contracts.accelerator import RAN, STATIC, UNAVAILABLE, AcceleratorCheck, FileInspection
 
 GPU_PROBE_SECONDS = 900  # a 12-layer BERT on lavapipe takes ~30 s; a hung driver is cut off
 PARTITION_SECONDS = 300

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.quiet import quiet_libraries
-from pocketbert.runtime.recipe import Recipe
+from pocketbert.contracts.recipe import Recipe
 from pocketbert.formats.tflite.float_io import float_outputs
 
 SIGNATURE = "serving_default"
@@ -104,7 +104,7 @@ def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
 def calibration_feed(source: Path, calibration: list[dict]) -> dict[str, list[dict]]:
     """The calibration inputs (padded to the longest length) by signature: a bucketed file
     calibrates each bucket on the same text, cut to its length."""
-    from pocketbert.runtime.buckets import bucket_lengths, bucket_signature
+    from pocketbert.contracts.buckets import bucket_lengths, bucket_signature
 
     lengths = bucket_lengths(interpreter_module().Interpreter(str(source)).get_signature_list())
     if not lengths:

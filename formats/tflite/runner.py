@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import first_line
-from pocketbert.runtime import buckets
+from pocketbert.contracts import buckets
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.quiet import captured_stderr
-from pocketbert.runtime.runner import RunnerError
+from pocketbert.contracts.runner import RunnerError
 
 
 class TfliteRunner:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pocketbert.runtime.format import ExportOptions, Format, QuantizeJob
-from pocketbert.runtime.recipe import Recipe
+from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
+from pocketbert.contracts.recipe import Recipe
 
 
 class TorchScriptFormat(Format):
@@ -53,7 +53,7 @@ class TorchScriptFormat(Format):
         """PyTorch Mobile runs TorchScript on its CPU kernels; its NNAPI and Vulkan paths
         needed separate preparation (and NNAPI itself is deprecated), so there is nothing to
         check: the facts and the deprecation."""
-        from pocketbert.runtime.accelerator import FileInspection
+        from pocketbert.contracts.accelerator import FileInspection
 
         rows = (manifest or {}).get("inputs", []), (manifest or {}).get("outputs", [])
         return FileInspection(str(path), self.kind_of(path), Path(path).stat().st_size, list(rows[0]), list(rows[1]),

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from pocketbert.errors import PocketbertError, first_line
-from pocketbert.runtime.spec import ExportSpec, TupleOutputs, example_args
+from pocketbert.contracts.spec import ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
 
 MODEL_FILE = "model.pt"

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pocketbert.models.modeling import PreTrainedModel
-from pocketbert.runtime.recipe import Recipe
+from pocketbert.contracts.recipe import Recipe
 
 
 def linear_names(model: nn.Module) -> list[str]:

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from pocketbert.errors import first_line
-from pocketbert.runtime.foreign import outputs_named
-from pocketbert.runtime.runner import RunnerError
+from pocketbert.contracts.foreign import outputs_named
+from pocketbert.contracts.runner import RunnerError
 
 
 class TorchScriptRunner:

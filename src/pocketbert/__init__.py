@@ -1,6 +1,7 @@
 """pocketbert: compact BERTs from a PyTorch reference to the files an Android app ships.
 
-The code lives in top-level folders (models/, runtime/, formats/, export/, quantize/, benchmarks/) that this
+The code lives in top-level folders (models/, contracts/, formats/, quality/, export/,
+quantize/, benchmarks/) that this
 package exposes as ``pocketbert.models`` and so on; docs/design.md is the map.
 """
 

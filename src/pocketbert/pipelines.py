@@ -419,7 +419,7 @@ def pipeline(task: str, model: str | Path, threads: int | None = None, truncatio
     a model file inside one (.onnx, .ort, .pt, .ptl). An ``accelerator`` the file or the
     machine cannot use falls back to the CPU with a warning: answers stay answers."""
     from pocketbert.formats import open_runner
-    from pocketbert.runtime.artifact import Artifact, is_artifact
+    from pocketbert.contracts.artifact import Artifact, is_artifact
     from pocketbert.models.checkpoint import resolve
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer

@@ -100,7 +100,7 @@ def _verify_target(output: str, target: str) -> None:
 
     from pocketbert.errors import PocketbertError
     from pocketbert.export.inspection import verify_target
-    from pocketbert.runtime.artifact import Artifact, write_manifest
+    from pocketbert.contracts.artifact import Artifact, write_manifest
 
     try:
         section = verify_target(output, target)

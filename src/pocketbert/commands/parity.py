@@ -109,7 +109,7 @@ def format_report(report: dict) -> str:
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
     lines = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-    from pocketbert.benchmarks import quality
+    from pocketbert.quality import metrics as quality
 
     lines.append("")
     lines += [f"{entry['file']}: {entry['task']} quality on real text: {quality.summary(entry['quality'])}"
@@ -139,7 +139,7 @@ def write_json(report: dict, path: str) -> None:
 
 
 def run_parity(args: argparse.Namespace) -> int:
-    from pocketbert.benchmarks.parity import parity
+    from pocketbert.quality.parity import parity
 
     report = parity(
         args.model, args.artifacts, eval_data=args.eval_data, max_abs=args.max_abs, min_top1=args.min_top1,

@@ -10,8 +10,8 @@ from pathlib import Path
 from pocketbert.commands.common import at_least, regex, task_names, threads
 from pocketbert.commands.export import add_require_trained_head, warn_untrained
 from pocketbert.errors import PocketbertError
-from pocketbert.runtime.format import ExportOptions
-from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH
+from pocketbert.contracts.format import ExportOptions
+from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH
 
 
 
@@ -60,7 +60,7 @@ def eval_texts(path) -> list[str]:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-    from pocketbert.benchmarks import quality
+    from pocketbert.quality import metrics as quality
     from pocketbert.quantize import quantize_model
 
     if getattr(args, "target", None) or getattr(args, "format", None) and not getattr(args, "quantize", None):

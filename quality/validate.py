@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from pocketbert.errors import PocketbertError
-from pocketbert.runtime.format import DEFAULT_ATOL
-from pocketbert.runtime.spec import ExportSpec, random_inputs, validation_shapes
+from pocketbert.contracts.format import DEFAULT_ATOL
+from pocketbert.contracts.spec import ExportSpec, random_inputs, validation_shapes
 
 
 # argmax over hidden dimensions means nothing: no top-1 for these outputs

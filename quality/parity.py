@@ -11,7 +11,7 @@ with the artifact's head:
 
 each giving, per output, max and mean abs diff, cosine similarity and top-1 agreement
 (argmax over the last axis, real tokens only for per-token outputs). With labelled data
-(see ``benchmarks/eval_data.py``): the task metric of the file and of PyTorch on the same
+(see ``quality/eval_data.py``): the task metric of the file and of PyTorch on the same
 tokens (accuracy, or SQuAD exact match and F1; in points, 0..100) and the delta.
 
 Thresholds turn figures into ``passed`` and ``failures``: a max abs diff over
@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.benchmarks import quality
+from pocketbert.quality import metrics as quality
 from pocketbert.errors import PocketbertError, first_line
-from pocketbert.runtime.format import DEFAULT_ATOL
+from pocketbert.contracts.format import DEFAULT_ATOL
 
 SENTENCES = 32  # real sentences per file
 
@@ -75,7 +75,7 @@ def resolve_targets(path: str | Path, model_dir=None, task: str | None = None) -
     """The model files an argument names, each checked against its manifest's sha256; a
     model file outside any export (Optimum's .onnx, litert-torch's .tflite) is checked
     against ``model_dir`` for ``task`` (default: the checkpoint's own head)."""
-    from pocketbert.runtime.artifact import Artifact, is_artifact
+    from pocketbert.contracts.artifact import Artifact, is_artifact
 
     path = Path(path)
     if not path.exists():
@@ -130,7 +130,7 @@ def load_reference(model_dir, task: str):
 
 def check_same_model(target: Target, model_dir) -> None:
     """An artifact of another architecture or vocabulary cannot be this checkpoint's export."""
-    from pocketbert.runtime.artifact import is_artifact
+    from pocketbert.contracts.artifact import is_artifact
     from pocketbert.models.checkpoint import resolve
     from pocketbert.models.configs import load_config
 
@@ -153,7 +153,7 @@ def spec_for(target: Target, model, seq_len: int | None, runner=None):
     a foreign file's from the model and the file's own static length (batch 1 then)."""
     import dataclasses
 
-    from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, MIN_SEQUENCE, ExportSpec
+    from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH, MIN_SEQUENCE, ExportSpec
 
     if target.artifact is None:
         fixed = runner.fixed_sequence_length
@@ -176,7 +176,7 @@ class _Guarded:
         self.fixed_sequence_length = runner.fixed_sequence_length
 
     def __call__(self, inputs):
-        from pocketbert.export.validate import ValidationError
+        from pocketbert.quality.validate import ValidationError
 
         try:
             return self.runner(inputs)
@@ -206,7 +206,7 @@ def sentence_batches(tokenizer, spec, task: str, count: int = SENTENCES) -> list
 def closeness(reference, candidate, batches, output_names, label: str) -> dict:
     """Per output over all batches, as ``agreement`` reports random inputs: max abs diff,
     mean abs diff, the lowest cosine, top-1 agreement (real tokens of per-token outputs)."""
-    from pocketbert.export.validate import HIDDEN_OUTPUTS, OutputValuesError, compare
+    from pocketbert.quality.validate import HIDDEN_OUTPUTS, OutputValuesError, compare
 
     totals: dict[str, dict[str, list[float]]] = {}
     for inputs in batches:
@@ -251,7 +251,7 @@ def _tokenizer_dir(target: Target, model_dir) -> Path:
 
 def task_metrics(pipe, data) -> dict[str, float]:
     """Accuracy, or exact match and F1, in points (0..100)."""
-    from pocketbert.benchmarks import eval_data
+    from pocketbert.quality import eval_data
 
     if data.kind == "classification":
         return {"accuracy": 100.0 * eval_data.classification_accuracy(pipe, data.examples, data.path)}
@@ -328,7 +328,7 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
                eval_cache: dict | None = None) -> dict:
     """Figures for one model file (no thresholds applied; structural failures listed)."""
     from pocketbert.formats import runner_for_file
-    from pocketbert.export.validate import ValidationError, agreement
+    from pocketbert.quality.validate import ValidationError, agreement
     from pocketbert.models.checkpoint import resolve
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer
@@ -336,7 +336,7 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
     model = reference.model
     if target.artifact is None:
         from pocketbert.formats import open_foreign
-        from pocketbert.runtime.foreign import AsCanonical
+        from pocketbert.contracts.foreign import AsCanonical
 
         runner = AsCanonical(open_foreign(target.path), tuple(model.output_names), str(target.path))
     else:
@@ -395,7 +395,7 @@ def parity(model_dir, artifacts, eval_data=None, max_abs=None, min_top1=None, se
     "eval" (with ``eval_data``), "passed" and "failures". Every argument is checked (files
     against their sha256, eval data against each artifact's task) before any model runs.
     """
-    from pocketbert.benchmarks.eval_data import read_eval_data
+    from pocketbert.quality.eval_data import read_eval_data
 
     check_thresholds(max_abs, min_top1, max_metric_drop)
     for flag, value in (("--min-cosine", min_cosine), ("--min-agreement", min_agreement), ("--min-nn", min_nn)):

@@ -17,10 +17,10 @@ import numpy as np
 
 from pocketbert.errors import PocketbertError
 from pocketbert.models.modeling import PreTrainedModel
-from pocketbert.runtime.accelerator import FileInspection
-from pocketbert.runtime.recipe import Recipe
-from pocketbert.runtime.runner import Runner
-from pocketbert.runtime.spec import DEFAULT_SEQUENCE_LENGTH, ExportSpec
+from pocketbert.contracts.accelerator import FileInspection
+from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.runner import Runner
+from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH, ExportSpec
 
 DEFAULT_ATOL = 1e-4  # validation tolerance (max abs diff) of a float export
 
@@ -139,7 +139,7 @@ class Format:
     # ---- accelerators ----------------------------------------------------------------------
     def inspect(self, path: Path, manifest: dict | None) -> FileInspection:
         """Which accelerators take the file, by its runtime's own checkers
-        (``runtime/accelerator.py``); ``manifest`` is the artifact's, or None for a foreign file."""
+        (``contracts/accelerator.py``); ``manifest`` is the artifact's, or None for a foreign file."""
         raise PocketbertError(f"{self.name} files have no accelerator checks")
 
     def kind_of(self, path: Path) -> str:

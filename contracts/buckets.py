@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from pocketbert.runtime.runner import RunnerError
+from pocketbert.contracts.runner import RunnerError
 
 BUCKET_PREFIX = "seq_"
 _BUCKET = re.compile(rf"{BUCKET_PREFIX}(\d+)$")

@@ -29,7 +29,7 @@ from pocketbert.errors import PocketbertError
 from pocketbert.paths import confined
 from pocketbert.models.configs import CONFIG_NAME
 from pocketbert.models.modeling import PreTrainedModel
-from pocketbert.runtime.spec import ExportSpec
+from pocketbert.contracts.spec import ExportSpec
 from pocketbert.models.tokenizer import (
     SPECIAL_TOKENS_MAP_NAME,
     TOKENIZER_CONFIG_NAME,

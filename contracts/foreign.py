@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from pocketbert.runtime.runner import RunnerError
+from pocketbert.contracts.runner import RunnerError
 
 CANONICAL = ("input_ids", "attention_mask", "token_type_ids")  # the order BERT-family models take them
 # ids of any real vocabulary (every one has more than 100 pieces) when the file's is unknown
