@@ -1,1 +1,1 @@
-"""Runners for every format, the latency harness, parity and reports (issues 4, 7)."""
+"""Speed: the latency harness, the papers' protocols, adb + benchmark_model, FLOPs, reports and plots."""
