@@ -117,7 +117,7 @@ def _check_manifest(manifest: Any, path: Path) -> None:
 
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     """Written beside and renamed over: a manifest is never half written, also when an
-    existing artifact's manifest is updated in place (``export --target``)."""
+    existing artifact's manifest is updated in place (``export --accelerator``)."""
     manifest = {**manifest, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     partial = directory / f".{MANIFEST_NAME}.{os.getpid()}"
     partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

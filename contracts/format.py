@@ -9,7 +9,7 @@ scan and the docs read these attributes instead of comparing format names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,7 +18,8 @@ import numpy as np
 from pocketbert.errors import PocketbertError
 from pocketbert.models.modeling import PreTrainedModel
 from pocketbert.contracts.accelerator import FileInspection
-from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.options import BucketedOptions, FormatOptions
+from pocketbert.contracts.recipe import Recipe, RecipeParams
 from pocketbert.contracts.runner import Runner
 from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH, ExportSpec
 
@@ -27,25 +28,31 @@ DEFAULT_ATOL = 1e-4  # validation tolerance (max abs diff) of a float export
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """Every export option. The first group applies to every format; the second only to the
-    formats that name it in ``Format.options`` (a non-default value elsewhere is an error)."""
+    """The export options every format has, and the chosen format's own (its
+    ``Format.option_type``; None: that type's defaults). Options of another format than the
+    one exported to are an error, not a no-op (``export.check_options``)."""
 
     seq_len: int = DEFAULT_SEQUENCE_LENGTH
     batch: int = 1
     static: bool = False
     dynamic: bool = False  # formats static by default (executorch): dynamic batch and sequence
     atol: float = DEFAULT_ATOL
-    opset: int = 18  # onnx
-    ort: bool = False  # onnx: also write .ort for ONNX Runtime Mobile
-    optimize: bool = False  # onnx: also write onnxruntime's transformer-optimized graph
     require_trained_head: bool = False  # refuse a model whose head the checkpoint lacked
-    target: str = ""  # tflite: "gpu" | "npu": the graph that accelerator takes, proven by its check
-    seq_lens: tuple[int, ...] = ()  # tflite/executorch: one signature (method) per static length, weights shared
+    format_options: FormatOptions | None = None
 
-    GENERAL: ClassVar[tuple[str, ...]] = ("seq_len", "batch", "static", "dynamic", "atol", "require_trained_head")
+    def own(self, fmt: "Format") -> FormatOptions:
+        """The format's own options: the ones given, or its defaults."""
+        return self.format_options if type(self.format_options) is fmt.option_type else fmt.option_type()
 
-    def non_default(self) -> list[str]:
-        return [f.name for f in fields(self) if getattr(self, f.name) != f.default]
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        """One static signature per length (``BucketedOptions``), () for a single length."""
+        return self.format_options.seq_lens if isinstance(self.format_options, BucketedOptions) else ()
+
+    def to_dict(self) -> dict:
+        """The manifest's ``options``: the shared fields and the format's own, side by side."""
+        general = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "format_options"}
+        return {**general, **(asdict(self.format_options) if self.format_options is not None else {})}
 
 
 @dataclass
@@ -74,13 +81,14 @@ class Format:
     suffixes: dict[str, str] = {}  # file suffix -> the kind of file it is in reports (".ptl": "torchscript-lite")
     shapes: str = "dynamic"  # dynamic (static on request) | static (always) | static-by-default
     input_dtype: str = "int64"  # what the graph's id inputs are
-    options: tuple[str, ...] = ()  # ExportOptions fields of this format only
+    option_type: type[FormatOptions] = FormatOptions  # the export options of this format only, with their flags
+    recipe_params: type[RecipeParams] = RecipeParams  # what its recipes carry beyond every recipe's fields
     quantizes: str = "file"  # "file": the float export; "model": the PyTorch model
     bench_role: str = "model"  # the file the paper protocols time
     recipes: tuple[Recipe, ...] = ()
     note: str = ""  # one line for help texts and docs
     deprecated: str = ""  # why a new app should not ship this format (manifest, CLI), "" if it should
-    targets: dict[str, str] = {}  # --target accelerator -> the recipe it needs ("" = the float export)
+    accelerator_recipes: dict[str, str] = {}  # export --accelerator X -> the recipe it needs ("" = the float export)
     accelerators: tuple[str, ...] = ("cpu",)  # what run and bench can put the file on (--accelerator)
 
     # ---- export ----------------------------------------------------------------------------

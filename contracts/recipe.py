@@ -7,25 +7,51 @@ Each format plugin declares its recipes (``Format.recipes``) and applies them
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+
+
+class Method(str, Enum):
+    """How a recipe quantizes; quantizers dispatch on these members, never on spellings.
+    A ``str`` so that manifests, tables and comparisons with the old spellings keep working."""
+
+    DYNAMIC = "dynamic"  # int8 weights, activations quantized at run time
+    STATIC = "static"  # int8 weights and calibrated activations
+    WEIGHT_ONLY = "weight_only"  # int8 weights widened to float at load
+    FLOAT16 = "float16"  # float16 weights
+
+    @property
+    def integer(self) -> bool:
+        """Whether weights and activations meet in integer kernels."""
+        return self in (Method.DYNAMIC, Method.STATIC)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class RecipeParams:
+    """Base of a format's own recipe parameters (``Format.recipe_params``); a format with
+    none uses it as is. Its fields are written into the manifest beside the shared ones."""
+
+    @property
+    def float_outputs(self) -> bool:
+        """Whether the quantized file still returns float outputs (a format whose recipes can
+        hand the app integer codes says otherwise)."""
+        return True
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """What every recipe has; the format's own parameters are ``params``."""
+
     name: str
-    format: str  # onnx | tflite | torchscript | executorch
-    method: str  # dynamic | static | weight_only | float16
+    format: str  # a registered format's name
+    method: Method  # a Method, or its spelling ("dynamic" ...)
     weights: str = "int8"  # int8 | uint8 | float16
     activations: str = "float32"  # float32 (dynamic range: int8 at run time) | int8 | uint8 | int16
     per_channel: bool = False
-    # 7-bit weights: onnxruntime's x86 u8 x s8 kernels without VNNI add pairs of products in
-    # 16 bits, which full-range int8 weights overflow (up to 23% off in a layer, measured)
-    reduce_range: bool = False
-    # dynamic recipes: one run-time activation scale per tensor (onnxruntime.quantization) or
-    # per token ("per-token", symmetric; "per-token-asymmetric": a zero point per token too)
-    activation_scale: str = "per-tensor"
     calibration: str | None = None  # static recipes: minmax | entropy | percentile | histogram
-    engine: str | None = None  # torchscript: the quantized engine the weights are packed for
     # static recipes: keep each attention's mask add and softmax in float. The additive mask
     # (-10000 on padded keys) would otherwise set the int8 range of the scores: one step of
     # ~40, every real score in one bucket, attention uniform, accuracy at chance.
@@ -33,23 +59,25 @@ class Recipe:
     # static recipes: keep the ops that carry BERT's outlier channels in float (the FFN output,
     # residual adds, LayerNorm, GELU, batch matmuls: see each format's quantizer)
     float_outliers: bool = False
-    io: str = "float"  # tflite static: float32 outputs, or the int8 codes (app dequantizes)
+    params: RecipeParams = field(default_factory=RecipeParams)  # the format's own (Format.recipe_params)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", Method(self.method))
 
     @property
     def arithmetic(self) -> str:
         return arithmetic(self.to_dict())
 
     @property
-    def per_token(self) -> bool:
-        return self.activation_scale.startswith("per-token")
-
-    @property
     def needs_calibration(self) -> bool:
         return self.calibration is not None
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "needs_calibration": self.needs_calibration}
+        """The manifest's ``quantization``: the shared fields and the format's parameters side
+        by side (one flat record, as reports, the sweep and ``arithmetic`` read it)."""
+        shared = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "params"}
+        return {**shared, "method": self.method.value, **asdict(self.params), "needs_calibration": self.needs_calibration}
 
 
 def arithmetic(recipe: dict | None) -> str:
@@ -58,6 +86,6 @@ def arithmetic(recipe: dict | None) -> str:
     in integer kernels (dynamic-range and static recipes), else "float" (float16 and
     weight-only files widen their weights to float before multiplying). The benchmark report
     holds a file to the matching GEMM peak."""
-    if recipe and recipe.get("method") in ("dynamic", "static") and recipe.get("weights") in ("int8", "uint8"):
+    if recipe and recipe.get("method") in (Method.DYNAMIC, Method.STATIC) and recipe.get("weights") in ("int8", "uint8"):
         return "int8"
     return "float"

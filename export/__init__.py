@@ -10,7 +10,6 @@ What a format exports and how its files run is its plugin's (``pocketbert.format
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 from pocketbert.atomic import atomic_directory, check_free_space
@@ -20,6 +19,7 @@ from pocketbert.formats import FORMATS, get_format, runner_for_file
 from pocketbert.models.modeling import PreTrainedModel
 from pocketbert.contracts.artifact import sha256, versions, write_manifest, write_support_files
 from pocketbert.contracts.format import ExportOptions, Format
+from pocketbert.contracts.options import FormatOptions, foreign_option_error
 from pocketbert.contracts.runner import TorchRunner
 from pocketbert.contracts.spec import ExportSpec
 
@@ -27,18 +27,17 @@ __all__ = ["FORMATS", "ExportOptions", "check_trained", "export_loaded", "export
 
 
 def check_options(fmt: Format, options: ExportOptions) -> None:
-    """Options of another format are a mistake, not a no-op. A switch is refused with all
-    the switches of its format ("--ort and --optimize apply to --format onnx only")."""
-    defaults = ExportOptions()
-    for name in options.non_default():
-        if name in ExportOptions.GENERAL or name in fmt.options:
-            continue
-        owners = [other for other in FORMATS.values() if name in other.options]
-        switch = isinstance(getattr(defaults, name), bool)
-        named = [o for o in owners[0].options if isinstance(getattr(defaults, o), bool)] if switch and owners else [name]
-        flags = " and ".join("--" + option.replace("_", "-") for option in named)
-        verb = "apply" if len(named) > 1 else "applies"
-        raise PocketbertError(f"{flags} {verb} to --format {' or '.join(o.name for o in owners)} only")
+    """Options of another format are a mistake, not a no-op: an options object of another
+    format's type is refused by its first field that format lacks ("--ort and --optimize
+    apply to --format onnx only"), else by its type."""
+    own = options.format_options
+    if own is None or type(own) in (fmt.option_type, FormatOptions):
+        return
+    foreign = [name for name in own.non_default() if name not in fmt.option_type.field_names()]
+    if foreign:
+        raise PocketbertError(foreign_option_error(FORMATS.values(), foreign[0]))
+    raise PocketbertError(f"{type(own).__name__} are not --format {fmt.name}'s options "
+                          f"(its own: {fmt.option_type.__name__})")
 
 
 def untrained_summary(task: str, untrained: list[str]) -> str:
@@ -61,7 +60,7 @@ def plan(model: PreTrainedModel, fmt_name: str, options: ExportOptions) -> tuple
     check_options(fmt, options)
     static = fmt.is_static(options)
     return fmt, ExportSpec.for_model(model, batch=options.batch, sequence=options.seq_len, static=static,
-                                     buckets=tuple(options.seq_lens))
+                                     buckets=options.buckets)
 
 
 def export_model(
@@ -117,7 +116,7 @@ def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, op
             "tokenizer_files": write_support_files(model, tmp),
             "details": details,
             "export_seconds": round(export_seconds, 2),
-            "options": asdict(options),
+            "options": options.to_dict(),
             "quantization": None,
             "versions": versions(),
         }

@@ -31,32 +31,32 @@ def inspect_path(path: str | Path) -> list[FileInspection]:
     return [fmt.inspect(path, manifest)]
 
 
-TARGET_WORDS = {"gpu": " GPU", "npu": " NPU"}  # the accelerators each --target means, by check name
+ACCELERATOR_WORDS = {"gpu": " GPU", "npu": " NPU"}  # the checks of each export --accelerator, by name
 
 
-def verify_target(directory: str | Path, target: str) -> dict:
-    """Prove an export made for ``target`` is what that accelerator takes: its checks must
+def verify_accelerator(directory: str | Path, accelerator: str) -> dict:
+    """Prove an export made for ``accelerator`` is what it takes: its checks must
     say "fully taken" where any of them could run, and an NPU file must be integer end to
     end at its outputs (integer logits; float tables may remain for the input lookups,
-    which run before the first QUANTIZE). Returns the manifest's ``target`` section; raises
-    when a check that ran says no. When no check of the target can run here, the section
+    which run before the first QUANTIZE). Returns the manifest's ``accelerator_check``
+    section; raises when a check that ran says no. When no check of the accelerator can run here, the section
     says so and names why (the export is then not verified, not refused)."""
     reports = inspect_path(directory)
     main = reports[0]
-    checks = [c for c in main.checks if TARGET_WORDS[target] in c.accelerator]
+    checks = [c for c in main.checks if ACCELERATOR_WORDS[accelerator] in c.accelerator]
     ran = [c for c in checks if c.how != "unavailable"]
     problems = []
     if not main.static:
         problems.append("the graph has dynamic shapes")
     floats = {d: n for d, n in main.tensor_dtypes.items() if d.startswith("float")}
-    if target == "npu" and any(row["dtype"].startswith("float") for row in main.outputs):
+    if accelerator == "npu" and any(row["dtype"].startswith("float") for row in main.outputs):
         problems.append(f"float outputs ({', '.join(row['dtype'] for row in main.outputs)}): an NPU wants integer I/O")
     if ran and not any(c.fully_taken for c in ran):
         problems.extend(f"{c.accelerator}: {c.verdict}" for c in ran)
     if problems:
-        raise PocketbertError(f"{main.path} is not ready for the {target.upper()}: " + "; ".join(problems))
+        raise PocketbertError(f"{main.path} is not ready for the {accelerator.upper()}: " + "; ".join(problems))
     return {
-        "accelerator": target,
+        "accelerator": accelerator,
         "verified": bool(ran),
         "fully_taken_by": [c.accelerator for c in ran if c.fully_taken],
         "not_checked": {c.accelerator: c.reasons[0] if c.reasons else "" for c in checks if c.how == "unavailable"},

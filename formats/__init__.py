@@ -27,6 +27,10 @@ def register(plugin: Format) -> Format:
     clash = [s for s in plugin.suffixes if s in taken and taken[s] != plugin.name]
     if clash:
         raise PocketbertError(f"format {plugin.name}: suffix {clash[0]} belongs to {taken[clash[0]]}")
+    for recipe in plugin.recipes:
+        if type(recipe.params) is not plugin.recipe_params:
+            raise PocketbertError(f"format {plugin.name}: recipe {recipe.name} carries {type(recipe.params).__name__}, "
+                                  f"not the format's {plugin.recipe_params.__name__}")
     FORMATS[plugin.name] = plugin
     return plugin
 

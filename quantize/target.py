@@ -78,7 +78,7 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
     if len(texts) < 8:
         raise PocketbertError(f"--target needs at least 8 sentences to tune and check on, got {len(texts)}")
     tune, check = texts[::2], texts[1::2]
-    recipes = [r for r in fmt.recipes if r.method in ("dynamic", "static") and r.io == "float"
+    recipes = [r for r in fmt.recipes if r.method.integer and r.params.float_outputs
                and (recipe_names is None or r.name in recipe_names)]
     if not recipes:
         raise PocketbertError(f"{fmt.name} has no int8 recipe to search")

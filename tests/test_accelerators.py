@@ -1,4 +1,4 @@
-"""Accelerator readiness: ``pocketbert inspect`` and ``export --target`` on tiny models.
+"""Accelerator readiness: ``pocketbert inspect`` and ``export --accelerator`` on tiny models.
 
 The LiteRT GPU check really runs the file when a Vulkan device exists (Mesa's lavapipe, which
 .ci/run installs): then it must report full delegation and fp16-sized differences; without
@@ -164,31 +164,48 @@ def test_inspect_refuses_bad_paths_in_one_line(args, fragments, tmp_path, capsys
     assert all(f in err for f in fragments), err
 
 
-def test_export_target_gpu_is_proved_by_the_gpu_check(checkpoints, tmp_path, capsys):
+def test_export_accelerator_gpu_is_proved_by_the_gpu_check(checkpoints, tmp_path, capsys):
     out = tmp_path / "gpu"
-    assert main(["export", str(checkpoints["squeezebert"]), "--format", "tflite", "--target", "gpu", "-o", str(out),
+    assert main(["export", str(checkpoints["squeezebert"]), "--format", "tflite", "--accelerator", "gpu", "-o", str(out),
                  "--seq-len", str(SEQ)]) == 0
-    section = json.loads((out / "manifest.json").read_text())["target"]
-    assert section["accelerator"] == "gpu"
+    manifest = json.loads((out / "manifest.json").read_text())
+    section = manifest["accelerator_check"]
+    assert section["accelerator"] == "gpu" and manifest["options"]["accelerator"] == "gpu"
     if LAVAPIPE:
         assert section["verified"] and section["fully_taken_by"] == ["LiteRT GPU"]
-        assert "--target gpu: fully taken by LiteRT GPU" in capsys.readouterr().out
+        assert "--accelerator gpu: fully taken by LiteRT GPU" in capsys.readouterr().out
     else:
         assert not section["verified"] and section["not_checked"]["LiteRT GPU"]
         assert "not verified here" in capsys.readouterr().err
 
 
-def test_export_target_refusals(checkpoints, tmp_path):
+def test_export_accelerator_refusals(checkpoints, tmp_path):
     from helpers import pocketbert
 
     source = checkpoints["bert"]
-    done = pocketbert("export", source, "--format", "onnx", "--target", "gpu", "-o", tmp_path / "a")
-    assert_one_line_error(done, "--target gpu", "onnx exports have no such target")
-    done = pocketbert("export", source, "--format", "tflite", "--target", "gpu", "--batch", "2", "-o", tmp_path / "b")
+    done = pocketbert("export", source, "--format", "onnx", "--accelerator", "gpu", "-o", tmp_path / "a")
+    assert_one_line_error(done, "--accelerator applies to --format tflite only")
+    done = pocketbert("export", source, "--format", "tflite", "--accelerator", "gpu", "--batch", "2", "-o", tmp_path / "b")
     assert_one_line_error(done, "batch 1")
-    done = pocketbert("export", source, "--format", "tflite", "--target", "npu", "--quantize", "tflite-dynamic-int8",
+    done = pocketbert("export", source, "--format", "tflite", "--accelerator", "npu", "--quantize", "tflite-dynamic-int8",
                       "-o", tmp_path / "c")
     assert_one_line_error(done, "needs --quantize tflite-full-integer-int8")
+    done = pocketbert("export", source, "--format", "tflite", "--accelerator", "tpu", "-o", tmp_path / "d")
+    assert_one_line_error(done, "--accelerator tpu", "tflite exports are made for gpu, npu")
+    assert not any(tmp_path.iterdir())
+
+
+def test_export_target_is_a_deprecated_alias_of_accelerator(checkpoints, tmp_path):
+    """``export --target gpu|npu`` (its name before "target" meant the quality target only)
+    still works for a release, with one deprecation line."""
+    from helpers import pocketbert
+
+    done = pocketbert("export", checkpoints["bert"], "--format", "tflite", "--target", "npu", "--quantize",
+                      "tflite-dynamic-int8", "-o", tmp_path / "c")
+    assert_one_line_error(done, "--accelerator npu needs --quantize tflite-full-integer-int8")
+    deprecations = [line for line in done.stderr.splitlines() if "deprecated" in line]
+    assert deprecations == ["pocketbert: deprecated: --target is now --accelerator (the old spelling goes in a later "
+                            "release)"], done.stderr
     assert not any(tmp_path.iterdir())
 
 
@@ -205,13 +222,13 @@ def test_compiled_model_runner_matches_the_interpreter(tflite_exports):
     np.testing.assert_allclose(compiled(inputs)["logits"], reference(inputs)["logits"], atol=1e-6)
 
 
-def test_export_target_npu_is_full_integer_and_partitioned(vocab_checkpoint, tmp_path):
+def test_export_accelerator_npu_is_full_integer_and_partitioned(vocab_checkpoint, tmp_path):
     out = tmp_path / "npu"  # calibration needs the real vocabulary
-    assert main(["export", str(vocab_checkpoint), "--format", "tflite", "--target", "npu", "-o", str(out),
+    assert main(["export", str(vocab_checkpoint), "--format", "tflite", "--accelerator", "npu", "-o", str(out),
                  "--seq-len", str(SEQ)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["quantization"]["name"] == "tflite-full-integer-int8"
-    section = manifest["target"]
+    section = manifest["accelerator_check"]
     assert section["verified"] and any("IntelOpenVINO" in name for name in section["fully_taken_by"]), section
     assert "LiteRT NPU Qualcomm SA8255" in section["not_checked"]
     [report] = inspect_path(out)

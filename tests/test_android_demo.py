@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from pocketbert.export import ExportOptions, export_model
+from pocketbert.formats.tflite import LiteRTOptions
 from pocketbert.export.android_assets import write_android_assets
 from pocketbert.formats import open_runner
 from pocketbert.contracts.buckets import bucket_signature, pick, trimmed
@@ -90,7 +91,8 @@ def bucketed_assets(tmp_path_factory) -> Path:
     pooler_output none) as `pocketbert android-assets` lays it out for the app."""
     root = tmp_path_factory.mktemp("android-buckets")
     create_checkpoint("bert", root / "checkpoint", task="feature-extraction", layers=1, seed=3)
-    export_model(root / "checkpoint", None, "tflite", root / "export", ExportOptions(seq_lens=BUCKETS))
+    export_model(root / "checkpoint", None, "tflite", root / "export",
+                 ExportOptions(format_options=LiteRTOptions(seq_lens=BUCKETS)))
     write_android_assets(root / "export", root / "assets")
     return root
 

@@ -13,6 +13,8 @@ from helpers import assert_one_line_error, pocketbert
 
 from pocketbert.cli import main
 from pocketbert.export import ExportOptions, export_model
+from pocketbert.formats.executorch import ExecutorchOptions
+from pocketbert.formats.tflite import LiteRTOptions
 from pocketbert.formats import open_runner
 from pocketbert.contracts.buckets import bucket_lengths, pick, sequence_axes
 from pocketbert.models import create_checkpoint, load_model
@@ -31,9 +33,11 @@ def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("buckets")
     for task in ("text-classification", "question-answering"):
         create_checkpoint("bert", root / task, task=task, layers=2, seed=5)
-    export_model(root / "text-classification", None, "tflite", root / "bucketed", ExportOptions(seq_lens=BUCKETS))
+    export_model(root / "text-classification", None, "tflite", root / "bucketed",
+                 ExportOptions(format_options=LiteRTOptions(seq_lens=BUCKETS)))
     export_model(root / "text-classification", None, "tflite", root / "static", ExportOptions(seq_len=32))
-    export_model(root / "question-answering", None, "tflite", root / "qa", ExportOptions(seq_lens=BUCKETS))
+    export_model(root / "question-answering", None, "tflite", root / "qa",
+                 ExportOptions(format_options=LiteRTOptions(seq_lens=BUCKETS)))
     return root
 
 
@@ -157,7 +161,8 @@ def test_bad_bucket_options_give_one_line(made, tmp_path):
 def made_pte(made):
     pytest.importorskip("executorch")  # an optional extra; setup.sh and CI install it
     root = made / "pte"
-    export_model(made / "question-answering", None, "executorch", root / "qa", ExportOptions(seq_lens=BUCKETS))
+    export_model(made / "question-answering", None, "executorch", root / "qa",
+                 ExportOptions(format_options=ExecutorchOptions(seq_lens=BUCKETS)))
     export_model(made / "question-answering", None, "executorch", root / "qa-32", ExportOptions(seq_len=32))
     return root
 

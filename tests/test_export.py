@@ -14,6 +14,7 @@ from helpers import fake_model
 from pocketbert.formats import RunnerError, open_runner
 from pocketbert.errors import PocketbertError
 from pocketbert.export import ExportOptions, export_model
+from pocketbert.formats.onnx import OnnxOptions
 from pocketbert.contracts.artifact import Artifact, ArtifactError, sha256
 from pocketbert.quality.validate import OutputNamesError, OutputShapeError, OutputValuesError, compare
 from pocketbert.models import create_checkpoint, registry
@@ -71,7 +72,7 @@ def created(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(created, tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
-    export_model(created, "fill-mask", "onnx", root / "onnx", ExportOptions(ort=True))
+    export_model(created, "fill-mask", "onnx", root / "onnx", ExportOptions(format_options=OnnxOptions(ort=True)))
     export_model(created, "fill-mask", "torchscript", root / "torchscript")
     return root
 
@@ -109,18 +110,18 @@ def test_static_export_pads_pipeline_inputs_to_its_length(created, tmp_path):
 
 def test_opset_17_uses_the_torchscript_based_exporter(fake_checkpoints, tmp_path):
     manifest = export_model(fake_checkpoints["mobilebert", "question-answering"], None, "onnx", tmp_path / "o17",
-                            ExportOptions(opset=17))
+                            ExportOptions(format_options=OnnxOptions(opset=17)))
     assert manifest["details"]["opset"] == 17 and "torchscript" in manifest["details"]["exporter"]
     with pytest.raises(PocketbertError, match="--opset must be >= 17"):
         export_model(fake_checkpoints["mobilebert", "question-answering"], None, "onnx", tmp_path / "o16",
-                     ExportOptions(opset=16))
+                     ExportOptions(format_options=OnnxOptions(opset=16)))
     assert not (tmp_path / "o16").exists()
 
 
 @pytest.mark.parametrize("opset", [17, 18])
 def test_optimizer_fuses_bert_attention_layernorm_gelu_and_validates(fake_checkpoints, tmp_path, opset):
     manifest = export_model(fake_checkpoints["bert", "text-classification"], None, "onnx", tmp_path / "opt",
-                            ExportOptions(optimize=True, opset=opset))
+                            ExportOptions(format_options=OnnxOptions(optimize=True, opset=opset)))
     fused = manifest["details"]["optimizer"]["fused_operators"]
     # 2 layers: two residual + LayerNorm and one GELU per layer, the embedding sum; one Attention,
     # since the classifier's last layer attends from the first token alone (not the op's pattern)
@@ -148,7 +149,7 @@ def test_existing_output_needs_force(fake_checkpoints, tmp_path):
     with pytest.raises(PocketbertError, match="squeezebert has no task 'pretraining'"):
         export_model(source, "pretraining", "onnx", tmp_path / "y")
     with pytest.raises(PocketbertError, match="--ort and --optimize apply to --format onnx only"):
-        export_model(source, None, "torchscript", tmp_path / "z", ExportOptions(ort=True))
+        export_model(source, None, "torchscript", tmp_path / "z", ExportOptions(format_options=OnnxOptions(ort=True)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ts"]
 
 

@@ -7,10 +7,17 @@ module paths.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
-from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.options import BucketedOptions
+from pocketbert.contracts.recipe import Method, Recipe
+
+
+@dataclass(frozen=True)
+class ExecutorchOptions(BucketedOptions):
+    """A method per --seq-lens bucket."""
 
 
 class ExecutorchFormat(Format):
@@ -22,11 +29,11 @@ class ExecutorchFormat(Format):
     shapes = "static-by-default"
     quantizes = "model"
     note = "static unless --dynamic (batch 1-8, any length), or a method per --seq-lens bucket; optional extra"
-    options = ("seq_lens",)
+    option_type = ExecutorchOptions
     recipes = (
-        Recipe("executorch-dynamic-int8", "executorch", "dynamic", per_channel=True, float_outliers=True,
+        Recipe("executorch-dynamic-int8", "executorch", Method.DYNAMIC, per_channel=True, float_outliers=True,
                description="int8 per-channel Linear/Conv weights, activations at run time (XNNPACK); FFN outputs float"),
-        Recipe("executorch-static-int8", "executorch", "static", float_softmax=True, activations="int8",
+        Recipe("executorch-static-int8", "executorch", Method.STATIC, float_softmax=True, activations="int8",
                per_channel=True, calibration="histogram",
                description="int8 weights and activations (mask add and softmax in float), calibrated"),
     )

@@ -40,7 +40,7 @@ import torch
 from pocketbert.formats.executorch import export as executorch_export
 from pocketbert.contracts.spec import ExportSpec, TupleOutputs, example_args
 from pocketbert.models.modeling import PreTrainedModel
-from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.recipe import Method, Recipe
 
 
 def lift_scalars_keeping_dtype(model: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -104,7 +104,7 @@ def quantizer_for(recipe: Recipe, graph: torch.fx.GraphModule, input_names, excl
             return model
 
     config = xnnpack.get_symmetric_quantization_config(
-        is_per_channel=recipe.per_channel, is_dynamic=recipe.method == "dynamic"
+        is_per_channel=recipe.per_channel, is_dynamic=recipe.method is Method.DYNAMIC
     )
     return Quantizer().set_global(config).set_filter_function(quantize_node), kept
 

@@ -7,10 +7,54 @@ the dynamo exporter's name scopes.
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
-from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.options import Flag, FormatOptions, number
+from pocketbert.contracts.recipe import Method, Recipe, RecipeParams
+
+
+def opset_number(text: str) -> int:
+    """ONNX opsets the exporters write and onnxruntime runs (no silent fallback to 18)."""
+    value = number(text, int)
+    if not 17 <= value <= 21:
+        raise argparse.ArgumentTypeError(f"opset {value} is not supported (17 to 21)")
+    return value
+
+
+@dataclass(frozen=True)
+class OnnxOptions(FormatOptions):
+    opset: int = 18
+    ort: bool = False  # also write .ort for ONNX Runtime Mobile
+    optimize: bool = False  # also write onnxruntime's transformer-optimized graph
+
+    FLAGS: ClassVar[tuple[Flag, ...]] = (
+        Flag("opset", "ONNX opset (17 to 21; default 18)", {"type": opset_number}),
+        Flag("ort", "also write model.ort for ONNX Runtime Mobile", {"action": "store_true"}),
+        Flag("optimize", "also write onnxruntime's fused transformer graph", {"action": "store_true"}),
+    )
+
+
+@dataclass(frozen=True)
+class OnnxRecipeParams(RecipeParams):
+    # 7-bit weights: onnxruntime's x86 u8 x s8 kernels without VNNI add pairs of products in
+    # 16 bits, which full-range int8 weights overflow (up to 23% off in a layer, measured)
+    reduce_range: bool = False
+    # dynamic recipes: one run-time activation scale per tensor (onnxruntime.quantization) or
+    # per token ("per-token", symmetric; "per-token-asymmetric": a zero point per token too)
+    activation_scale: str = "per-tensor"
+
+    @property
+    def per_token(self) -> bool:
+        return self.activation_scale.startswith("per-token")
+
+    @property
+    def asymmetric(self) -> bool:
+        """A zero point per token beside its scale."""
+        return self.activation_scale == "per-token-asymmetric"
 
 
 class OnnxFormat(Format):
@@ -18,41 +62,43 @@ class OnnxFormat(Format):
     runtime = "onnxruntime"
     files = {"model": "model.onnx", "optimized": "model.optimized.onnx", "ort": "model.ort"}
     suffixes = {".onnx": "onnx", ".ort": "ort"}
-    options = ("opset", "ort", "optimize")
+    option_type = OnnxOptions
+    recipe_params = OnnxRecipeParams
     note = "dynamic batch and sequence unless --static; --ort, --optimize, --opset"
     recipes = (
         # one activation scale per token (per_token.py) and per-channel 7-bit weights: full-range
         # int8 overflows the 16-bit intermediates of onnxruntime's x86 kernels without VNNI
-        Recipe("onnx-dynamic-int8", "onnx", "dynamic", per_channel=True, reduce_range=True,
-               activation_scale="per-token",
+        Recipe("onnx-dynamic-int8", "onnx", Method.DYNAMIC, per_channel=True,
+               params=OnnxRecipeParams(reduce_range=True, activation_scale="per-token"),
                description="every MatMul int8: per-channel 7-bit weights, one run-time scale per token"),
-        Recipe("onnx-dynamic-int8-asymmetric", "onnx", "dynamic", per_channel=True, reduce_range=True,
-               activation_scale="per-token-asymmetric",
+        Recipe("onnx-dynamic-int8-asymmetric", "onnx", Method.DYNAMIC, per_channel=True,
+               params=OnnxRecipeParams(reduce_range=True, activation_scale="per-token-asymmetric"),
                description="as onnx-dynamic-int8 with a zero point per token: closer to fp32, a little slower"),
-        Recipe("onnx-dynamic-int8-per-tensor", "onnx", "dynamic",
+        Recipe("onnx-dynamic-int8-per-tensor", "onnx", Method.DYNAMIC, params=OnnxRecipeParams(),
                description="one int8 scale per weight, every MatMul: smallest and fastest, loses real-text quality"),
-        Recipe("onnx-dynamic-int8-per-channel", "onnx", "dynamic", per_channel=True,
+        Recipe("onnx-dynamic-int8-per-channel", "onnx", Method.DYNAMIC, per_channel=True, params=OnnxRecipeParams(),
                description="one int8 scale per output channel, every MatMul"),
         # static: uint8 activations with 7-bit weights (u8 x s8, no overflow without VNNI)
-        Recipe("onnx-static-int8-minmax", "onnx", "static", float_softmax=True, float_outliers=True,
-               activations="uint8", per_channel=True, reduce_range=True, calibration="minmax",
+        Recipe("onnx-static-int8-minmax", "onnx", Method.STATIC, float_softmax=True, float_outliers=True,
+               activations="uint8", per_channel=True, params=OnnxRecipeParams(reduce_range=True), calibration="minmax",
                description="QDQ int8 of the attention projections (FFN, adds, LayerNorm in float), min/max ranges"),
-        Recipe("onnx-static-int8-entropy", "onnx", "static", float_softmax=True, activations="uint8", per_channel=True,
-               reduce_range=True, calibration="entropy", description="QDQ int8, activation ranges minimising KL divergence"),
-        Recipe("onnx-static-int8-percentile", "onnx", "static", float_softmax=True, activations="uint8",
-               per_channel=True, reduce_range=True, calibration="percentile",
+        Recipe("onnx-static-int8-entropy", "onnx", Method.STATIC, float_softmax=True, activations="uint8", per_channel=True,
+               params=OnnxRecipeParams(reduce_range=True), calibration="entropy", description="QDQ int8, activation ranges minimising KL divergence"),
+        Recipe("onnx-static-int8-percentile", "onnx", Method.STATIC, float_softmax=True, activations="uint8",
+               per_channel=True, params=OnnxRecipeParams(reduce_range=True), calibration="percentile",
                description="QDQ int8, activation ranges at the 99.999th percentile"),
     )
 
     def export(self, model, spec, directory: Path, options: ExportOptions):
         from pocketbert.formats.onnx import export as onnx_export
 
-        details = onnx_export.export_onnx(model, spec, directory, options.opset)
+        own = options.own(self)
+        details = onnx_export.export_onnx(model, spec, directory, own.opset)
         files = {"model": self.files["model"]}
-        if options.optimize:
+        if own.optimize:
             details["optimizer"] = onnx_export.optimize(model, directory)
             files["optimized"] = self.files["optimized"]
-        if options.ort:
+        if own.ort:
             files["ort"] = onnx_export.convert_to_ort(directory).name
         return files, details
 

@@ -12,7 +12,7 @@ from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
 from pocketbert.formats.onnx.graph import ffn_matmuls, softmax_nodes
 from pocketbert.formats.onnx.per_token import quantize_per_token
 from pocketbert.quiet import quiet_libraries
-from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.recipe import Method, Recipe
 
 
 class _Reader:
@@ -39,23 +39,24 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     outliers = _outlier_nodes(recipe, graph.graph) if recipe.float_outliers else []
     excluded_nodes = sorted({*excluded_nodes, *kept_float, *outliers})
     details = {"tool": "onnxruntime.quantization", "float_softmax_nodes": kept_float, "float_outlier_nodes": outliers}
-    if recipe.method == "dynamic":
+    params = recipe.params
+    if recipe.method is Method.DYNAMIC:
         # SqueezeBERT's pointwise convolutions as MatMuls: integer MatMul kernels instead of
         # ConvInteger (paper size, seq 128, 1 thread: per-token 31.9 -> 26.7 ms, per-tensor
         # 33.0 -> 24.0, per-channel 32.2 -> 24.9); excluded convolutions stay float Convs
         details["convolutions_as_matmuls"] = pointwise_convs_to_matmuls(graph, excluded=excluded_nodes)
     staged = target.with_name("float.staged.onnx")
     onnx.save(graph, str(staged))
-    onnxruntime_out = target.with_name("embeddings.staged.onnx") if recipe.per_token else target
+    onnxruntime_out = target.with_name("embeddings.staged.onnx") if params.per_token else target
     try:  # quiet: advice on the root logger ("consider pre-processing"), calibrators' prints
         with quiet_libraries():
             convolutions = [n.name for n in graph.graph.node if n.op_type == "Conv" and n.name not in excluded_nodes]
             _quantize(recipe, staged, onnxruntime_out, calibration, excluded_nodes, convolutions)
-        if recipe.per_token:
+        if params.per_token:
             details["tool"] = "onnxruntime.quantization (embeddings{}) + pocketbert per-token MatMuls".format(
                 ", convolutions" if convolutions else "")
-            details |= quantize_per_token(onnxruntime_out, target, weight_bits=7 if recipe.reduce_range else 8,
-                                          asymmetric=recipe.activation_scale == "per-token-asymmetric",
+            details |= quantize_per_token(onnxruntime_out, target, weight_bits=7 if params.reduce_range else 8,
+                                          asymmetric=params.asymmetric,
                                           excluded=set(excluded_nodes))
     except (ValueError, RuntimeError) as exc:  # e.g. the entropy calibrator's histogram on a degenerate range
         raise PocketbertError(f"onnxruntime could not apply {recipe.name}: {first_line(exc)}") from None
@@ -70,7 +71,7 @@ def _outlier_nodes(recipe: Recipe, graph) -> list[str]:
     weights, pooled cosine 0.964 -> 0.996 on real text). Static: both FFN MatMuls (their
     activations carry the residual stream's outlier channels too: 0.834 -> 0.9975)."""
     found = ffn_matmuls(graph)
-    return found["out"] if recipe.method == "dynamic" else found["in"] + found["out"]
+    return found["out"] if recipe.method is Method.DYNAMIC else found["in"] + found["out"]
 
 
 def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str],
@@ -78,14 +79,14 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     weight_type = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
-    if recipe.method == "dynamic":
+    if recipe.method is Method.DYNAMIC:
         # per-token recipes: onnxruntime quantizes what the per-token rewrite does not (the
         # embedding tables, convolutions the MatMul rewrite left); the rewrite then takes every
         # constant MatMul
         staged = target.with_name("convolutions.staged.onnx") if convolutions else target
         quantize_dynamic(str(source), str(staged), weight_type=weight_type, per_channel=recipe.per_channel,
-                         reduce_range=recipe.reduce_range, nodes_to_exclude=[*excluded_nodes, *convolutions],
-                         op_types_to_quantize=["Gather"] if recipe.per_token else None)
+                         reduce_range=recipe.params.reduce_range, nodes_to_exclude=[*excluded_nodes, *convolutions],
+                         op_types_to_quantize=["Gather"] if recipe.params.per_token else None)
         if convolutions:
             # Convs the MatMul rewrite left (not pointwise): onnxruntime's ConvInteger is fast
             # for u8 x u8 only: with int8 weights SqueezeBERT's 1x1 convolutions took 215 of
@@ -93,7 +94,7 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
             # file 3x slower than fp32
             try:
                 quantize_dynamic(str(staged), str(target), weight_type=QuantType.QUInt8, per_channel=recipe.per_channel,
-                                 reduce_range=recipe.reduce_range, nodes_to_exclude=excluded_nodes,
+                                 reduce_range=recipe.params.reduce_range, nodes_to_exclude=excluded_nodes,
                                  op_types_to_quantize=["Conv"])
             finally:
                 staged.unlink(missing_ok=True)
@@ -102,7 +103,7 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
                   "percentile": CalibrationMethod.Percentile}[recipe.calibration]
         quantize_static(
             str(source), str(target), _Reader(calibration), quant_format=QuantFormat.QDQ,
-            per_channel=recipe.per_channel, reduce_range=recipe.reduce_range, weight_type=QuantType.QInt8,
+            per_channel=recipe.per_channel, reduce_range=recipe.params.reduce_range, weight_type=QuantType.QInt8,
             # uint8 activations: onnxruntime's x86 integer kernels (QLinearMatMul, and
             # MatMulIntegerToFloat for a float output) take u8 x s8 only; with int8 activations
             # every DequantizeLinear -> MatMul stayed a float MatMul behind a quantize/dequantize

@@ -7,10 +7,26 @@ names, which litert-torch builds from module scopes ("<class qualname>_<attribut
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
-from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.options import AcceleratorOptions, BucketedOptions
+from pocketbert.contracts.recipe import Method, Recipe, RecipeParams
+
+
+@dataclass(frozen=True)
+class LiteRTOptions(BucketedOptions, AcceleratorOptions):
+    """A signature per --seq-lens bucket; --accelerator gpu|npu: the graph that accelerator takes."""
+
+
+@dataclass(frozen=True)
+class LiteRTParams(RecipeParams):
+    io: str = "float"  # static recipes: float32 outputs, or "int8": the int8 codes (the app dequantizes)
+
+    @property
+    def float_outputs(self) -> bool:
+        return self.io == "float"
 
 
 class TfliteFormat(Format):
@@ -21,26 +37,27 @@ class TfliteFormat(Format):
     shapes = "static"  # delegates want static shapes
     input_dtype = "int32"  # LiteRT converts ids to int32
     note = ("always static (batch 1, --seq-len, or a signature per --seq-lens bucket), int32 ids, vocabulary "
-            "inside the file; --target gpu|npu")
-    options = ("target", "seq_lens")
+            "inside the file; --accelerator gpu|npu")
+    option_type = LiteRTOptions
+    recipe_params = LiteRTParams
     accelerators = ("cpu", "gpu")  # cpu: the Interpreter with XNNPACK; gpu: CompiledModel's GPU accelerator
     # the float graph is already what the GPU takes (static, int32 ids, no GATHER_ND/SELECT in the
     # mask code: all four models fully delegated, measured); an NPU wants integers end to end
-    targets = {"gpu": "", "npu": "tflite-full-integer-int8"}
+    accelerator_recipes = {"gpu": "", "npu": "tflite-full-integer-int8"}
     recipes = (
-        Recipe("tflite-dynamic-int8", "tflite", "dynamic", per_channel=True,
+        Recipe("tflite-dynamic-int8", "tflite", Method.DYNAMIC, per_channel=True, params=LiteRTParams(),
                description="dynamic-range int8 (weights int8, activations quantized at run time)"),
-        Recipe("tflite-weight-only-int8", "tflite", "weight_only", per_channel=True,
+        Recipe("tflite-weight-only-int8", "tflite", Method.WEIGHT_ONLY, per_channel=True, params=LiteRTParams(),
                description="int8 weights dequantized to float at load: smaller file, float compute"),
-        Recipe("tflite-static-int8", "tflite", "static", float_softmax=True, float_outliers=True, activations="int8",
-               per_channel=True, calibration="minmax",
+        Recipe("tflite-static-int8", "tflite", Method.STATIC, float_softmax=True, float_outliers=True, activations="int8",
+               per_channel=True, calibration="minmax", params=LiteRTParams(),
                description="int8 weights and activations, calibrated; mask add, softmax and the ops carrying "
                            "outlier channels (FFN output, residual adds, LayerNorm, GELU, batch matmul) in float"),
-        Recipe("tflite-full-integer-int8", "tflite", "static", activations="int8", per_channel=True, calibration="minmax",
-               io="int8", description="every op int8, int8 logits out: for integer-only accelerators"),
-        Recipe("tflite-static-a16w8", "tflite", "static", float_softmax=True, activations="int16", per_channel=True,
-               calibration="minmax", description="int8 weights with 16-bit activations, calibrated"),
-        Recipe("tflite-float16", "tflite", "float16", weights="float16",
+        Recipe("tflite-full-integer-int8", "tflite", Method.STATIC, activations="int8", per_channel=True,
+               calibration="minmax", params=LiteRTParams(io="int8"), description="every op int8, int8 logits out: for integer-only accelerators"),
+        Recipe("tflite-static-a16w8", "tflite", Method.STATIC, float_softmax=True, activations="int16", per_channel=True,
+               calibration="minmax", params=LiteRTParams(), description="int8 weights with 16-bit activations, calibrated"),
+        Recipe("tflite-float16", "tflite", Method.FLOAT16, weights="float16", params=LiteRTParams(),
                description="float16 weights (FLOAT_CASTING), float32 compute"),
     )
 
@@ -53,8 +70,9 @@ class TfliteFormat(Format):
         from pocketbert.errors import PocketbertError
         from pocketbert.formats.tflite.export import export_tflite
 
-        if options.target and options.batch != 1:
-            raise PocketbertError(f"--target {options.target} exports batch 1 (accelerators take one sequence at a time)")
+        accelerator = options.own(self).accelerator
+        if accelerator and options.batch != 1:
+            raise PocketbertError(f"--accelerator {accelerator} exports batch 1 (accelerators take one sequence at a time)")
         return {"model": self.files["model"]}, export_tflite(model, spec, directory)
 
     def open(self, path, input_names, output_names, threads, fixed_sequence_length):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.quiet import quiet_libraries
-from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.recipe import Method, Recipe
 from pocketbert.formats.tflite.float_io import float_outputs
 
 SIGNATURE = "serving_default"
@@ -85,7 +85,7 @@ def softmax_entries(model_path: Path) -> list[dict]:
 def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
     from ai_edge_quantizer import recipe as presets
 
-    if recipe.method == "float16":
+    if recipe.method is Method.FLOAT16:
         entries = [{
             "regex": ".*", "operation": "*", "algorithm_key": "float_casting",
             "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
@@ -93,10 +93,10 @@ def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
         }]
     else:
         entries = {
-            ("dynamic", "float32"): presets.dynamic_wi8_afp32,
-            ("weight_only", "float32"): presets.weight_only_wi8_afp32,
-            ("static", "int8"): presets.static_wi8_ai8,
-            ("static", "int16"): presets.static_wi8_ai16,
+            (Method.DYNAMIC, "float32"): presets.dynamic_wi8_afp32,
+            (Method.WEIGHT_ONLY, "float32"): presets.weight_only_wi8_afp32,
+            (Method.STATIC, "int8"): presets.static_wi8_ai8,
+            (Method.STATIC, "int16"): presets.static_wi8_ai16,
         }[recipe.method, recipe.activations]()
     return entries + [{"regex": p, "operation": "*", "algorithm_key": "no_quantize"} for p in exclude]
 
@@ -122,5 +122,5 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
         qt = quantizer.Quantizer(str(source), entries)
         result = qt.calibrate(calibration_feed(source, calibration)) if recipe.needs_calibration else None
         qt.quantize(result).export_model(str(target), overwrite=True)
-    dequantized = float_outputs(target) if recipe.io == "float" else []
+    dequantized = float_outputs(target) if recipe.params.float_outputs else []
     return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized}

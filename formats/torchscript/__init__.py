@@ -6,10 +6,16 @@ patterns match module paths as in the state dict.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
-from pocketbert.contracts.recipe import Recipe
+from pocketbert.contracts.recipe import Method, Recipe, RecipeParams
+
+
+@dataclass(frozen=True)
+class TorchScriptParams(RecipeParams):
+    engine: str = "x86"  # the quantized engine the weights are packed for: qnnpack (ARM phones) | x86
 
 
 class TorchScriptFormat(Format):
@@ -18,15 +24,18 @@ class TorchScriptFormat(Format):
     files = {"model": "model.pt", "lite": "model.ptl"}
     suffixes = {".pt": "torchscript", ".ptl": "torchscript-lite"}
     quantizes = "model"
+    recipe_params = TorchScriptParams
     bench_role = "lite"  # the lite-interpreter file PyTorch Mobile loads
     note = "traced .pt and lite-interpreter .ptl (PyTorch Mobile)"
     deprecated = ("PyTorch Mobile (TorchScript .pt/.ptl) is no longer developed: PyTorch points new apps to "
                   "ExecuTorch (--format executorch), which also reaches Vulkan GPUs and NPUs")
     recipes = (
-        Recipe("torchscript-dynamic-int8-qnnpack", "torchscript", "dynamic", engine="qnnpack", per_channel=True,
+        Recipe("torchscript-dynamic-int8-qnnpack", "torchscript", Method.DYNAMIC, params=TorchScriptParams("qnnpack"),
+               per_channel=True,
                float_outliers=True,
                description="per-channel int8 Linear weights packed for QNNPACK (ARM phones); FFN outputs float"),
-        Recipe("torchscript-dynamic-int8-x86", "torchscript", "dynamic", engine="x86", per_channel=True,
+        Recipe("torchscript-dynamic-int8-x86", "torchscript", Method.DYNAMIC, params=TorchScriptParams("x86"),
+               per_channel=True,
                float_outliers=True,
                description="per-channel int8 Linear weights packed for x86 (FBGEMM/oneDNN), FFN outputs float"),
     )

@@ -41,7 +41,7 @@ def quantize_linears(recipe: Recipe, model: PreTrainedModel, exclude: list[str])
     qconfig = per_channel_dynamic_qconfig if recipe.per_channel else default_dynamic_qconfig
     chosen = {name: qconfig for name in linear_names(model)
               if name not in float_only and not any(re.search(p, name) for p in exclude)}
-    torch.backends.quantized.engine = recipe.engine
+    torch.backends.quantized.engine = recipe.params.engine
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notices
         return quantize_dynamic(copy.deepcopy(model).eval(), chosen, dtype=torch.qint8)

@@ -4,10 +4,12 @@ argument types that refuse bad values before any work starts."""
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 from pathlib import Path
+
+from pocketbert.contracts.options import Flag, at_least, foreign_option_error, number  # noqa: F401 (at_least: for the commands)
+
 
 
 def architecture_names() -> list[str]:
@@ -30,36 +32,16 @@ def task_names() -> list[str]:
 
 
 # ---- argument types: a bad value is refused at parse time, before any work -------------------
-def _number(text: str, kind):
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-    return value
-
-
-def at_least(minimum: int):
-    """An integer >= ``minimum``."""
-    def parse(text: str) -> int:
-        value = _number(text, int)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
-
-
+# (number and at_least live in contracts/options.py: the format plugins' flags use them too)
 def non_negative(text: str) -> float:
-    value = _number(text, float)
+    value = number(text, float)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
 def fraction(text: str) -> float:
-    value = _number(text, float)
+    value = number(text, float)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
@@ -108,9 +90,38 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"pocketbert: error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def opset(text: str) -> int:
-    """ONNX opsets the exporters write and onnxruntime runs (no silent fallback to 18)."""
-    value = _number(text, int)
-    if not 17 <= value <= 21:
-        raise argparse.ArgumentTypeError(f"opset {value} is not supported (17 to 21)")
-    return value
+# ---- a format's own export flags -------------------------------------------------------------
+def format_flags() -> list[Flag]:
+    """Every registered format's own flags (``Format.option_type``), once each: two formats
+    that share an option inherit its one definition."""
+    from pocketbert.errors import PocketbertError
+    from pocketbert.formats import FORMATS
+
+    found: dict[str, Flag] = {}
+    for fmt in FORMATS.values():
+        for flag in fmt.option_type.flags():
+            if found.setdefault(flag.name, flag) != flag:
+                raise PocketbertError(f"format {fmt.name}: {flag.name} is defined otherwise by another format")
+    return list(found.values())
+
+
+def add_format_flags(parser: argparse.ArgumentParser) -> None:
+    from pocketbert.formats import FORMATS
+
+    for flag in format_flags():
+        owners = [fmt.name for fmt in FORMATS.values() if flag.field in fmt.option_type.field_names()]
+        flag.add_to(parser, ", ".join(owners))
+
+
+def format_options(args: argparse.Namespace, fmt_name: str):
+    """The chosen format's own options from the flags given; a flag of another format is
+    refused in one line."""
+    from pocketbert.errors import PocketbertError
+    from pocketbert.formats import FORMATS, get_format
+
+    fmt = get_format(fmt_name)
+    given = {flag.field: getattr(args, flag.field) for flag in format_flags() if hasattr(args, flag.field)}
+    foreign = [name for name in given if name not in fmt.option_type.field_names()]
+    if foreign:
+        raise PocketbertError(foreign_option_error(FORMATS.values(), foreign[0]))
+    return fmt.option_type(**given)

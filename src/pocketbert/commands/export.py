@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pocketbert.commands.common import at_least, non_negative, opset, task_names
+from pocketbert.commands.common import add_format_flags, at_least, format_options, non_negative, task_names
 
 
 
@@ -26,26 +26,15 @@ def add_export(sub: argparse._SubParsersAction) -> None:
                    help="; ".join(f"{name}: {fmt.note}" for name, fmt in FORMATS.items()))
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
     p.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len, help="sequence length (static) or example length")
-    p.add_argument("--seq-lens", nargs="+", type=at_least(1), metavar="N",
-                   help="tflite, executorch: one file with a static signature (method) per length (seq_16, seq_32 ...; "
-                        "weights shared); "
-                        "runners and pipelines pad a sentence to the smallest that fits, e.g. 16 32 64 128 256 384")
     p.add_argument("--batch", type=at_least(1), default=defaults.batch)
     p.add_argument("--static", action="store_true", help="fixed batch and sequence length (delegates want them)")
     p.add_argument("--dynamic", action="store_true",
                    help="executorch: dynamic batch (1-8) and sequence length (the default of onnx and torchscript)")
-    p.add_argument("--opset", type=opset, default=defaults.opset, help="ONNX opset (17 to 21; default %(default)s)")
     p.add_argument("--atol", type=non_negative, default=defaults.atol, help="validation tolerance (max abs diff)")
-    p.add_argument("--ort", action="store_true", help="onnx: also write model.ort for ONNX Runtime Mobile")
-    p.add_argument("--optimize", action="store_true", help="onnx: also write onnxruntime's fused transformer graph")
     p.add_argument("--quantize", metavar="RECIPE", help="apply a recipe of this format (see pocketbert quantize)")
     p.add_argument("--calibration", metavar="FILE", help="with --quantize: calibration text for static recipes")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
-    targets = sorted({t for fmt in FORMATS.values() for t in fmt.targets})
-    p.add_argument("--target", dest="accelerator", choices=targets, help="; ".join(
-        f"{name}: {', '.join(t + (f' (with {r})' if r else '') for t, r in fmt.targets.items())}"
-        for name, fmt in FORMATS.items() if fmt.targets) + ". The file is then checked by that accelerator's "
-        "checks of pocketbert inspect: refused (nothing left) when a check that ran says it is not fully taken")
+    add_format_flags(p)  # each format's own (Format.option_type), refused for another format
     add_require_trained_head(p)
     p.set_defaults(run=run_export)
 
@@ -70,52 +59,56 @@ def warn_untrained(manifest: dict) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from pocketbert.contracts.options import AcceleratorOptions
     from pocketbert.export import ExportOptions
 
+    own = format_options(args, args.format)
     options = ExportOptions(
-        seq_len=args.seq_len, batch=args.batch, static=args.static, dynamic=args.dynamic, opset=args.opset, atol=args.atol,
-        ort=args.ort, optimize=args.optimize, require_trained_head=args.require_trained_head, target=args.accelerator or "",
-        seq_lens=tuple(args.seq_lens or ()),
+        seq_len=args.seq_len, batch=args.batch, static=args.static, dynamic=args.dynamic, atol=args.atol,
+        require_trained_head=args.require_trained_head, format_options=own,
     )
-    if not args.accelerator:
+    accelerator = own.accelerator if isinstance(own, AcceleratorOptions) else ""
+    if not accelerator:
         return _export(args, options)
     from pocketbert.errors import PocketbertError
     from pocketbert.formats import get_format
 
-    needed = get_format(args.format).targets.get(args.accelerator)
+    made_for = get_format(args.format).accelerator_recipes
+    needed = made_for.get(accelerator)
     if needed is None:
-        raise PocketbertError(f"--target {args.accelerator}: {args.format} exports have no such target")
+        raise PocketbertError(f"--accelerator {accelerator}: {args.format} exports are made for "
+                              f"{', '.join(made_for) or 'no accelerator'}")
     if needed and args.quantize and args.quantize != needed:
-        raise PocketbertError(f"--target {args.accelerator} needs --quantize {needed}, not {args.quantize}")
+        raise PocketbertError(f"--accelerator {accelerator} needs --quantize {needed}, not {args.quantize}")
     args.quantize = args.quantize or needed or None
     status = _export(args, options)
-    _verify_target(args.output, args.accelerator)
+    _verify_accelerator(args.output, accelerator)
     return status
 
 
-def _verify_target(output: str, target: str) -> None:
-    """Check the written export with the target's accelerator checks; a refused file is
-    removed (the user asked for a file that accelerator takes, not for this one)."""
+def _verify_accelerator(output: str, accelerator: str) -> None:
+    """Check the written export with that accelerator's checks; a refused file is removed
+    (the user asked for a file that accelerator takes, not for this one)."""
     import shutil
 
     from pocketbert.errors import PocketbertError
-    from pocketbert.export.inspection import verify_target
+    from pocketbert.export.inspection import verify_accelerator
     from pocketbert.contracts.artifact import Artifact, write_manifest
 
     try:
-        section = verify_target(output, target)
+        section = verify_accelerator(output, accelerator)
     except (PocketbertError, KeyboardInterrupt):  # refused, or Ctrl-C/SIGTERM mid-check: no unproven file stays
         shutil.rmtree(output, ignore_errors=True)
         raise
     artifact = Artifact.open(output)
-    write_manifest(artifact.directory, {**artifact.manifest, "target": section})
+    write_manifest(artifact.directory, {**artifact.manifest, "accelerator_check": section})
     if section["verified"]:
-        print(f"  --target {target}: fully taken by {', '.join(section['fully_taken_by'])}")
+        print(f"  --accelerator {accelerator}: fully taken by {', '.join(section['fully_taken_by'])}")
     else:
         import sys
 
         reasons = "; ".join(f"{k}: {v}" for k, v in section["not_checked"].items())
-        print(f"pocketbert: WARNING: --target {target} not verified here: no {target.upper()} check could run "
+        print(f"pocketbert: WARNING: --accelerator {accelerator} not verified here: no {accelerator.upper()} check could run "
               f"({reasons})", file=sys.stderr)
 
 
