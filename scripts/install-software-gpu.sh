@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A software GPU for the LiteRT GPU check (pocketbert inspect, export --target gpu): Mesa's
+# A software GPU for the LiteRT GPU check (pocketbert inspect, export --accelerator gpu): Mesa's
 # lavapipe Vulkan driver. LiteRT's GPU accelerator in the ai-edge-litert wheel is WebGPU
 # (Dawn over Vulkan), and Dawn needs the dynamic-indexing features Mesa has from 23.x:
 # Debian 12's own Mesa 22.3 is refused ("shaderUniform*ArrayDynamicIndexing required"), so on

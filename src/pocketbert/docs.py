@@ -16,6 +16,13 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def _parameters(params) -> str:
+    """A recipe's own parameters (``Format.recipe_params``), as ``name=value``."""
+    from dataclasses import asdict
+
+    return ", ".join(f"{name}={value}" for name, value in asdict(params).items()) or "-"
+
+
 def render() -> str:
     from pocketbert.formats import FORMATS
     from pocketbert.models.registry import ARCHITECTURES
@@ -32,12 +39,13 @@ def render() -> str:
               "float file or on the PyTorch model.", ""]
     lines += _table(["format", "files", "runtime", "shapes", "ids", "quantizes", "own options", "notes"],
                     [[f.name, ", ".join(f.files.values()), f.runtime, f.shapes, f.input_dtype, f.quantizes,
-                      ", ".join("--" + o.replace("_", "-") for o in f.options) or "-", f.note]
+                      ", ".join(flag.name for flag in f.option_type.flags()) or "-", f.note]
                      for f in FORMATS.values()])
     lines += ["", "## Quantization recipes", ""]
-    lines += _table(["recipe", "format", "method", "weights", "activations", "per-channel", "calibration", "what"],
-                    [[r.name, r.format, r.method, r.weights, r.activations, "yes" if r.per_channel else "no",
-                      r.calibration or "-", r.description] for r in RECIPES.values()])
+    lines += _table(["recipe", "format", "method", "weights", "activations", "per-channel", "calibration",
+                     "format parameters", "what"],
+                    [[r.name, r.format, r.method.value, r.weights, r.activations, "yes" if r.per_channel else "no",
+                      r.calibration or "-", _parameters(r.params), r.description] for r in RECIPES.values()])
     return "\n".join(lines) + "\n"
 
 
