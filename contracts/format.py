@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -49,10 +48,11 @@ class ExportOptions:
         """One static signature per length (``BucketedOptions``), () for a single length."""
         return self.format_options.seq_lens if isinstance(self.format_options, BucketedOptions) else ()
 
-    def to_dict(self) -> dict:
-        """The manifest's ``options``: the shared fields and the format's own, side by side."""
+    def to_dict(self, fmt: "Format") -> dict:
+        """The manifest's ``options``: the shared fields and the format's own (defaults
+        included), side by side, as manifests have always held them."""
         general = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "format_options"}
-        return {**general, **(asdict(self.format_options) if self.format_options is not None else {})}
+        return {**general, **asdict(self.own(fmt))}
 
 
 @dataclass

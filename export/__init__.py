@@ -116,7 +116,7 @@ def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, op
             "tokenizer_files": write_support_files(model, tmp),
             "details": details,
             "export_seconds": round(export_seconds, 2),
-            "options": options.to_dict(),
+            "options": options.to_dict(fmt),
             "quantization": None,
             "versions": versions(),
         }
