@@ -118,13 +118,15 @@ def step(files: Files, key: str, target: Path, make, needs: tuple[str, ...] = ()
 
 def build(arch: str, work: Path, layers: int | None, optimum: Path) -> Files:
     """The checkpoint, our four files and the anchors' four, each step logged beside its output."""
+    from pocketbert.models.tasks import TEXT_CLASSIFICATION
+
     pb = [str(Path(sys.executable).parent / "pocketbert")]
     google = [sys.executable, str(GOOGLE_STEPS)]
     files = Files()
     ckpt = work / "checkpoint" / "config.json"
     layer_args = ["--layers", str(layers)] if layers else []
     step(files, "checkpoint", ckpt, lambda tmp: run_tool(
-        [*pb, "create", arch, tmp, "--task", "text-classification", "--seed", "0", "--force", *layer_args],
+        [*pb, "create", arch, tmp, "--task", TEXT_CLASSIFICATION.name, "--seed", "0", "--force", *layer_args],
         tmp.with_suffix(".log")))
     c = work / "checkpoint"
     ours = {
@@ -139,7 +141,7 @@ def build(arch: str, work: Path, layers: int | None, optimum: Path) -> Files:
              lambda tmp, args=args: run_tool([*pb, *args, "-o", tmp, "--force"], tmp.with_suffix(".log")), (need,))
     cli = optimum / "bin" / "optimum-cli"
     step(files, "optimum-onnx", work / "optimum-onnx" / "model.onnx", lambda tmp: run_tool(
-        [cli, "export", "onnx", "--model", c, "--task", "text-classification", tmp], tmp.with_suffix(".log")),
+        [cli, "export", "onnx", "--model", c, "--task", TEXT_CLASSIFICATION.name, tmp], tmp.with_suffix(".log")),
         ("checkpoint",))
     step(files, "optimum-onnx-int8", work / "optimum-onnx-int8" / "model_quantized.onnx", lambda tmp: run_tool(
         [cli, "onnxruntime", "quantize", "--onnx_model", work / "optimum-onnx", "--avx2", "-o", tmp],

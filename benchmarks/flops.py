@@ -54,6 +54,7 @@ from pocketbert.errors import PocketbertError
 from pocketbert.models import registry
 from pocketbert.models.architecture import Architecture
 from pocketbert.models.config_base import ModelConfig
+from pocketbert.models.tasks import TEXT_CLASSIFICATION, get_task
 
 PARTS = (
     "embeddings",
@@ -86,30 +87,15 @@ class _Count:
         self.parts["attention_scores"] += 2 * 2 * sequences * queries * seq_len * width
 
 
-# Task heads: what each task model computes after the encoder, from its own classes.
-_MLM_TASKS = ("fill-mask", "pretraining")
-_NSP_TASKS = ("pretraining", "next-sentence-prediction")
-_SEQUENCE_TASKS = ("text-classification", "multiple-choice")
-
-
 def _head(c: _Count, arch: Architecture, config: ModelConfig, task: str, tokens: int, batch: int) -> None:
-    h, vocab = config.hidden_size, config.vocab_size
+    """What the task model computes after the encoder: the pooler when its backbone runs it,
+    then the Linear layers its registry entry lists (from its own head class)."""
     head_class = arch.model_class(task)
     if arch.backbone.runs_pooler_dense(config, head_class.uses_pooler):
-        c.linear("head", batch, h, h)  # pooler.dense on the first token
-    if task in _MLM_TASKS:
-        c.linear("head", tokens, h, h)  # transform.dense (DistilBERT: vocab_transform)
-        c.linear("head", tokens, h, vocab)  # decoder (MobileBERT: [decoder | dense] is H wide)
-    if task in _NSP_TASKS:
-        c.linear("head", batch, h, 2)  # seq_relationship
-    if task in _SEQUENCE_TASKS:
-        for _ in range(head_class.summary_dense_layers):  # DistilBERT's pre_classifier
-            c.linear("head", batch, h, h)
-        c.linear("head", batch, h, config.num_labels if task == "text-classification" else 1)
-    if task == "token-classification":
-        c.linear("head", tokens, h, config.num_labels)
-    if task == "question-answering":
-        c.linear("head", tokens, h, 2)  # qa_outputs: start and end
+        c.linear("head", batch, config.hidden_size, config.hidden_size)  # pooler.dense on the first token
+    rows = {"tokens": tokens, "sequences": batch}
+    for layer in get_task(task).head_linears(config, head_class):
+        c.linear("head", rows[layer.rows], layer.d_in, layer.d_out)
 
 
 def model_flops(config: ModelConfig, seq_len: int, batch: int = 1, task: str | None = None) -> dict:
@@ -280,8 +266,8 @@ def main() -> None:  # pragma: no cover - a table for people, the tests cover th
     for name, arch in registry.ARCHITECTURES.items():
         config = arch.default_config()
         backbone = model_flops(config, 128)["total"] / 1e9
-        classify = model_flops(config, 128, task="text-classification")["total"] / 1e9
-        print(f"{name:12s} backbone {backbone:6.2f} GFLOPs   text-classification {classify:6.2f} GFLOPs")
+        classify = model_flops(config, 128, task=TEXT_CLASSIFICATION.name)["total"] / 1e9
+        print(f"{name:12s} backbone {backbone:6.2f} GFLOPs   {TEXT_CLASSIFICATION.name} {classify:6.2f} GFLOPs")
     for threads in sorted({1, torch.get_num_threads()}):
         rates = gemm_peak_gflops(threads)
         print(f"gemm, {threads} thread(s): " + ", ".join(f"{k} {v:.1f}" for k, v in rates.items()) + " GFLOP/s")

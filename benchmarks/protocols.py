@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pocketbert.errors import PocketbertError
+from pocketbert.models.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
 
 BASELINE = "bert"
-TASK = "text-classification"  # "classify a text snippet": a 2-label head, not the MLM decoder
+TASK = TEXT_CLASSIFICATION.name  # "classify a text snippet": a 2-label head, not the MLM decoder
 
 def runtime_files() -> dict[str, tuple[str | None, str | None]]:
     """How each runtime column is produced: (export format, or None for the eager model;
@@ -97,7 +98,7 @@ PROTOCOLS: dict[str, Protocol] = {
                  "question answering, seq 384, batch 1, single stream, p90 over >= 1024 queries and >= 60 s",
                  "mobilebert", "tflite", 4, 384, 1, "phone (MLPerf Mobile)", None, None, None,
                  "MLPerf Mobile inference rules, language task (SQuAD v1.1; accuracy >= 93% of fp32 F1)",
-                 task="question-answering", recipe="tflite-dynamic-int8", baseline=None, statistic="p90",
+                 task=QUESTION_ANSWERING.name, recipe="tflite-dynamic-int8", baseline=None, statistic="p90",
                  min_queries=1024, min_seconds=60.0),
     )
 }

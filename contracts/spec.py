@@ -16,6 +16,7 @@ from torch import nn
 
 from pocketbert.errors import PocketbertError
 from pocketbert.models.modeling import PreTrainedModel
+from pocketbert.models.tasks import get_task
 
 DEFAULT_SEQUENCE_LENGTH = 128  # the papers' length; every default in the CLI and the API is this one
 MIN_SEQUENCE = 3  # [CLS] x [SEP]; torch.export also specialises MobileBERT's trigram at 2
@@ -67,8 +68,7 @@ class ExportSpec:
             raise PocketbertError(f"--seq-len must be between {MIN_SEQUENCE} and {limit} for this model, got {sequence}")
         if batch < 1:
             raise PocketbertError(f"--batch must be >= 1, got {batch}")
-        multiple_choice = model.task == "multiple-choice"
-        input_axes = ("batch", "choices", "sequence") if multiple_choice else ("batch", "sequence")
+        task = get_task(model.task)
         hidden = model.config.hidden_size
         vocab = model.config.vocab_size
         known = {
@@ -80,18 +80,11 @@ class ExportSpec:
             "end_logits": ("batch", "sequence"),
             "sentence_embedding": ("batch", getattr(model, "embedding_dimension", hidden)),
         }
-        logits = {
-            "fill-mask": ("batch", "sequence", vocab),
-            "text-classification": ("batch", model.config.num_labels),
-            "token-classification": ("batch", "sequence", model.config.num_labels),
-            "multiple-choice": ("batch", "choices"),
-            "next-sentence-prediction": ("batch", 2),
-        }
-        output_axes = {name: known.get(name) or logits[model.task] for name in model.output_names}
+        output_axes = {name: known.get(name) or task.logits_axes(model.config) for name in model.output_names}
         return cls(
             input_names=tuple(model.input_names),
             output_names=tuple(model.output_names),
-            input_axes=input_axes,
+            input_axes=task.input_axes,
             output_axes=output_axes,
             batch=batch,
             sequence=sequence,

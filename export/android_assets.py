@@ -10,9 +10,9 @@ from pocketbert.errors import PocketbertError
 from pocketbert.formats import runner_for_file
 from pocketbert.contracts.artifact import MANIFEST_NAME, Artifact
 from pocketbert.models.configs import CONFIG_NAME, load_config
+from pocketbert.models.tasks import get_task
 
 LABELS_NAME = "labels.txt"
-LABELLED_TASKS = ("text-classification", "token-classification")
 
 
 def write_android_assets(artifact_dir: str | Path, assets_dir: str | Path) -> list[str]:
@@ -45,7 +45,7 @@ def write_android_assets(artifact_dir: str | Path, assets_dir: str | Path) -> li
         with atomic_file(assets / name) as tmp:
             shutil.copyfile(source, tmp)
     labels = []
-    if artifact.task in LABELLED_TASKS:
+    if get_task(artifact.task).named_labels:
         config = load_config(artifact.directory)
         id2label = config.id2label or {}
         labels = [id2label.get(i, f"LABEL_{i}") for i in range(config.num_labels)]

@@ -8,7 +8,7 @@ architectures. Each model file describes itself in its ``ARCHITECTURE`` entry (s
 from __future__ import annotations
 
 from pocketbert.errors import PocketbertError
-from pocketbert.models import bert, distilbert, mobilebert, squeezebert
+from pocketbert.models import bert, distilbert, mobilebert, squeezebert, tasks
 from pocketbert.models.architecture import Architecture
 from pocketbert.models.config_base import ModelConfig
 from pocketbert.models.modeling import PreTrainedModel
@@ -16,19 +16,9 @@ from pocketbert.models.modeling import PreTrainedModel
 # In the order the docs list them: the compact models, then their baseline.
 MODULES = (mobilebert, squeezebert, distilbert, bert)
 
-# Every task any architecture has, in the order docs list them.
-TASKS = (
-    "feature-extraction",
-    "sentence-embedding",
-    "fill-mask",
-    "pretraining",
-    "next-sentence-prediction",
-    "text-classification",
-    "multiple-choice",
-    "token-classification",
-    "question-answering",
-)
-DEFAULT_TASK = "fill-mask"
+# Every task any architecture has, in the order docs list them (the entries: ``tasks.py``).
+TASKS = tuple(task.name for task in tasks.TASKS)
+DEFAULT_TASK = tasks.DEFAULT_TASK.name
 
 ARCHITECTURES: dict[str, Architecture] = {module.ARCHITECTURE.name: module.ARCHITECTURE for module in MODULES}
 
@@ -55,7 +45,7 @@ def class_for_config(config: ModelConfig, task: str | None = None) -> type[PreTr
         cls = CLASSES_BY_NAME.get(name)
         if cls is not None and cls.config_class is arch.config_class:
             return cls
-    return arch.tasks["feature-extraction"]
+    return arch.tasks[tasks.FEATURE_EXTRACTION.name]
 
 
 def all_pairs() -> list[tuple[str, str]]:

@@ -32,12 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError
+from pocketbert.models.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
 from pocketbert.textfile import read_text_file
 
 CLASSIFICATION_SUFFIXES = (".tsv", ".jsonl")
 SQUAD_SUFFIXES = (".json",)
 # the pipeline task each kind of data is scored with
-TASK_OF_KIND = {"classification": "text-classification", "squad": "question-answering"}
+TASK_OF_KIND = {"classification": TEXT_CLASSIFICATION.name, "squad": QUESTION_ANSWERING.name}
 
 
 class EvalDataError(PocketbertError):

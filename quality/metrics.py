@@ -24,24 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from pocketbert.models import tasks
+
 DYNAMIC_BATCH = 8  # sentences per call for graphs without a fixed batch
 
-# The metric a task is gated on ("agreement"), and the floors quantized files must keep.
-# A different model scores ~0.05 pooled cosine and chance-level agreement: far below all.
-AGREEMENT_METRIC = {
-    "feature-extraction": "nn_retention",
-    "sentence-embedding": "nn_retention",
-    "text-classification": "label_agreement",
-    "next-sentence-prediction": "label_agreement",
-    "multiple-choice": "label_agreement",
-    "token-classification": "token_agreement",
-    "fill-mask": "top1_agreement",
-    "pretraining": "top1_agreement",
-    "question-answering": "span_exact",
-}
-FLOORS = {"cosine_mean": 0.99, "cosine_min": 0.95, "nn_retention": 0.90, "label_agreement": 0.95,
-          "token_agreement": 0.95, "top1_agreement": 0.90, "span_exact": 0.90}
-PAIRED_TASKS = ("question-answering", "next-sentence-prediction")
+# The floors quantized files must keep (``tasks.py`` documents them beside the figures).
+FLOORS = tasks.FLOORS
 
 
 def default_texts() -> list[str]:
@@ -57,12 +45,13 @@ def text_batches(tokenizer, spec, task: str, texts: list[str]) -> tuple[list[dic
     partial batch is filled up with sentences from the start, dropped again by
     ``figures``); otherwise batches of DYNAMIC_BATCH padded to their longest. fill-mask and
     pretraining inputs get the middle real token of each sentence masked."""
-    multiple_choice = task == "multiple-choice"
+    kind = tasks.get_task(task)
+    multiple_choice = kind.texts == "choices"
     choices = (spec.choices if spec.static else 3) if multiple_choice else 1
     n = len(texts)
     if multiple_choice:
         seconds = [[texts[(i + k) % n] for k in range(1, choices + 1)] for i in range(n)]
-    elif task in PAIRED_TASKS:
+    elif kind.texts == "pair":
         seconds = [[texts[(i + 1) % n]] for i in range(n)]
     else:
         seconds = None
@@ -80,7 +69,7 @@ def text_batches(tokenizer, spec, task: str, texts: list[str]) -> tuple[list[dic
         for name in spec.input_names:
             value = np.asarray(encoded[name], dtype=np.int64)  # [B * C, S]
             batch[name] = value.reshape(len(chosen), choices, -1) if multiple_choice else value
-        if task in ("fill-mask", "pretraining"):
+        if kind.masks_middle_token:
             _mask_middle_token(batch, tokenizer.mask_token_id)
         batches.append(batch)
     return batches, n
@@ -121,20 +110,9 @@ def _concat_ragged(parts: list[np.ndarray]) -> np.ndarray:
 def figures(task: str, expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
             inputs: dict[str, np.ndarray]) -> dict[str, float]:
     """The task's quality figures of ``got`` against ``expected`` (same rows)."""
+    kind = tasks.get_task(task)
     mask = inputs["attention_mask"].astype(bool)
-    if task == "feature-extraction":
-        return embedding_figures(pooled(expected["last_hidden_state"], mask), pooled(got["last_hidden_state"], mask))
-    if task == "sentence-embedding":  # pooled inside the graph, as the app gets it
-        return embedding_figures(expected["sentence_embedding"], got["sentence_embedding"])
-    if task in ("fill-mask", "pretraining"):
-        name = "prediction_logits" if task == "pretraining" else "logits"
-        return masked_token_figures(expected[name], got[name])
-    if task == "token-classification":
-        agree = expected["logits"].argmax(-1) == got["logits"].argmax(-1)
-        return {"token_agreement": float(agree[mask].mean())}
-    if task == "question-answering":
-        return span_figures(expected, got, mask)
-    return {"label_agreement": float((expected["logits"].argmax(-1) == got["logits"].argmax(-1)).mean())}
+    return FIGURES[kind.figures_kind](expected, got, kind.quality_output, mask)
 
 
 def pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -197,7 +175,7 @@ def measure(task: str, reference, candidate, tokenizer, spec, texts: list[str] |
     names = spec.output_names
     inputs = {key: _concat_ragged([b[key] for b in batches])[:rows] for key in ("input_ids", "attention_mask")}
     masked = None
-    if task in ("fill-mask", "pretraining"):  # one [MASK] per row: keep the predictions there only
+    if tasks.get_task(task).masks_middle_token:  # one [MASK] per row: keep the predictions there only
         masked = [np.nonzero(b["input_ids"] == tokenizer.mask_token_id) for b in batches]
     if cache is None or "expected" not in cache:
         expected = outputs_on(reference, batches, names, rows, masked)
@@ -209,6 +187,33 @@ def measure(task: str, reference, candidate, tokenizer, spec, texts: list[str] |
         if not np.isfinite(got[name]).all():
             return {"task": task, "sentences": rows, "error": f"output {name} has non-finite values"}
     return {"task": task, "sentences": rows, **figures(task, expected, got, inputs)}
+
+
+def _embedding(expected: dict, got: dict, output: str, mask: np.ndarray) -> dict[str, float]:
+    """Sentence vectors: the output itself, or token states mask-mean-pooled."""
+    a, b = expected[output], got[output]
+    if a.ndim == 3:
+        a, b = pooled(a, mask), pooled(b, mask)
+    return embedding_figures(a, b)
+
+
+def _labels(expected: dict, got: dict, output: str, mask: np.ndarray) -> dict[str, float]:
+    return {"label_agreement": float((expected[output].argmax(-1) == got[output].argmax(-1)).mean())}
+
+
+def _token_labels(expected: dict, got: dict, output: str, mask: np.ndarray) -> dict[str, float]:
+    agree = expected[output].argmax(-1) == got[output].argmax(-1)
+    return {"token_agreement": float(agree[mask].mean())}
+
+
+# What each kind of task output is compared with (a task names its kind in ``tasks.py``).
+FIGURES = {
+    "embedding": _embedding,
+    "labels": _labels,
+    "token-labels": _token_labels,
+    "masked-token": lambda expected, got, output, mask: masked_token_figures(expected[output], got[output]),
+    "spans": lambda expected, got, output, mask: span_figures(expected, got, mask),
+}
 
 
 def floor_failures(quality: dict, floors: dict[str, float]) -> list[str]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from pocketbert.quality import metrics as quality
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.models.tasks import get_task
 from pocketbert.contracts.format import DEFAULT_ATOL
 
 SENTENCES = 32  # real sentences per file
@@ -309,7 +310,7 @@ def quality_failures(entry: dict, min_cosine=None, min_agreement=None, min_nn=No
     if min_cosine is not None:
         floors["cosine_mean"] = min_cosine
     if min_agreement is not None:
-        floors[quality.AGREEMENT_METRIC[found["task"]]] = min_agreement
+        floors[get_task(found["task"]).agreement] = min_agreement
     if min_nn is not None:
         floors["nn_retention"] = min_nn
     return quality.floor_failures(found, floors)

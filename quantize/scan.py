@@ -87,6 +87,7 @@ def scan_blocks(base, recipe_name: str, model, options, calibration_file=None, e
 
 def _ranking_figure(task: str) -> str:
     """Pooled cosine for embeddings (finer than neighbour retention), else the task's agreement."""
-    from pocketbert.quality.metrics import AGREEMENT_METRIC
+    from pocketbert.models.tasks import get_task
 
-    return "cosine_mean" if AGREEMENT_METRIC[task] == "nn_retention" else AGREEMENT_METRIC[task]
+    agreement = get_task(task).agreement
+    return "cosine_mean" if agreement == "nn_retention" else agreement

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pocketbert.atomic import work_directory
 from pocketbert.errors import PocketbertError
-from pocketbert.quality import metrics as quality
+from pocketbert.models.tasks import TEXT_CLASSIFICATION, get_task
 from pocketbert.quantize.recipes import RECIPES
 from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH
 
@@ -44,10 +44,11 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
             raise PocketbertError(f"unknown recipe {name!r}")
     chosen = [(fmt, None) for fmt in formats] + [(RECIPES[r].format, r) for r in recipes if RECIPES[r].format in formats]
     data = None
-    if eval_data and task not in (None, "text-classification"):
-        raise PocketbertError(f"--eval-data is labelled text for text-classification, not for --task {task}")
+    labelled = TEXT_CLASSIFICATION.name
+    if eval_data and task not in (None, labelled):
+        raise PocketbertError(f"--eval-data is labelled text for {labelled}, not for --task {task}")
     if eval_data:
-        task = "text-classification"
+        task = labelled
         from pocketbert.quality.eval_data import label_ids, read_classification
         from pocketbert.models.checkpoint import resolve
         from pocketbert.models.configs import load_config
@@ -89,11 +90,11 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                 "max_abs_diff": closeness["max_abs_diff"], "mean_abs_diff": closeness["mean_abs_diff"],
                 "top1_agreement": closeness["top1_agreement"],
                 # real text (held-out sentences) with the task's metric; float rows are the reference
-                "real_text_agreement": real.get(quality.AGREEMENT_METRIC[manifest["task"]], 1.0 if recipe is None else None),
+                "real_text_agreement": real.get(get_task(manifest["task"]).agreement, 1.0 if recipe is None else None),
                 "real_text_cosine_mean": real.get("cosine_mean"),
             }
             if data:
-                row["accuracy"] = classification_accuracy(pipeline("text-classification", target, threads=threads),
+                row["accuracy"] = classification_accuracy(pipeline(labelled, target, threads=threads),
                                                           data, eval_data)
             rows.append(row)
             bar.advance(progress_row)

@@ -24,6 +24,7 @@ from pathlib import Path
 from pocketbert.atomic import atomic_directory, refuse_existing, work_directory
 from pocketbert.quality import metrics as quality
 from pocketbert.errors import PocketbertError
+from pocketbert.models.tasks import get_task
 
 
 def parse_target(text: str, task: str) -> tuple[str, float]:
@@ -33,26 +34,14 @@ def parse_target(text: str, task: str) -> tuple[str, float]:
     if not match:
         raise PocketbertError(f"--target {text!r}: write it as METRIC>=VALUE, e.g. cosine_mean>=0.995 or agreement>=0.98")
     metric, value = match.group(1), float(match.group(2))
-    metric = quality.AGREEMENT_METRIC[task] if metric == "agreement" else metric
-    known = TASK_FIGURES[task]
+    entry = get_task(task)
+    metric = entry.agreement if metric == "agreement" else metric
+    known = entry.figures
     if metric not in known:
         raise PocketbertError(f"--target: {task} has no figure {metric!r} (it has: {', '.join(known)}, agreement)")
     if not 0 <= value <= 1:
         raise PocketbertError(f"--target: {metric} is a fraction between 0 and 1, got {value:g}")
     return metric, value
-
-
-TASK_FIGURES = {
-    "feature-extraction": ("cosine_mean", "cosine_min", "cosine_p5", "nn_retention"),
-    "sentence-embedding": ("cosine_mean", "cosine_min", "cosine_p5", "nn_retention"),
-    "fill-mask": ("top1_agreement", "top5_overlap"),
-    "pretraining": ("top1_agreement", "top5_overlap"),
-    "token-classification": ("token_agreement",),
-    "question-answering": ("span_exact", "span_f1"),
-    "text-classification": ("label_agreement",),
-    "next-sentence-prediction": ("label_agreement",),
-    "multiple-choice": ("label_agreement",),
-}
 
 
 def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | None = None,

@@ -1,9 +1,10 @@
 """Task pipelines: text in, answers out, on any Runner (PyTorch model or exported file).
 
-``pipeline("fill-mask", model="out/m")("The capital of France is [MASK].")`` gives what
-transformers' pipeline gives on the same checkpoint. Each pipeline only tokenizes, calls
-``runner(dict of numpy arrays) -> dict of numpy arrays`` and post-processes, so exported
-artifacts plug in by providing a runner.
+``pipeline(task, model="out/m")(text)`` gives what transformers' pipeline gives on the same
+checkpoint (e.g. the top tokens for "The capital of France is [MASK]." with fill-mask). Each
+pipeline class names the registry entry it ``serves`` (``models/tasks.py``), which registers it.
+A pipeline only tokenizes, calls ``runner(dict of numpy arrays) -> dict of numpy arrays`` and
+post-processes, so exported artifacts plug in by providing a runner.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pocketbert.errors import PocketbertError
+from pocketbert.models import tasks
+from pocketbert.models.tasks import Task
 from pocketbert.models.configs import ModelConfig
 from pocketbert.models.tokenizer import BertTokenizerFast
 
@@ -32,13 +35,26 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+# {task name: its pipeline class}; each class adds itself by naming the task it serves
+PIPELINES: dict[str, type["Pipeline"]] = {}
+
+
 class Pipeline:
     """Tokenizer + runner + the config fields post-processing needs (labels, max length)."""
 
+    serves: ClassVar[Task]  # the registry entry this pipeline answers
     task: ClassVar[str]
     model_task: ClassVar[str]  # the head the checkpoint is loaded with
     # weights the checkpoint lacked (a head nobody trained): answers are random if any
     untrained_weights: list[str] = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "serves" in cls.__dict__:
+            if cls.serves.name in PIPELINES:
+                raise TypeError(f"{cls.__name__}: {cls.serves.name} already has {PIPELINES[cls.serves.name].__name__}")
+            cls.task = cls.model_task = cls.serves.name
+            PIPELINES[cls.task] = cls
 
     def __init__(self, runner, tokenizer: BertTokenizerFast, config: ModelConfig, truncation: bool = True,
                  max_length: int | None = None):
@@ -106,8 +122,7 @@ class FeatureExtractionPipeline(Pipeline):
     """The encoder's token states, [1, tokens, hidden] as nested lists (special tokens
     included, padding cut), as transformers' feature-extraction pipeline gives them."""
 
-    task = "feature-extraction"
-    model_task = "feature-extraction"
+    serves = tasks.FEATURE_EXTRACTION
 
     def run_one(self, text: str) -> list:
         encoding = self.encode(text)
@@ -121,8 +136,7 @@ class SentenceEmbeddingPipeline(Pipeline):
     sentence-transformers files say. A list of sentences runs in right-padded batches on
     graphs that take any batch, one by one on fixed-shape ones (TFLite, ExecuTorch)."""
 
-    task = "sentence-embedding"
-    model_task = "sentence-embedding"
+    serves = tasks.SENTENCE_EMBEDDING
     BATCH = 16
 
     @classmethod
@@ -158,8 +172,7 @@ class SentenceEmbeddingPipeline(Pipeline):
 class FillMaskPipeline(Pipeline):
     """Top-k tokens and scores for each [MASK] (a list per mask when there are several)."""
 
-    task = "fill-mask"
-    model_task = "fill-mask"
+    serves = tasks.FILL_MASK
 
     def run_one(self, text: str, top_k: int = 5) -> list:
         encoding = self.encode(text)
@@ -194,8 +207,7 @@ class TextClassificationPipeline(Pipeline):
     """Labels (from id2label) with scores, best first; softmax, or sigmoid for one label or
     multi-label configs, as transformers chooses."""
 
-    task = "text-classification"
-    model_task = "text-classification"
+    serves = tasks.TEXT_CLASSIFICATION
 
     def scores(self, logits: np.ndarray) -> np.ndarray:
         problem = self.config.extra.get("problem_type")
@@ -217,8 +229,7 @@ class TokenClassificationPipeline(Pipeline):
     """Per-token labels, or per-word with ``aggregation`` first / average / max (and
     "simple": adjacent tokens of one entity grouped), with transformers' semantics."""
 
-    task = "token-classification"
-    model_task = "token-classification"
+    serves = tasks.TOKEN_CLASSIFICATION
     AGGREGATIONS = ("none", "simple", "first", "average", "max")
 
     def run_one(self, text: str, aggregation: str = "none", ignore_labels: tuple[str, ...] = ("O",)) -> list[dict]:
@@ -309,8 +320,7 @@ class QuestionAnsweringPipeline(Pipeline):
     overlapping windows (doc stride); the span maximises p(start) * p(end) among spans
     inside the context, at most ``max_answer_len`` tokens long."""
 
-    task = "question-answering"
-    model_task = "question-answering"
+    serves = tasks.QUESTION_ANSWERING
 
     def run_one(
         self,
@@ -365,8 +375,7 @@ class QuestionAnsweringPipeline(Pipeline):
 class MultipleChoicePipeline(Pipeline):
     """Ranks candidate continuations of a prompt: inputs [1, C, S] -> softmax over C."""
 
-    task = "multiple-choice"
-    model_task = "multiple-choice"
+    serves = tasks.MULTIPLE_CHOICE
 
     def run_one(self, item: dict | tuple, top_k: int | None = None) -> list[dict]:
         prompt, choices = (item["prompt"], item["choices"]) if isinstance(item, dict) else (item[0], list(item[1:]))
@@ -386,8 +395,7 @@ class MultipleChoicePipeline(Pipeline):
 class NextSentencePredictionPipeline(Pipeline):
     """Is the second sentence the continuation of the first? (label 0 = yes, as in BERT)."""
 
-    task = "next-sentence-prediction"
-    model_task = "next-sentence-prediction"
+    serves = tasks.NEXT_SENTENCE_PREDICTION
     LABELS = ("is_next", "not_next")
 
     def run_one(self, item: tuple[str, str], top_k: int | None = None) -> list[dict]:
@@ -396,21 +404,6 @@ class NextSentencePredictionPipeline(Pipeline):
         probs = softmax(self.run(self.encode(*item))["logits"][0].astype(np.float64))
         order = np.argsort(-probs, kind="stable")[: top_k or None]
         return [{"label": self.LABELS[i], "score": float(probs[i])} for i in order]
-
-
-PIPELINES: dict[str, type[Pipeline]] = {
-    cls.task: cls
-    for cls in (
-        FeatureExtractionPipeline,
-        SentenceEmbeddingPipeline,
-        FillMaskPipeline,
-        TextClassificationPipeline,
-        TokenClassificationPipeline,
-        QuestionAnsweringPipeline,
-        MultipleChoicePipeline,
-        NextSentencePredictionPipeline,
-    )
-}
 
 
 def pipeline(task: str, model: str | Path, threads: int | None = None, truncation: bool = True,
