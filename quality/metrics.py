@@ -5,7 +5,7 @@ Random ids and max-abs diffs show that a file is numerically close; they said "a
 1.000" for static int8 files that destroyed a real encoder (pooled cosine 0.80). So every
 quantized artifact, the sweep and ``parity`` measure on real sentences (by default 240
 held-out ones the project wrote, never the calibration corpus) with the metric that fits
-the task:
+the task (its entry in ``models/tasks.py`` names the kind of figures):
 
 - feature-extraction: mask-mean-pooled sentence embeddings, cosine to the reference per
   sentence (min, 5th percentile, mean) and nearest-neighbour retention (the share of
@@ -45,13 +45,13 @@ def text_batches(tokenizer, spec, task: str, texts: list[str]) -> tuple[list[dic
     partial batch is filled up with sentences from the start, dropped again by
     ``figures``); otherwise batches of DYNAMIC_BATCH padded to their longest. fill-mask and
     pretraining inputs get the middle real token of each sentence masked."""
-    kind = tasks.get_task(task)
-    multiple_choice = kind.texts == "choices"
+    entry = tasks.get_task(task)
+    multiple_choice = entry.texts == "choices"
     choices = (spec.choices if spec.static else 3) if multiple_choice else 1
     n = len(texts)
     if multiple_choice:
         seconds = [[texts[(i + k) % n] for k in range(1, choices + 1)] for i in range(n)]
-    elif kind.texts == "pair":
+    elif entry.texts == "pair":
         seconds = [[texts[(i + 1) % n]] for i in range(n)]
     else:
         seconds = None
@@ -69,7 +69,7 @@ def text_batches(tokenizer, spec, task: str, texts: list[str]) -> tuple[list[dic
         for name in spec.input_names:
             value = np.asarray(encoded[name], dtype=np.int64)  # [B * C, S]
             batch[name] = value.reshape(len(chosen), choices, -1) if multiple_choice else value
-        if kind.masks_middle_token:
+        if entry.masks_middle_token:
             _mask_middle_token(batch, tokenizer.mask_token_id)
         batches.append(batch)
     return batches, n
@@ -110,9 +110,9 @@ def _concat_ragged(parts: list[np.ndarray]) -> np.ndarray:
 def figures(task: str, expected: dict[str, np.ndarray], got: dict[str, np.ndarray],
             inputs: dict[str, np.ndarray]) -> dict[str, float]:
     """The task's quality figures of ``got`` against ``expected`` (same rows)."""
-    kind = tasks.get_task(task)
+    entry = tasks.get_task(task)
     mask = inputs["attention_mask"].astype(bool)
-    return FIGURES[kind.figures_kind](expected, got, kind.quality_output, mask)
+    return FIGURES[entry.figures_kind](expected, got, entry.quality_output, mask)
 
 
 def pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:

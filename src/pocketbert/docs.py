@@ -26,14 +26,21 @@ def _parameters(params) -> str:
 def render() -> str:
     from pocketbert.formats import FORMATS
     from pocketbert.models.registry import ARCHITECTURES
+    from pocketbert.models.tasks import TASKS
     from pocketbert.quantize.recipes import RECIPES
 
     lines = ["# What pocketbert knows", "",
-             "Written by `python -m pocketbert.docs` from the registries (`models/registry.py`, "
+             "Written by `python -m pocketbert.docs` from the registries (`models/registry.py`, `models/tasks.py`, "
              "`formats/`, each format's recipes); `tests/test_docs.py` fails when it is stale.", "",
              "## Architectures", ""]
     lines += _table(["architecture", "paper", "tasks"],
                     [[a.name, a.paper, ", ".join(a.tasks)] for a in ARCHITECTURES.values()])
+    lines += ["", "## Tasks", "",
+              "One `Task` entry each (`models/tasks.py`): how quality batches texts for it, the figures it "
+              "reports on real text, the one it is gated on and that figure's floor for quantized files.", ""]
+    lines += _table(["task", "texts", "figures", "agreement (floor)", "run answers"],
+                    [[t.name, t.texts, ", ".join(t.figures), f"{t.agreement} ({t.floors[t.agreement]:g})",
+                      t.answer_kind or "- (no pipeline)"] for t in TASKS])
     lines += ["", "## Formats", "",
               "One plugin each (`formats/<name>/`); `quantizes` says whether its recipes work on the "
               "float file or on the PyTorch model.", ""]
