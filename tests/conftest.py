@@ -1,10 +1,48 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers.py
+
+# Every test carries exactly one of these (pyproject.toml describes them): `-m unit` is the
+# loop a contributor runs after each change, so a test in it must stay cheap.
+KINDS = ("unit", "integration", "slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Refuse a run whose tests are not sorted into exactly one kind: an unmarked test would
+    silently fall out of `-m unit` (or slow it down when marked twice)."""
+    wrong = []
+    for item in items:
+        kinds = sorted({mark.name for mark in item.iter_markers() if mark.name in KINDS})
+        if len(kinds) != 1:
+            wrong.append(f"{item.nodeid}: {', '.join(kinds) or 'no kind'}")
+    if wrong:
+        listed = "\n  ".join(wrong[:20]) + ("\n  ..." if len(wrong) > 20 else "")
+        raise pytest.UsageError(
+            f"{len(wrong)} tests need exactly one of the markers {', '.join(KINDS)} "
+            f"(module-level `pytestmark = pytest.mark.unit`, or one per test):\n  {listed}")
+
+
+def _refuse_to_spawn(*args, **kwargs):
+    raise AssertionError(
+        "a test marked unit started a process; unit tests stay in this process "
+        "(mark it integration, or call the code in-process)")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_spawn_nothing(request, monkeypatch):
+    """Keep the unit marker's promise: a subprocess (the CLI, a converter, a compiler) in a
+    unit test fails loudly instead of quietly slowing the fast loop."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", _refuse_to_spawn)
+    for name in ("system", "fork", "posix_spawn", "posix_spawnp"):
+        if hasattr(os, name):
+            monkeypatch.setattr(os, name, _refuse_to_spawn)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,8 @@ from pocketbert.export import ExportOptions, export_model
 from pocketbert.models import registry
 from pocketbert.export.inspection import inspect_path
 
+pytestmark = pytest.mark.integration
+
 SEQ = 32
 # lavapipe from Mesa >= 23 (the first with the features Dawn requires) installs this ICD name
 LAVAPIPE = Path("/usr/share/vulkan/icd.d/lvp_icd.json").exists()

@@ -12,6 +12,8 @@ from pocketbert.benchmarks.anchors import (
     ratio_row,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def bench_report(ours_rounds, anchor_rounds, noise=()):
     """What `pocketbert bench --compare OURS ANCHOR` writes, reduced to what the table reads;

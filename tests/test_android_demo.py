@@ -26,6 +26,8 @@ from pocketbert.models import create_checkpoint
 from pocketbert.models.tokenizer import load_tokenizer
 from pocketbert.contracts.runner import RunnerError
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[1]
 JAVA_ROOT = REPO / "android_demo" / "tokenizer" / "src"
 CHECK = "dev.pocketbert.tokenizer.BucketCheck"

@@ -13,6 +13,8 @@ from pocketbert.models import registry
 from pocketbert.models.summary import encoder_parameters
 from pocketbert.models.wordpiece import BertTokenizerFast
 
+pytestmark = pytest.mark.unit
+
 NAMES = list(registry.ARCHITECTURES)
 
 

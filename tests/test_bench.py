@@ -14,6 +14,8 @@ from pocketbert.cli import main
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.models import create_checkpoint
 
+pytestmark = pytest.mark.integration
+
 SEQ = 32
 FAST = ["--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1", "--seq-len", str(SEQ)]
 

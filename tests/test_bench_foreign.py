@@ -28,6 +28,8 @@ from pocketbert.models import create_checkpoint
 from pocketbert.contracts.foreign import input_roles
 from pocketbert.contracts.spec import full_length_inputs
 
+pytestmark = pytest.mark.integration
+
 SEQ = 32
 FAST = ["--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1", "--threads", "1"]
 

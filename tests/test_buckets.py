@@ -24,6 +24,8 @@ from pocketbert.contracts.artifact import Artifact
 from pocketbert.contracts.runner import RunnerError
 from pocketbert.contracts.spec import full_length_inputs
 
+pytestmark = pytest.mark.integration
+
 BUCKETS = (8, 16, 32)
 FAST = ["--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1", "--threads", "1"]
 

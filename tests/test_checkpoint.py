@@ -39,6 +39,7 @@ def outputs_equal(a, b, inputs):
 
 
 # ---- the factory ----------------------------------------------------------------------------
+@pytest.mark.unit
 def test_factory_picks_the_class_config_json_names(tmp_path):
     model, path = save_ours(tmp_path, "squeezebert", "token-classification")
     loaded = load_model(path)
@@ -46,6 +47,7 @@ def test_factory_picks_the_class_config_json_names(tmp_path):
     assert outputs_equal(model, loaded, inputs_for(model))
 
 
+@pytest.mark.unit
 def test_factory_without_architectures_gives_the_bare_model(tmp_path):
     _, path = save_ours(tmp_path, "bert", "feature-extraction")
     config = json.loads((path / "config.json").read_text())
@@ -54,6 +56,7 @@ def test_factory_without_architectures_gives_the_bare_model(tmp_path):
     assert type(load_model(path)).__name__ == "BertModel"
 
 
+@pytest.mark.unit
 def test_unknown_task_for_an_architecture(tmp_path):
     _, path = save_ours(tmp_path, "distilbert", "fill-mask")
     with pytest.raises(PocketbertError, match="distilbert has no task 'pretraining'"):
@@ -61,6 +64,7 @@ def test_unknown_task_for_an_architecture(tmp_path):
 
 
 # ---- heads: what transformers initialises fresh or drops ---------------------------------
+@pytest.mark.unit
 def test_bare_checkpoint_into_a_head_warns_and_initialises_the_head(tmp_path):
     base, path = save_ours(tmp_path, "mobilebert", "feature-extraction")
     with pytest.warns(CheckpointWarning, match=r"newly initialised: classifier\.bias"):
@@ -70,6 +74,7 @@ def test_bare_checkpoint_into_a_head_warns_and_initialises_the_head(tmp_path):
     )
 
 
+@pytest.mark.unit
 def test_head_checkpoint_into_bare_model_drops_the_head_with_a_warning(tmp_path):
     full, path = save_ours(tmp_path, "mobilebert", "pretraining")
     with pytest.warns(CheckpointWarning, match=r"does not use .*cls\.predictions"):
@@ -79,6 +84,7 @@ def test_head_checkpoint_into_bare_model_drops_the_head_with_a_warning(tmp_path)
         torch.testing.assert_close(bare(**inputs).pooler_output, full.mobilebert(**inputs).pooler_output)
 
 
+@pytest.mark.unit
 def test_pretraining_checkpoint_as_masked_lm_keeps_the_mlm_head(tmp_path):
     full, path = save_ours(tmp_path, "mobilebert", "pretraining")
     with pytest.warns(CheckpointWarning, match=r"seq_relationship"):
@@ -88,6 +94,7 @@ def test_pretraining_checkpoint_as_masked_lm_keeps_the_mlm_head(tmp_path):
         torch.testing.assert_close(mlm(**inputs).logits, full(**inputs).prediction_logits)
 
 
+@pytest.mark.unit
 def test_transformers_pretraining_checkpoint_into_bare_model(tmp_path):
     """bert-base-uncased style: a BertForMaskedLM checkpoint (with pooler) read by BertModel."""
     config = registry.get_architecture("bert").fake_config()
@@ -104,6 +111,7 @@ def test_transformers_pretraining_checkpoint_into_bare_model(tmp_path):
 
 
 # ---- legacy files ----------------------------------------------------------------------------
+@pytest.mark.unit
 def test_legacy_names_buffers_and_tied_aliases_load(tmp_path):
     """TF-era gamma/beta names, saved position_ids buffers and saved tied decoder weights
     (google/mobilebert-uncased and bert-base-uncased look like this) load unchanged."""
@@ -125,6 +133,7 @@ def test_legacy_names_buffers_and_tied_aliases_load(tmp_path):
     assert outputs_equal(model, loaded, inputs_for(model))
 
 
+@pytest.mark.unit
 def test_pytorch_bin_loads_with_weights_only(tmp_path):
     model, path = save_ours(tmp_path, "distilbert", "text-classification")
     torch.save(load_file(path / "model.safetensors"), path / "pytorch_model.bin")
@@ -132,6 +141,7 @@ def test_pytorch_bin_loads_with_weights_only(tmp_path):
     assert outputs_equal(model, load_model(path), inputs_for(model))
 
 
+@pytest.mark.unit
 def test_pickled_code_in_a_bin_is_refused(tmp_path):
     _, path = save_ours(tmp_path, "distilbert", "text-classification")
     (path / "model.safetensors").unlink()
@@ -142,6 +152,7 @@ def test_pickled_code_in_a_bin_is_refused(tmp_path):
     assert "weights_only" not in str(caught.value)  # not torch's advice to load it unsafely
 
 
+@pytest.mark.unit
 def test_sharded_safetensors_load(tmp_path):
     model, path = save_ours(tmp_path, "bert", "question-answering")
     tensors = load_file(path / "model.safetensors")
@@ -190,6 +201,7 @@ def test_sharded_safetensors_load(tmp_path):
     ],
     ids=["no-config", "bad-json", "unknown-model-type", "no-weights", "truncated", "missing-key", "unexpected-key", "shape"],
 )
+@pytest.mark.unit
 def test_bad_checkpoints_raise_one_line_errors(tmp_path, damage, error, message):
     _, path = save_ours(tmp_path)
     damage(path)
@@ -199,11 +211,13 @@ def test_bad_checkpoints_raise_one_line_errors(tmp_path, damage, error, message)
     assert str(path) in str(info.value)
 
 
+@pytest.mark.unit
 def test_missing_directory(tmp_path):
     with pytest.raises(CheckpointError, match="no such directory"):
         load_model(tmp_path / "nowhere")
 
 
+@pytest.mark.unit
 def test_a_file_is_not_a_checkpoint(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"\0")
     with pytest.raises(CheckpointError, match="not a directory"):
@@ -221,6 +235,7 @@ def build_hub_cache(cache, repo_id, source_dir, revision="0123456789abcdef012345
     return snapshot
 
 
+@pytest.mark.integration
 def test_hub_id_resolves_offline_from_the_cache(tmp_path, cli_env):
     model, path = save_ours(tmp_path, "squeezebert", "text-classification")
     cache = tmp_path / "hub"
@@ -253,6 +268,7 @@ def test_hub_id_resolves_offline_from_the_cache(tmp_path, cli_env):
 
 
 # ---- pocketbert create --------------------------------------------------------------------------
+@pytest.mark.unit
 def test_create_is_deterministic_per_seed(tmp_path):
     create_checkpoint("distilbert", tmp_path / "a", layers=1, seed=7)
     create_checkpoint("distilbert", tmp_path / "b", layers=1, seed=7)
@@ -263,6 +279,7 @@ def test_create_is_deterministic_per_seed(tmp_path):
     assert not torch.equal(a["distilbert.transformer.layer.0.ffn.lin1.weight"], c["distilbert.transformer.layer.0.ffn.lin1.weight"])
 
 
+@pytest.mark.unit
 def test_created_checkpoint_loads_into_transformers(tmp_path):
     model = create_checkpoint("mobilebert", tmp_path / "m", task="question-answering", layers=2, seed=1)
     with quiet():
@@ -271,6 +288,7 @@ def test_created_checkpoint_loads_into_transformers(tmp_path):
     assert theirs.config.num_hidden_layers == 2 and theirs.config.hidden_size == 512
 
 
+@pytest.mark.unit
 def test_create_refuses_to_overwrite_and_leaves_nothing_on_failure(tmp_path):
     create_checkpoint("bert", tmp_path / "m", layers=1)
     before = (tmp_path / "m" / "model.safetensors").stat().st_mtime_ns
@@ -284,6 +302,7 @@ def test_create_refuses_to_overwrite_and_leaves_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
+@pytest.mark.unit
 def test_create_with_a_users_vocab_uses_it_as_is(tmp_path):
     from pocketbert.models.tokenizer import load_tokenizer
 

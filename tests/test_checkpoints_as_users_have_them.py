@@ -14,6 +14,8 @@ from pocketbert.export import ExportOptions, export_model
 from pocketbert.models import create_checkpoint, load_model
 from pocketbert.models.tokenizer import TokenizerError, load_tokenizer
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def encoder_only(tmp_path_factory):

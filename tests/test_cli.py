@@ -9,6 +9,8 @@ from helpers import assert_one_line_error, pocketbert
 
 from pocketbert.models import registry
 
+pytestmark = pytest.mark.integration
+
 
 def test_models_lists_every_architecture_at_paper_size(cli_env):
     done = pocketbert("models", "--json", env=cli_env)

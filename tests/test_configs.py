@@ -11,6 +11,8 @@ from pocketbert.errors import ConfigError
 from pocketbert.models import registry
 from pocketbert.models.configs import config_from_dict, load_config
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("arch", list(registry.ARCHITECTURES))
 def test_transformers_config_round_trips_exactly(arch, tmp_path):

@@ -126,6 +126,7 @@ Benchmarking failed.
 WRONG_ABI_LOG = "/system/bin/sh: /data/local/tmp/pocketbert/benchmark_model: not executable: 64-bit ELF file\n"
 
 
+@pytest.mark.unit
 def test_parse_older_log_without_percentiles():
     parsed = parse_benchmark_model_output(OLD_LOG)
     extra = parsed.pop("extra")
@@ -148,6 +149,7 @@ def test_parse_older_log_without_percentiles():
     assert extra["parameters"]["Use xnnpack"] == "1"
 
 
+@pytest.mark.unit
 def test_parse_newer_log_takes_percentiles_from_the_timed_phase():
     parsed = parse_benchmark_model_output(NEW_LOG)
     extra = parsed.pop("extra")
@@ -181,6 +183,7 @@ def test_parse_newer_log_takes_percentiles_from_the_timed_phase():
         ("", "it printed nothing"),
     ],
 )
+@pytest.mark.unit
 def test_a_log_without_timings_is_a_one_line_error_quoting_the_cause(log, quoted):
     with pytest.raises(PocketbertError) as error:
         parse_benchmark_model_output(log)
@@ -273,6 +276,7 @@ def benchmark(files, **options):
     return run_benchmark_model(model, binary, **{**settings, **options})
 
 
+@pytest.mark.integration
 def test_run_benchmark_model_pushes_runs_and_parses(adb, files):
     model, binary = files
     measurement = benchmark(files)
@@ -297,6 +301,7 @@ def test_run_benchmark_model_pushes_runs_and_parses(adb, files):
     assert measurement.extra["command"] == adb.calls()[-1][-1]
 
 
+@pytest.mark.integration
 def test_taskset_no_xnnpack_and_extra_flags_shape_the_command(adb, files):
     adb.devices(f"emulator-5554=device,{SERIAL}=device")
     adb.benchmark_output(OLD_LOG)
@@ -338,6 +343,7 @@ def tiny_tflite(path: Path, batch: int, seq_len: int) -> None:
     path.write_bytes(builder.Output())
 
 
+@pytest.mark.integration
 def test_seq_len_and_batch_come_from_the_tflite_input(adb, files):
     pytest.importorskip("ai_edge_litert")
     model, binary = files
@@ -346,6 +352,7 @@ def test_seq_len_and_batch_come_from_the_tflite_input(adb, files):
     assert (measurement.batch, measurement.seq_len) == (2, 64)
 
 
+@pytest.mark.integration
 def test_local_files_and_mask_are_checked_before_any_adb_call(adb, files, tmp_path):
     model, binary = files
     with pytest.raises(PocketbertError, match="benchmark_model binary .*nope does not exist"):
@@ -357,12 +364,14 @@ def test_local_files_and_mask_are_checked_before_any_adb_call(adb, files, tmp_pa
     assert adb.calls() == []
 
 
+@pytest.mark.integration
 def test_a_failed_benchmark_run_quotes_its_error(adb, files):
     adb.benchmark_output(MISSING_FILE_LOG, exit_code=1)
     with pytest.raises(DeviceError, match=r"reported no timings: ERROR: Could not open '/data/local/tmp/pocketbert/mobilebert\.tflite'"):
         benchmark(files)
 
 
+@pytest.mark.integration
 def test_a_failed_push_reports_adbs_first_stderr_line(adb, files, monkeypatch):
     monkeypatch.setenv(
         "FAKE_ADB_PUSH_ERROR",
@@ -376,6 +385,7 @@ def test_a_failed_push_reports_adbs_first_stderr_line(adb, files, monkeypatch):
     )
 
 
+@pytest.mark.unit
 def test_adb_missing_from_path(tmp_path, monkeypatch, files):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -384,12 +394,14 @@ def test_adb_missing_from_path(tmp_path, monkeypatch, files):
         benchmark(files)
 
 
+@pytest.mark.integration
 def test_no_device_connected(adb):
     adb.devices("")
     with pytest.raises(DeviceError, match="no Android device found"):
         AdbDevice()
 
 
+@pytest.mark.integration
 def test_two_devices_need_a_serial(adb):
     adb.devices(f"emulator-5554=device,{SERIAL}=device")
     with pytest.raises(DeviceError, match=f"several Android devices connected \\(emulator-5554, {SERIAL}\\)"):
@@ -397,17 +409,20 @@ def test_two_devices_need_a_serial(adb):
     assert AdbDevice(SERIAL).serial == SERIAL
 
 
+@pytest.mark.integration
 def test_android_serial_picks_the_device(adb, monkeypatch):
     adb.devices(f"emulator-5554=device,{SERIAL}=device")
     monkeypatch.setenv("ANDROID_SERIAL", "emulator-5554")
     assert AdbDevice().serial == "emulator-5554"
 
 
+@pytest.mark.integration
 def test_a_serial_that_is_not_listed(adb):
     with pytest.raises(DeviceError, match=f"device 0123456789ABCDEF is not connected \\(adb devices lists {SERIAL} \\(device\\)\\)"):
         AdbDevice("0123456789ABCDEF")
 
 
+@pytest.mark.unit
 def test_parse_adb_devices_and_states():
     text = (
         "* daemon not running; starting now at tcp:5037\n* daemon started successfully\n"
@@ -428,6 +443,7 @@ def test_parse_adb_devices_and_states():
         choose_serial({"0123456789ABCDEF": "unauthorized"}, None)
 
 
+@pytest.mark.integration
 def test_cli_bench_on_a_phone_uses_the_same_report(adb, files, tmp_path, capsys):
     from pocketbert.cli import main
     from pocketbert.export import ExportOptions, export_model

@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from pocketbert import docs
 from pocketbert.cli import build_parser
 from pocketbert.formats import FORMATS, suffixes
 from pocketbert.models.registry import ARCHITECTURES
 from pocketbert.quantize.recipes import RECIPES
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -52,6 +52,7 @@ def exports(tmp_path_factory):
 
 
 @pytest.mark.parametrize("arch", [arch for arch, _ in PAIRS])
+@pytest.mark.integration
 def test_every_architecture_exports_validates_and_delegates(arch, exports):
     source, out, manifest = exports[arch]
     model = load_model(source)
@@ -71,6 +72,7 @@ def test_every_architecture_exports_validates_and_delegates(arch, exports):
         compare(reference(inputs), runner(inputs), model.output_names, 1e-4, f"seed {seed}")
 
 
+@pytest.mark.integration
 def test_static_runner_refuses_other_shapes_and_truncated_files(exports, tmp_path):
     _, out, manifest = exports["bert"]
     runner = open_runner(out)
@@ -85,6 +87,7 @@ def test_static_runner_refuses_other_shapes_and_truncated_files(exports, tmp_pat
         assert "ExecuTorch cannot load it" in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.integration
 def test_threads_size_the_pool_only_while_no_program_is_open(exports):
     from pocketbert.formats.executorch.export import runtime
 
@@ -100,6 +103,7 @@ def test_threads_size_the_pool_only_while_no_program_is_open(exports):
     assert open_runner(out, threads=2).threads == 2
 
 
+@pytest.mark.integration
 def test_dynamic_export_validates_at_three_shapes(tmp_path):
     source = tmp_path / "ckpt"
     fake_model("distilbert", "token-classification", seed=3).save_pretrained(source)
@@ -117,6 +121,7 @@ def test_dynamic_export_validates_at_three_shapes(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.integration
 def test_missing_executorch_says_how_to_install(exports, tmp_path, monkeypatch):
     source, out, manifest = exports["bert"]
     monkeypatch.setitem(sys.modules, "executorch", None)  # import executorch -> ImportError
@@ -132,6 +137,7 @@ def test_missing_executorch_says_how_to_install(exports, tmp_path, monkeypatch):
     export_model(source, None, "onnx", tmp_path / "onnx", ExportOptions(seq_len=SEQ))
 
 
+@pytest.mark.integration
 def test_quantizer_keeps_integer_scalars_integer():
     """The spike's IndexError: XNNPACKQuantizer's transform lifts the 0 of an int64
     ``arange(n) + 0`` (transformers' mask/position code) to a float32 buffer, so the index
@@ -175,6 +181,7 @@ def trained(tmp_path_factory):
     return source
 
 
+@pytest.mark.integration
 def test_pipeline_on_the_pte_matches_the_checkpoint(trained, tmp_path):
     export_model(trained, None, "executorch", tmp_path / "pte", ExportOptions(seq_len=SEQ))
     texts = ["the garden was lovely and calm.", "what a noisy city, so dirty!"]
@@ -183,6 +190,7 @@ def test_pipeline_on_the_pte_matches_the_checkpoint(trained, tmp_path):
         assert e[0]["label"] == g[0]["label"] and abs(e[0]["score"] - g[0]["score"]) <= 1e-4
 
 
+@pytest.mark.integration
 def test_int8_recipes_keep_accuracy_on_distilbert(trained, tmp_path, monkeypatch):
     """DistilBERT dynamic int8 is what failed with the IndexError in the spike. Static int8
     keeps accuracy because the mask path stays float: quantized too, it falls to chance."""
@@ -210,6 +218,7 @@ def test_int8_recipes_keep_accuracy_on_distilbert(trained, tmp_path, monkeypatch
         assert got >= fp32 - 0.01, (name, got, fp32)
 
 
+@pytest.mark.integration
 def test_quantize_excludes_modules_and_starts_from_a_float_export(exports, tmp_path):
     source, out, _ = exports["bert"]
     whole = quantize_model(out, "executorch-dynamic-int8", tmp_path / "whole")  # the float .pte's checkpoint
@@ -222,6 +231,7 @@ def test_quantize_excludes_modules_and_starts_from_a_float_export(exports, tmp_p
     assert kept["files"]["model"]["bytes"] > whole["files"]["model"]["bytes"]
 
 
+@pytest.mark.integration
 def test_bench_and_sweep_take_pte_files(exports, tmp_path, cli_env):
     _, out, _ = exports["bert"]
     source = tmp_path / "ckpt"  # the sweep times token id 1000: a vocabulary larger than the fake 1000
@@ -242,6 +252,7 @@ def test_bench_and_sweep_take_pte_files(exports, tmp_path, cli_env):
     assert rows["executorch-dynamic-int8"]["size_mb"] < rows["float32"]["size_mb"]
 
 
+@pytest.mark.integration
 def test_cli_export(tmp_path, cli_env):
     source = tmp_path / "ckpt"
     fake_model("squeezebert", "text-classification", seed=5).save_pretrained(source)

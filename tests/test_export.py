@@ -35,6 +35,7 @@ def fake_checkpoints(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize("arch,task", registry.all_pairs())
+@pytest.mark.integration
 def test_every_architecture_and_head_exports_and_validates(arch, task, fmt, fake_checkpoints, tmp_path):
     out = tmp_path / "artifact"
     manifest = export_model(fake_checkpoints[arch, task], None, fmt, out, ExportOptions(seq_len=32))
@@ -78,6 +79,7 @@ def exported(created, tmp_path_factory):
 
 
 @pytest.mark.parametrize("target", ["onnx", "onnx/model.ort", "torchscript", "torchscript/model.ptl"])
+@pytest.mark.integration
 def test_fill_mask_on_exported_files_matches_the_checkpoint(target, created, exported):
     text = ["The capital of France is [MASK].", "Crème brûlée is a [MASK] dessert and [MASK] too."]
     expected = pipeline("fill-mask", created)(text)
@@ -93,6 +95,7 @@ def test_fill_mask_on_exported_files_matches_the_checkpoint(target, created, exp
         assert abs(g_row["score"] - e_row["score"]) <= 1e-4
 
 
+@pytest.mark.integration
 def test_static_export_pads_pipeline_inputs_to_its_length(created, tmp_path):
     out = tmp_path / "static"
     manifest = export_model(created, "fill-mask", "onnx", out, ExportOptions(static=True, seq_len=24, batch=1))
@@ -108,6 +111,7 @@ def test_static_export_pads_pipeline_inputs_to_its_length(created, tmp_path):
         runner(bad)  # a static graph refuses other lengths
 
 
+@pytest.mark.integration
 def test_opset_17_uses_the_torchscript_based_exporter(fake_checkpoints, tmp_path):
     manifest = export_model(fake_checkpoints["mobilebert", "question-answering"], None, "onnx", tmp_path / "o17",
                             ExportOptions(format_options=OnnxOptions(opset=17)))
@@ -119,6 +123,7 @@ def test_opset_17_uses_the_torchscript_based_exporter(fake_checkpoints, tmp_path
 
 
 @pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.integration
 def test_optimizer_fuses_bert_attention_layernorm_gelu_and_validates(fake_checkpoints, tmp_path, opset):
     manifest = export_model(fake_checkpoints["bert", "text-classification"], None, "onnx", tmp_path / "opt",
                             ExportOptions(format_options=OnnxOptions(optimize=True, opset=opset)))
@@ -131,6 +136,7 @@ def test_optimizer_fuses_bert_attention_layernorm_gelu_and_validates(fake_checkp
     assert manifest["files"]["optimized"]["validation"]["passed"]
 
 
+@pytest.mark.integration
 def test_failed_validation_leaves_nothing(fake_checkpoints, tmp_path):
     with pytest.raises(OutputValuesError, match=r"model.onnx at input shape \[1, 32\]: output logits differs by .* over atol 1e-12"):
         export_model(fake_checkpoints["distilbert", "fill-mask"], None, "onnx", tmp_path / "strict",
@@ -138,6 +144,7 @@ def test_failed_validation_leaves_nothing(fake_checkpoints, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.integration
 def test_existing_output_needs_force(fake_checkpoints, tmp_path):
     source = fake_checkpoints["squeezebert", "token-classification"]
     export_model(source, None, "torchscript", tmp_path / "ts")
@@ -153,6 +160,7 @@ def test_existing_output_needs_force(fake_checkpoints, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ts"]
 
 
+@pytest.mark.integration
 def test_typed_failures_come_in_order():
     expected = {"start_logits": np.zeros((1, 4)), "end_logits": np.zeros((1, 4))}
     with pytest.raises(OutputNamesError, match="output end_logits is missing"):
@@ -165,6 +173,7 @@ def test_typed_failures_come_in_order():
         compare(expected, {"start_logits": np.full((1, 4), np.nan), "end_logits": np.zeros((1, 4))}, list(expected), 1e-4, "t")
 
 
+@pytest.mark.integration
 def test_truncated_or_corrupt_files_are_refused(exported, tmp_path):
     import shutil
 
@@ -186,6 +195,7 @@ def test_truncated_or_corrupt_files_are_refused(exported, tmp_path):
     assert Artifact.open(exported / "onnx").task == "fill-mask"
 
 
+@pytest.mark.integration
 def test_cli_export_and_run_bad_inputs(created, exported, tmp_path, cli_env):
     def cli(*args, stdin=b""):
         return subprocess.run([sys.executable, "-m", "pocketbert.cli", *map(str, args)], capture_output=True,
@@ -225,6 +235,7 @@ def test_paper_size_models_export_to_both_formats(arch, tmp_path):
 
 
 @pytest.mark.parametrize("arch", ["bert", "distilbert"])
+@pytest.mark.integration
 def test_the_onnx_graph_is_what_onnxruntimes_fast_kernels_match(arch, fake_checkpoints, tmp_path):
     """GELU written as (x * (1 + erf)) * 0.5 fuses to Gelu; the residual sum before each
     LayerNorm stays out of SkipLayerNormalization (its CPU kernel is ~4x slower); the

@@ -11,6 +11,8 @@ from torch.export import Dim
 
 from pocketbert.models import registry
 
+pytestmark = pytest.mark.unit
+
 
 def build(arch: str, task: str):
     cls = registry.get_architecture(arch).model_class(task)

@@ -14,6 +14,8 @@ from pocketbert.benchmarks.flops import PARTS, PAPER_GFLOPS, gemm_peak_gflops, i
 from pocketbert.errors import PocketbertError
 from pocketbert.models import registry
 
+pytestmark = pytest.mark.unit
+
 
 def paper_config(name: str):
     return registry.get_architecture(name).default_config()

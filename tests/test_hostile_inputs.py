@@ -102,6 +102,7 @@ ARGUMENTS = [
 
 
 @pytest.mark.parametrize("args,message", ARGUMENTS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in ARGUMENTS])
+@pytest.mark.unit
 def test_bad_arguments_are_refused_before_any_work(args, message, tmp_path):
     args = [str(tmp_path) if a == "DIR" else str(tmp_path / "out") if a == "OUT" else a for a in args]
     one_line_error(cli(*args), message)
@@ -126,6 +127,7 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("field,message", CONFIGS, ids=[f for f, _ in CONFIGS])
+@pytest.mark.unit
 def test_bad_configs_are_one_line_naming_the_field(field, message, ckpt, tmp_path):
     shutil.copytree(ckpt, tmp_path / "ckpt")
     config = json.loads((ckpt / "config.json").read_text())
@@ -135,6 +137,7 @@ def test_bad_configs_are_one_line_naming_the_field(field, message, ckpt, tmp_pat
         one_line_error(cli(*command), "config.json", message)
 
 
+@pytest.mark.unit
 def test_absurd_sizes_are_refused_without_allocating(tmp_path):
     start = time.perf_counter()
     one_line_error(cli("create", "bert", tmp_path / "huge", "--layers", "100000"), "2,835.2 GB")
@@ -148,6 +151,7 @@ def test_absurd_sizes_are_refused_without_allocating(tmp_path):
     (lambda t: t.to(torch.int64), "holds int64 values"),
     (lambda t: t > 0, "holds bool values"),
 ], ids=["nan", "inf", "int64", "bool"])
+@pytest.mark.unit
 def test_weights_that_are_not_weights_are_refused(damage, message, ckpt, tmp_path):
     shutil.copytree(ckpt, tmp_path / "ckpt")
     tensors = load_file(ckpt / "model.safetensors")
@@ -159,6 +163,7 @@ def test_weights_that_are_not_weights_are_refused(damage, message, ckpt, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.integration
 def test_json_never_prints_nan(onnx_artifact, tmp_path, monkeypatch):
     from pocketbert.formats.onnx.runner import OnnxRunner
 
@@ -169,6 +174,7 @@ def test_json_never_prints_nan(onnx_artifact, tmp_path, monkeypatch):
 
 
 # ---- 7. inputs that are not text ---------------------------------------------------------------------
+@pytest.mark.integration
 def test_text_that_is_not_text(ckpt, onnx_artifact, tmp_path):
     for row, shown in (('{"text": 123}', "123"), ('{"text": null}', "null"), ('{"text": ""}', '""')):
         (tmp_path / "cal.jsonl").write_text(row + "\n")
@@ -195,6 +201,7 @@ def tampered(artifact: Path, tmp_path: Path, change) -> Path:
 
 
 @pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])
+@pytest.mark.integration
 def test_manifest_paths_stay_inside_the_artifact(where, tflite_artifact, tmp_path):
     outside = tmp_path / "secret.tflite"
     shutil.copyfile(tflite_artifact / "model.tflite", outside)  # loadable bytes: only confinement stops them
@@ -216,6 +223,7 @@ def test_manifest_paths_stay_inside_the_artifact(where, tflite_artifact, tmp_pat
     assert not (tmp_path / "assets").exists()
 
 
+@pytest.mark.integration
 def test_tokenizer_files_and_shards_stay_inside(onnx_artifact, ckpt, tmp_path):
     (tmp_path / "secret.txt").write_text("not yours")
     artifact = tampered(onnx_artifact, tmp_path, lambda m, _: m["tokenizer_files"].append("../secret.txt"))
@@ -230,6 +238,7 @@ def test_tokenizer_files_and_shards_stay_inside(onnx_artifact, ckpt, tmp_path):
 
 
 # ---- 8. foreign or tampered files ---------------------------------------------------------------------------
+@pytest.mark.integration
 def test_a_file_of_another_model_is_a_name_mismatch(onnx_artifact, tmp_path):
     other = tmp_path / "other"
     tiny_checkpoint(other, task="question-answering")
@@ -244,6 +253,7 @@ def test_a_file_of_another_model_is_a_name_mismatch(onnx_artifact, tmp_path):
 
 
 @pytest.mark.parametrize("field", ["path", "sha256", "model_class", "files"])
+@pytest.mark.integration
 def test_manifests_missing_fields_are_refused(field, onnx_artifact, tmp_path):
     def drop(manifest, _):
         if field in ("path", "sha256"):
@@ -255,6 +265,7 @@ def test_manifests_missing_fields_are_refused(field, onnx_artifact, tmp_path):
     one_line_error(cli("run", "--task", "fill-mask", "--model", artifact, "a [MASK]"), "not a valid manifest")
 
 
+@pytest.mark.integration
 def test_android_assets_loads_the_file_before_shipping_it(tflite_artifact, tmp_path):
     def garbage(manifest, copy):
         (copy / "model.tflite").write_bytes(os.urandom(4096))
@@ -266,6 +277,7 @@ def test_android_assets_loads_the_file_before_shipping_it(tflite_artifact, tmp_p
 
 
 # ---- 4. races and destructive force -------------------------------------------------------------------------
+@pytest.mark.unit
 def test_force_never_replaces_the_source_or_the_working_directory(ckpt, tmp_path, monkeypatch):
     source = tmp_path / "source"
     shutil.copytree(ckpt, source)
@@ -293,6 +305,7 @@ def wait_for(condition, seconds: float = 120) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.integration
 def test_an_output_being_written_is_refused_and_a_dead_writers_lock_taken_over(ckpt, tmp_path):
     lock = tmp_path / ".out.lock"
     lock.write_text(str(os.getppid()))  # a live process holds it
@@ -305,6 +318,7 @@ def test_an_output_being_written_is_refused_and_a_dead_writers_lock_taken_over(c
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.integration
 def test_two_exports_to_one_output_never_both_succeed(ckpt, tmp_path, cli_env):
     out = tmp_path / "out"
     jobs = [pocketbert_process("export", ckpt, "--format", "onnx", "--seq-len", "16", "-o", out, env=cli_env)
@@ -316,6 +330,7 @@ def test_two_exports_to_one_output_never_both_succeed(ckpt, tmp_path, cli_env):
 
 
 # ---- 3. signals and full disks -----------------------------------------------------------------------------------
+@pytest.mark.integration
 def test_sigterm_cleans_up_and_says_so(ckpt, tmp_path, cli_env):
     out = tmp_path / "out"
     job = pocketbert_process("export", ckpt, "--format", "tflite", "--seq-len", "16", "-o", out, env=cli_env)
@@ -326,6 +341,7 @@ def test_sigterm_cleans_up_and_says_so(ckpt, tmp_path, cli_env):
     assert not out.exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.integration
 def test_a_sigterm_during_a_native_import_waits_for_its_end():
     """The handler's exception raised into a C extension's initialisation aborted the process
     (SIGABRT, nothing cleaned) or became an ImportError; inside termination_deferred it waits."""
@@ -345,6 +361,7 @@ def test_a_sigterm_during_a_native_import_waits_for_its_end():
         atomic._termination_requested = False
 
 
+@pytest.mark.integration
 def test_leftovers_of_a_killed_export_are_removed_by_the_next(ckpt, tmp_path, cli_env):
     out = tmp_path / "out"
     job = pocketbert_process("export", ckpt, "--format", "tflite", "--seq-len", "16", "-o", out, env=cli_env)
@@ -358,6 +375,7 @@ def test_leftovers_of_a_killed_export_are_removed_by_the_next(ckpt, tmp_path, cl
     assert leftovers(tmp_path) == []  # ... the next export removes what the dead process left
 
 
+@pytest.mark.integration
 def test_quantize_leaves_nothing_in_tmpdir(onnx_artifact, tmp_path, cli_env):
     tmpdir = tmp_path / "tmpdir"
     tmpdir.mkdir()
@@ -384,6 +402,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.integration
 def test_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk):
     from pocketbert.atomic import atomic_directory
     from pocketbert.errors import PocketbertError
@@ -403,6 +422,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk):
         check_free_space(small_disk / "x", 10**12, "a test")
 
 
+@pytest.mark.integration
 def test_a_sigterm_a_library_swallows_still_stops_the_commit(tmp_path, monkeypatch):
     """A converter's ``except BaseException`` may eat the Terminated the handler raises: the
     output must still not appear, and the command must still not report success."""

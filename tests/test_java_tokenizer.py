@@ -71,6 +71,7 @@ def run_java(tmp_path: Path, main_class: str, *args) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_java_tokenizer_matches_python_on_every_vector(tmp_path):
     vocab = {t: i for i, t in enumerate(build_vocab(30522))}
     tokenizer = tk.BertTokenizerFast(vocab)

@@ -15,6 +15,8 @@ from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
 from pocketbert.models import create_checkpoint
 from pocketbert.quantize import RECIPES, quantize_model
 
+pytestmark = pytest.mark.integration
+
 SEQ = 16
 CHANNELS = 8
 

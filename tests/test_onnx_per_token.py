@@ -12,6 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pocketbert.formats.onnx.per_token import quantize_per_token
 
+pytestmark = pytest.mark.integration
+
 TOKENS, WIDTH, OUT = 16, 64, 48
 
 

@@ -67,6 +67,7 @@ CASES = [
 ]
 
 
+@pytest.mark.unit
 def test_every_architecture_has_variants():
     assert set(VARIANTS) == set(registry.ARCHITECTURES)
 
@@ -83,6 +84,7 @@ DOCUMENTED = {
 }
 
 
+@pytest.mark.unit
 def test_registry_holds_exactly_the_24_documented_classes():
     documented = {prefix + suffix for prefix, suffixes in DOCUMENTED.items() for suffix in suffixes}
     registered = {registry.get_architecture(a).model_class(t).__name__ for a, t in registry.transformers_pairs()}
@@ -93,6 +95,7 @@ def test_registry_holds_exactly_the_24_documented_classes():
 
 
 @pytest.mark.parametrize("arch,task,variant", CASES)
+@pytest.mark.unit
 def test_transformers_checkpoint_loads_and_matches(arch, task, variant, tmp_path):
     config = make_config(arch, VARIANTS[arch][variant], task)
     cls = registry.get_architecture(arch).model_class(task)
@@ -112,6 +115,7 @@ def test_transformers_checkpoint_loads_and_matches(arch, task, variant, tmp_path
 
 
 @pytest.mark.parametrize("arch,task,variant", CASES)
+@pytest.mark.unit
 def test_our_checkpoint_loads_into_transformers(arch, task, variant, tmp_path):
     config = make_config(arch, VARIANTS[arch][variant], task)
     cls = registry.get_architecture(arch).model_class(task)
@@ -127,6 +131,7 @@ def test_our_checkpoint_loads_into_transformers(arch, task, variant, tmp_path):
     assert max(diffs.values()) <= ATOL, diffs
 
 
+@pytest.mark.unit
 def test_transformers_reads_our_config_back_unchanged(tmp_path):
     for arch in registry.ARCHITECTURES.values():
         config = arch.default_config()

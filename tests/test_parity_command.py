@@ -20,6 +20,8 @@ from pocketbert.models import create_checkpoint
 from pocketbert.pipelines import pipeline
 from pocketbert.quantize import quantize_model
 
+pytestmark = pytest.mark.integration
+
 SEQ = 32
 SHORT = [  # under 32 tokens each, so a fixed-length file and PyTorch read the same tokens
     "the house was quiet and warm.",

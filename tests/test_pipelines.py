@@ -44,6 +44,7 @@ def hf_pipeline(task, path):
 
 
 @pytest.mark.parametrize("arch", list(registry.ARCHITECTURES))
+@pytest.mark.unit
 def test_fill_mask_matches_transformers_pipeline(arch, checkpoints):
     ours = pipeline("fill-mask", checkpoints[arch, "fill-mask"])
     theirs = hf_pipeline("fill-mask", checkpoints[arch, "fill-mask"])
@@ -61,6 +62,7 @@ def test_fill_mask_matches_transformers_pipeline(arch, checkpoints):
 
 
 @pytest.mark.parametrize("arch", list(registry.ARCHITECTURES))
+@pytest.mark.unit
 def test_text_classification_matches_transformers_pipeline(arch, checkpoints):
     ours = pipeline("text-classification", checkpoints[arch, "text-classification"])
     theirs = hf_pipeline("text-classification", checkpoints[arch, "text-classification"])
@@ -73,6 +75,7 @@ def test_text_classification_matches_transformers_pipeline(arch, checkpoints):
 
 @pytest.mark.parametrize("aggregation", ["none", "simple", "first", "average", "max"])
 @pytest.mark.parametrize("arch", ["mobilebert", "distilbert"])
+@pytest.mark.unit
 def test_token_classification_matches_transformers_pipeline(arch, aggregation, checkpoints):
     ours = pipeline("token-classification", checkpoints[arch, "token-classification"])
     theirs = hf_pipeline("token-classification", checkpoints[arch, "token-classification"])
@@ -119,6 +122,7 @@ def qa_pipeline(checkpoints, answer):
     return QuestionAnsweringPipeline(runner, tokenizer, load_config(path)), runner
 
 
+@pytest.mark.unit
 def test_question_answering_finds_the_span_and_its_text(checkpoints):
     qa, _ = qa_pipeline(checkpoints, "marie curie")
     context = "In 1903 and 1911, Marie Curie won two Nobel prizes."
@@ -127,6 +131,7 @@ def test_question_answering_finds_the_span_and_its_text(checkpoints):
     assert best["score"] > 0.5
 
 
+@pytest.mark.unit
 def test_question_answering_reads_long_contexts_in_windows(checkpoints):
     qa, runner = qa_pipeline(checkpoints, "lighthouse keeper")
     filler = " ".join(["The harbour was quiet and the boats were tied up for the night."] * 60)
@@ -137,6 +142,7 @@ def test_question_answering_reads_long_contexts_in_windows(checkpoints):
     assert context[best["start"] : best["end"]] == "lighthouse keeper"
 
 
+@pytest.mark.unit
 def test_multiple_choice_and_nsp_rank_with_softmax(checkpoints, tmp_path):
     mc_path, nsp_path = tmp_path / "mc", tmp_path / "nsp"
     create_checkpoint("squeezebert", mc_path, task="multiple-choice", layers=1, seed=2)
@@ -150,6 +156,7 @@ def test_multiple_choice_and_nsp_rank_with_softmax(checkpoints, tmp_path):
     assert sum(r["score"] for r in nsp) == pytest.approx(1.0)
 
 
+@pytest.mark.unit
 def test_bad_pipeline_inputs(checkpoints):
     fill = pipeline("fill-mask", checkpoints["mobilebert", "fill-mask"])
     with pytest.raises(PipelineError, match=r"no \[MASK\]"):
@@ -170,6 +177,7 @@ def test_bad_pipeline_inputs(checkpoints):
         pipeline("summarization", checkpoints["mobilebert", "fill-mask"])
 
 
+@pytest.mark.unit
 def test_every_pipeline_task_is_a_registered_model_task():
     for cls in PIPELINES.values():
         assert cls.model_task in registry.TASKS
@@ -181,6 +189,7 @@ def run_cli(*args, stdin=b"", env=None):
                           capture_output=True, env=env)
 
 
+@pytest.mark.integration
 def test_cli_fill_mask_from_stdin_prints_five_tokens_like_transformers(checkpoints, cli_env):
     path = checkpoints["mobilebert", "fill-mask"]
     done = run_cli("run", "--task", "fill-mask", "--model", path, stdin=b"The capital of France is [MASK].\n", env=cli_env)
@@ -194,6 +203,7 @@ def test_cli_fill_mask_from_stdin_prints_five_tokens_like_transformers(checkpoin
     assert [float(r[0]) for r in rows] == pytest.approx([e["score"] for e in expected], abs=1e-4)
 
 
+@pytest.mark.integration
 def test_cli_json_and_bad_input(checkpoints, cli_env):
     path = checkpoints["bert", "text-classification"]
     done = run_cli("run", "--task", "text-classification", "--model", path, "--json", "good film", "bad film", env=cli_env)

@@ -9,6 +9,8 @@ import pytest
 from pocketbert.benchmarks import plot
 from pocketbert.benchmarks.report import plot as report_plot
 
+pytestmark = pytest.mark.unit
+
 BERT_FLOPS, MOBILEBERT_FLOPS, SQUEEZEBERT_FLOPS = 22.4e9, 5.4e9, 7.4e9
 PEAK_4 = 180.0  # GFLOP/s at 4 threads; no peak measured at 2
 

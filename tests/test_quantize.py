@@ -44,6 +44,7 @@ def float_export(checkpoint, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
+@pytest.mark.integration
 def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tmp_path):
     from pocketbert.formats import get_format
 
@@ -64,6 +65,7 @@ def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tm
     assert (tmp_path / "q" / "vocab.txt").is_file()
 
 
+@pytest.mark.integration
 def test_static_recipes_keep_softmax_float_and_choose_the_output_type(float_export, tmp_path):
     import numpy as np
 
@@ -90,6 +92,7 @@ def test_static_recipes_keep_softmax_float_and_choose_the_output_type(float_expo
 
 
 @pytest.mark.parametrize("name", [r for r in RECIPES if r.startswith("onnx-dynamic")])
+@pytest.mark.integration
 def test_onnx_dynamic_convolutions_become_integer_matmuls_with_the_recipes_weights(name, tmp_path):
     """SqueezeBERT's 1x1 convolutions become MatMuls before quantization (ConvInteger's CPU
     kernel is slow; formats/onnx/conv_matmul.py), so no ConvInteger is left and every integer
@@ -107,6 +110,7 @@ def test_onnx_dynamic_convolutions_become_integer_matmuls_with_the_recipes_weigh
     assert len(matmuls) >= 2 * 6 and {str(weights[node.input[1]].dtype) for node in matmuls} == {"int8"}
 
 
+@pytest.mark.integration
 def test_pipeline_runs_on_a_quantized_export(checkpoint, tmp_path):
     quantize_model(checkpoint, "onnx-dynamic-int8", tmp_path / "q", seq_len=SEQ)
     got = pipeline("fill-mask", tmp_path / "q")("The capital of France is [MASK].")
@@ -114,6 +118,7 @@ def test_pipeline_runs_on_a_quantized_export(checkpoint, tmp_path):
     assert len(got) == 5 and got[0]["token"] in [e["token"] for e in expected]
 
 
+@pytest.mark.integration
 def test_excluding_layers_keeps_them_in_float(checkpoint, float_export, tmp_path):
     plain = quantize_model(float_export("onnx"), "onnx-dynamic-int8", tmp_path / "plain", seq_len=SEQ)
     kept = quantize_model(float_export("onnx"), "onnx-dynamic-int8", tmp_path / "kept", exclude=(r"^cls\.",),
@@ -128,6 +133,7 @@ def test_excluding_layers_keeps_them_in_float(checkpoint, float_export, tmp_path
                        seq_len=SEQ)
 
 
+@pytest.mark.integration
 def test_quantizing_a_float_export_and_refusing_the_wrong_one(checkpoint, tmp_path):
     export_model(checkpoint, "fill-mask", "onnx", tmp_path / "float", ExportOptions(seq_len=SEQ))
     manifest = quantize_model(tmp_path / "float", "onnx-static-int8-entropy", tmp_path / "q", seq_len=SEQ)
@@ -143,6 +149,7 @@ def test_quantizing_a_float_export_and_refusing_the_wrong_one(checkpoint, tmp_pa
     assert not any((tmp_path / n).exists() for n in "xyz")
 
 
+@pytest.mark.integration
 def test_calibration_files(tmp_path):
     (tmp_path / "a.txt").write_text("first line\n\nsecond line\n")
     (tmp_path / "b.jsonl").write_text('{"text": "one", "text_pair": "two"}\n{"text": "three"}\n')
@@ -161,6 +168,7 @@ def test_calibration_files(tmp_path):
             read_texts(tmp_path / name)
 
 
+@pytest.mark.integration
 def test_cli_quantize_and_export_quantize(checkpoint, tmp_path, cli_env):
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "pocketbert.cli", *map(str, args)], capture_output=True,
@@ -183,6 +191,7 @@ def test_cli_quantize_and_export_quantize(checkpoint, tmp_path, cli_env):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e"]
 
 
+@pytest.mark.integration
 def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
     from pocketbert.quantize.scan import scan
 
@@ -206,6 +215,7 @@ def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
     assert len(json.loads((tmp_path / "scan.json").read_text())["blocks"]) == 4
 
 
+@pytest.mark.integration
 def test_sweep_writes_json_markdown_and_chart(checkpoint, tmp_path, cli_env):
     done = subprocess.run(
         [sys.executable, "-m", "pocketbert.cli", "quantize-sweep", str(checkpoint), "--formats", "onnx", "tflite",
@@ -221,6 +231,7 @@ def test_sweep_writes_json_markdown_and_chart(checkpoint, tmp_path, cli_env):
     assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.integration
 def test_sweep_eval_data_errors(tmp_path):
     from pocketbert.quantize.sweep import read_labelled
 
@@ -233,6 +244,7 @@ def test_sweep_eval_data_errors(tmp_path):
         read_labelled(tmp_path / "missing.tsv")
 
 
+@pytest.mark.integration
 def test_export_with_quantize_honours_every_export_option(checkpoint, tmp_path):
     """export --quantize used to keep only --seq-len/--task/--calibration/--force."""
     from pocketbert.cli import main

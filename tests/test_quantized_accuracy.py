@@ -15,6 +15,8 @@ from pocketbert.pipelines import pipeline
 from pocketbert.quantize import quantize_model
 from pocketbert.quantize.synthetic_task import LABELS, accuracy, fine_tune, make_examples
 
+pytestmark = pytest.mark.integration
+
 DYNAMIC = ["onnx-dynamic-int8", "tflite-dynamic-int8", "torchscript-dynamic-int8-x86"]
 STATIC = ["onnx-static-int8-minmax", "tflite-static-int8"]
 FULL_INTEGER = "tflite-full-integer-int8"

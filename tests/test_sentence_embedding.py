@@ -55,6 +55,7 @@ def with_settings(model, settings: SentenceEmbeddingSettings):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.unit
 def test_mean_pooling_and_normalisation_equal_sentence_transformers(arch, tmp_path):
     model = with_settings(fake_model(arch, "sentence-embedding"), SentenceEmbeddingSettings(("mean",), normalize=True))
     model.save_pretrained(tmp_path)
@@ -69,6 +70,7 @@ def test_mean_pooling_and_normalisation_equal_sentence_transformers(arch, tmp_pa
 
 @pytest.mark.parametrize("modes", [(mode,) for mode in POOLING_MODES] + [("cls", "max", "mean")],
                          ids=lambda modes: "+".join(modes))
+@pytest.mark.unit
 def test_every_pooling_mode_equals_sentence_transformers(modes, tmp_path):
     model = with_settings(fake_model("bert", "sentence-embedding"), SentenceEmbeddingSettings(modes))
     model.save_pretrained(tmp_path)
@@ -80,6 +82,7 @@ def test_every_pooling_mode_equals_sentence_transformers(modes, tmp_path):
     assert float((ours - theirs).abs().max()) < 1e-5
 
 
+@pytest.mark.unit
 def test_settings_are_read_from_both_spellings_of_the_pooling_file(tmp_path):
     (tmp_path / "1_Pooling").mkdir()
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -106,6 +109,7 @@ def test_settings_are_read_from_both_spellings_of_the_pooling_file(tmp_path):
     ("mode", "unknown pooling mode"),
     ("json", "not valid JSON"),
 ])
+@pytest.mark.unit
 def test_modules_pocketbert_cannot_reproduce_are_refused(case, message, tmp_path):
     (tmp_path / "1_Pooling").mkdir()
     modules = [{"type": "sentence_transformers.models.Transformer", "path": ""},
@@ -123,6 +127,7 @@ def test_modules_pocketbert_cannot_reproduce_are_refused(case, message, tmp_path
         read_settings(tmp_path)
 
 
+@pytest.mark.unit
 def test_save_and_load_keep_the_pooling_and_drop_the_unused_pooler_quietly(tmp_path):
     bare = fake_model("bert", "feature-extraction")  # has pooler weights, as MiniLM's checkpoint does
     bare.save_pretrained(tmp_path / "bare")
@@ -147,6 +152,7 @@ def test_save_and_load_keep_the_pooling_and_drop_the_unused_pooler_quietly(tmp_p
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript", "tflite"])
+@pytest.mark.integration
 def test_pipelines_on_exports_give_the_checkpoints_vectors(fmt, tmp_path):
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.models import create_checkpoint
@@ -162,6 +168,7 @@ def test_pipelines_on_exports_give_the_checkpoints_vectors(fmt, tmp_path):
     assert np.abs(expected - got).max() < 1e-4
 
 
+@pytest.mark.integration
 def test_run_prints_vectors_and_similarities(tmp_path, cli_env):
     from pocketbert.models import create_checkpoint
 
@@ -185,6 +192,7 @@ def test_run_prints_vectors_and_similarities(tmp_path, cli_env):
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.integration
 def test_the_sweep_takes_the_task(tmp_path, cli_env):
     from pocketbert.models import create_checkpoint
 

@@ -33,6 +33,7 @@ def conversions(tmp_path_factory):
 
 
 @pytest.mark.parametrize("arch,task", registry.all_pairs())
+@pytest.mark.integration
 def test_every_architecture_and_head_converts_with_builtin_ops(arch, task, conversions):
     source, out, manifest = conversions[arch, task]
     model = load_model(source)
@@ -54,6 +55,7 @@ def test_every_architecture_and_head_converts_with_builtin_ops(arch, task, conve
         compare(reference(inputs), runner(inputs), model.output_names, 1e-4, f"seed {seed}")
 
 
+@pytest.mark.integration
 def test_static_runner_refuses_other_shapes(conversions):
     _, out, _ = conversions["bert", "question-answering"]
     runner = open_runner(out)
@@ -61,6 +63,7 @@ def test_static_runner_refuses_other_shapes(conversions):
         runner({name: np.ones((1, 40), np.int64) for name in runner.input_names})
 
 
+@pytest.mark.integration
 def test_fill_mask_on_tflite_matches_the_checkpoint(tmp_path):
     source = tmp_path / "m"
     create_checkpoint("mobilebert", source, layers=2, seed=3)
@@ -96,6 +99,7 @@ def test_paper_size_models_convert(arch, tmp_path):
     assert details["builtin_ops_only"] and entry["validation"]["passed"]
 
 
+@pytest.mark.integration
 def test_android_assets_puts_everything_the_demo_loads(tmp_path, cli_env):
     import subprocess
     import sys

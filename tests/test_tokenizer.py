@@ -16,6 +16,8 @@ from tokenizer_corpus import pair_texts, single_texts
 from pocketbert.models import tokenizer as tk
 from pocketbert.models.vocab import ALPHABET, SPECIAL_IDS, build_vocab
 
+pytestmark = pytest.mark.unit
+
 KEYS = ("input_ids", "token_type_ids", "attention_mask")
 
 

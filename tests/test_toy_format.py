@@ -92,6 +92,7 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.integration
 def test_a_registered_format_exports_runs_quantizes_benches_and_passes_parity(toy, checkpoint, tmp_path):
     from pocketbert.benchmarks.harness import Settings, describe, measure_here
     from pocketbert.quality.parity import parity
@@ -124,6 +125,7 @@ def test_a_registered_format_exports_runs_quantizes_benches_and_passes_parity(to
     assert report["passed"], report["artifacts"][0]["failures"]
 
 
+@pytest.mark.integration
 def test_the_cli_offers_a_registered_format(toy, checkpoint, tmp_path, capsys):
     from pocketbert.cli import main
 
@@ -134,6 +136,7 @@ def test_the_cli_offers_a_registered_format(toy, checkpoint, tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.integration
 def test_a_format_owns_its_flags(toy, checkpoint, tmp_path, capsys):
     """The toy's --stamp comes from its plugin alone, and another format refuses it in one line."""
     from pocketbert.cli import main
@@ -152,6 +155,7 @@ def test_a_format_owns_its_flags(toy, checkpoint, tmp_path, capsys):
     assert "unrecognized arguments: --stamp" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_options_and_recipe_parameters_of_another_format_are_refused(toy, checkpoint, tmp_path):
     from pocketbert.errors import PocketbertError
     from pocketbert.export import ExportOptions, export_model
@@ -172,6 +176,7 @@ def test_options_and_recipe_parameters_of_another_format_are_refused(toy, checkp
     assert "mixed" not in FORMATS and not any(tmp_path.iterdir())
 
 
+@pytest.mark.unit
 def test_a_suffix_belongs_to_one_format():
     class Clash(ToyFormat):
         name = "clash"
