@@ -6,7 +6,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from test_architectures_imports import find_cycle  # the same depth-first search for models/
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 # the parts, each a folder (or src/pocketbert module) importable as pocketbert.<part>
@@ -19,6 +23,9 @@ LEAVES = {"errors", "atomic", "paths", "quiet", "textfile", "__init__"}
 
 def part_files() -> dict[str, list[Path]]:
     parts = {name: sorted((ROOT / name).rglob("*.py")) for name in PACKAGES}
+    empty = [name for name, files in parts.items() if not files]
+    # an sdist without the top-level folders gave empty parts, and every check here passed on nothing
+    assert not empty, f"parts with no .py files under {ROOT}: {', '.join(f'{name}/' for name in empty)}"
     parts["commands"] = sorted((SRC / "commands").glob("*.py"))
     for module in SRC.glob("*.py"):
         parts[module.stem] = [module]
@@ -44,6 +51,14 @@ def dependencies() -> dict[str, set[str]]:
     parts = part_files()
     return {part: {dep for f in files for dep in imported_parts(f) if dep != part and dep in parts}
             for part, files in parts.items()}
+
+
+def test_every_part_is_a_package_the_installed_name_reaches():
+    for name in PACKAGES:
+        assert (ROOT / name / "__init__.py").is_file(), f"{ROOT / name}/ is missing or has no __init__.py"
+        # a symlink in a checkout, a copy in an sdist: either way pocketbert.<part> is this folder's code
+        reached = sorted(p.relative_to(SRC / name) for p in (SRC / name).rglob("*.py"))
+        assert reached == [p.relative_to(ROOT / name) for p in part_files()[name]], f"src/pocketbert/{name} differs from {name}/"
 
 
 def test_no_import_cycle_between_top_level_parts():
