@@ -46,13 +46,15 @@ def tflite_exports(checkpoints, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def vocab_checkpoint(tmp_path_factory):
+def vocab_checkpoint(tiny_checkpoint):
     """A 2-layer MobileBERT with the project's real vocabulary: what run and calibration need."""
-    from pocketbert.models import create_checkpoint
+    return tiny_checkpoint("mobilebert", "text-classification", seed=7)
 
-    path = tmp_path_factory.mktemp("vocab") / "mobilebert"
-    create_checkpoint("mobilebert", path, task="text-classification", layers=2, seed=7)
-    return path
+
+@pytest.fixture(scope="module")
+def vocab_tflite(vocab_checkpoint, tiny_export):
+    """Its float .tflite, made once (the tests below only read it)."""
+    return tiny_export(vocab_checkpoint, "tflite", seq_len=SEQ)
 
 
 def _check(report, name):
@@ -237,9 +239,8 @@ def test_export_accelerator_npu_is_full_integer_and_partitioned(vocab_checkpoint
     assert [row["dtype"] for row in report.outputs] == ["int8"]
 
 
-def test_bench_and_run_on_the_gpu(vocab_checkpoint, tmp_path, capsys):
-    directory = tmp_path / "tflite"
-    export_model(vocab_checkpoint, None, "tflite", directory, ExportOptions(seq_len=SEQ))
+def test_bench_and_run_on_the_gpu(vocab_tflite, tmp_path, capsys):
+    directory = vocab_tflite
     report = tmp_path / "bench.json"
     argv = ["bench", str(directory), "--accelerator", "gpu", "--num-runs", "2", "--min-secs", "0", "--warmup-runs", "0",
             "--json", str(report)]
@@ -273,15 +274,14 @@ def test_accelerators_a_format_lacks_are_refused(checkpoints, tmp_path, capsys):
         open_runner(checkpoints["bert"], accelerator="gpu")
 
 
-def test_without_a_vulkan_device_the_gpu_path_says_why(vocab_checkpoint, tmp_path):
+def test_without_a_vulkan_device_the_gpu_path_says_why(vocab_tflite, tmp_path):
     """No Vulkan driver (the loader pointed at none): inspect names the reason, run falls
     back to the CPU with one warning, bench refuses in one line."""
     import os
 
     from helpers import pocketbert
 
-    directory = tmp_path / "tflite"
-    export_model(vocab_checkpoint, None, "tflite", directory, ExportOptions(seq_len=SEQ))
+    directory = vocab_tflite
     env = {**os.environ, "VK_ICD_FILENAMES": str(tmp_path / "no-driver.json")}
     done = pocketbert("inspect", directory, "--json", tmp_path / "r.json", env=env)
     assert done.returncode == 0, done.stderr
@@ -297,7 +297,7 @@ def test_without_a_vulkan_device_the_gpu_path_says_why(vocab_checkpoint, tmp_pat
     assert_one_line_error(done, "CompiledModel cannot load it on the GPU")
 
 
-def test_compiled_model_dequantizes_int8_logits(vocab_checkpoint, tmp_path):
+def test_compiled_model_dequantizes_int8_logits(vocab_tflite, tmp_path):
     """A full-integer file returns int8 logits: CompiledModel's are scaled back like the
     Interpreter's, so the GPU check compares real numbers."""
     from pocketbert.formats.tflite.compiled import CompiledModelRunner
@@ -305,9 +305,7 @@ def test_compiled_model_dequantizes_int8_logits(vocab_checkpoint, tmp_path):
     from pocketbert.formats.tflite.runner import TfliteRunner
     from pocketbert.quantize import quantize_model
 
-    float_dir = tmp_path / "float"
-    export_model(vocab_checkpoint, None, "tflite", float_dir, ExportOptions(seq_len=SEQ))
-    quantize_model(float_dir, "tflite-full-integer-int8", tmp_path / "int8", seq_len=SEQ)
+    quantize_model(vocab_tflite, "tflite-full-integer-int8", tmp_path / "int8", seq_len=SEQ)
     path = tmp_path / "int8" / "model.tflite"
     reference, compiled = TfliteRunner(path, threads=1), CompiledModelRunner(path, "cpu", threads=1)
     assert compiled.output_quantization and compiled.output_quantization == reference.output_quantization

@@ -10,9 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from pocketbert.export import ExportOptions, export_model
 from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
-from pocketbert.models import create_checkpoint
 from pocketbert.quantize import RECIPES, quantize_model
 
 pytestmark = pytest.mark.integration
@@ -22,11 +20,8 @@ CHANNELS = 8
 
 
 @pytest.fixture(scope="module")
-def squeezebert_export(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sqz")
-    create_checkpoint("squeezebert", root / "ckpt", task="text-classification", layers=2, seed=7)
-    export_model(root / "ckpt", None, "onnx", root / "onnx", ExportOptions(seq_len=SEQ))
-    return root / "onnx"
+def squeezebert_export(tiny_checkpoint, tiny_export):
+    return tiny_export(tiny_checkpoint("squeezebert", "text-classification", seed=7), "onnx", seq_len=SEQ)
 
 
 def _padded_inputs(session: ort.InferenceSession) -> dict[str, np.ndarray]:

@@ -21,26 +21,16 @@ SEQ = 32
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("q") / "mobilebert"
-    create_checkpoint("mobilebert", path, task="fill-mask", layers=2, seed=7)
-    return path
+def checkpoint(tiny_checkpoint):
+    return tiny_checkpoint("mobilebert", "fill-mask", seed=7)
 
 
 @pytest.fixture(scope="module")
-def float_export(checkpoint, tmp_path_factory):
+def float_export(checkpoint, tiny_export):
     """The checkpoint's float export in a format, made once per format and worker: formats
     that quantize a file export first anyway (20-40 s for this model), and starting from a
     checkpoint is covered by the tests that do."""
-    root, made = tmp_path_factory.mktemp("floats"), {}
-
-    def export(fmt: str):
-        if fmt not in made:
-            export_model(checkpoint, "fill-mask", fmt, root / fmt, ExportOptions(seq_len=SEQ))
-            made[fmt] = root / fmt
-        return made[fmt]
-
-    return export
+    return lambda fmt: tiny_export(checkpoint, fmt, "fill-mask", seq_len=SEQ)
 
 
 @pytest.mark.parametrize("name", list(RECIPES))
@@ -93,16 +83,17 @@ def test_static_recipes_keep_softmax_float_and_choose_the_output_type(float_expo
 
 @pytest.mark.parametrize("name", [r for r in RECIPES if r.startswith("onnx-dynamic")])
 @pytest.mark.integration
-def test_onnx_dynamic_convolutions_become_integer_matmuls_with_the_recipes_weights(name, tmp_path):
+def test_onnx_dynamic_convolutions_become_integer_matmuls_with_the_recipes_weights(name, tmp_path, tiny_checkpoint,
+                                                                                  tiny_export):
     """SqueezeBERT's 1x1 convolutions become MatMuls before quantization (ConvInteger's CPU
     kernel is slow; formats/onnx/conv_matmul.py), so no ConvInteger is left and every integer
     MatMul takes the recipe's int8 weights."""
     import onnx
     from onnx import numpy_helper
 
-    create_checkpoint("squeezebert", tmp_path / "ckpt", task="text-classification", layers=2, seed=7)
-    export_model(tmp_path / "ckpt", None, "onnx", tmp_path / "onnx", ExportOptions(seq_len=16))
-    quantize_model(tmp_path / "onnx", name, tmp_path / "int8")
+    # the same export as test_onnx_conv_matmul's: made once per worker
+    squeezebert = tiny_export(tiny_checkpoint("squeezebert", "text-classification", seed=7), "onnx", seq_len=16)
+    quantize_model(squeezebert, name, tmp_path / "int8")
     graph = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     assert not [node for node in graph.node if node.op_type in ("Conv", "ConvInteger")]
