@@ -11,7 +11,7 @@ from torch.export import Dim
 
 from pocketbert.models import registry
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # torch.export and jit.trace: the front end of every exporter, seconds per model
 
 
 def build(arch: str, task: str):
