@@ -24,6 +24,8 @@ from pocketbert.pipelines import PIPELINES
 from pocketbert.quality import metrics as quality
 from test_layers import ROOT, part_files
 
+pytestmark = pytest.mark.unit
+
 TASKS = [task.name for task in tasks.TASKS]
 
 
