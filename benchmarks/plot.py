@@ -4,12 +4,13 @@
 protocol, one for the measurements no protocol used, one per ``--compare`` comparison.
 ``figure(report)`` draws them; ``draw(report, path)`` writes the PNG.
 
-A protocol panel has two axes sharing the rows, one row pair per (runtime, threads):
-left, the model's and BERT-base's median latency (log axis, value written at the bar's
+A protocol panel has two axes sharing the rows, one row pair per (format, threads):
+left, the model's and its baseline's (BERT-base's) median latency (log axis, value written at the bar's
 end, whiskers p10-p90, the GEMM-peak floor ``flops / peak GFLOP/s`` as a red tick);
-right, the measured speedup over BERT-base as a bar, the paper's as a black diamond and
-the FLOP ratio (BERT-base FLOPs / model FLOPs: the speedup if FLOPs were all that
-mattered) as a purple tick. Noisy rows are hatched and tagged "noisy".
+right, the measured speedup over the baseline as a bar, the paper's as a black diamond and
+the FLOP ratio (baseline FLOPs / model FLOPs: the speedup if FLOPs were all that
+mattered) as a purple tick. Noisy rows are hatched and tagged "noisy". Rows are
+benchmarks/rows.py's typed records and find their measurements by fields, never by label.
 
 matplotlib is imported when drawing, not on import, and only its Agg canvas is used (no
 pyplot: nothing global changes, nothing stays open).
@@ -23,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pocketbert.benchmarks.report import held_to_peak
-
-BASELINE = "bert"  # benchmarks/protocols.py's BASELINE: every protocol's reference model
+from pocketbert.benchmarks.rows import ProtocolResult, baseline_name, measured_for
 
 ROW_INCHES = 0.3  # one bar's height in the figure: room for a two-line tick label per bar pair
 HEADER_INCHES = 1.9  # a panel's title, x axis and legend
@@ -57,7 +57,7 @@ class Bar:
 
 @dataclass
 class Group:
-    """One protocol row: (runtime, threads), the model beside BERT-base."""
+    """One protocol row: (format, threads), the model beside the protocol's baseline."""
 
     label: str
     model: Bar
@@ -96,7 +96,8 @@ class Panel:
     groups: list[Group] = field(default_factory=list)  # kind "protocol"
     bars: list[Bar] = field(default_factory=list)  # kind "measurements"
     ratios: list[Ratio] = field(default_factory=list)  # kind "comparison"
-    model: str | None = None  # kind "protocol": the architecture against BERT-base
+    model: str | None = None  # kind "protocol": the architecture against the baseline
+    baseline: str | None = None  # kind "protocol": the baseline's display name (rows.baseline_name)
 
     @property
     def rows(self) -> int:
@@ -136,7 +137,7 @@ def gemm_floor_ms(flops, peak_gflops) -> float | None:
 
 
 def flop_ratio(baseline_flops, model_flops) -> float | None:
-    """BERT-base's FLOPs / the model's: the speedup if latency were FLOPs alone."""
+    """The baseline's FLOPs / the model's: the speedup if latency were FLOPs alone."""
     baseline_flops, model_flops = _positive(baseline_flops), _positive(model_flops)
     return baseline_flops / model_flops if baseline_flops and model_flops else None
 
@@ -154,33 +155,25 @@ def _in_protocol(m: dict) -> list[str]:
     return list((m.get("extra") or {}).get("protocols") or [])
 
 
-def _find(measurements: list[dict], protocol: str, arch: str, runtime: str, threads) -> dict | None:
-    """The measurement behind one side of a speedup row: its label is "ARCH RUNTIME"
-    (benchmarks/protocols.py); else the architecture measured in that format."""
-    mine = [m for m in measurements if protocol in _in_protocol(m) and m.get("threads") == threads]
-    for m in mine:
-        if m.get("label") == f"{arch} {runtime}":
-            return m
-    for m in mine:
-        if m.get("architecture") == arch and runtime in (m.get("format"), m.get("runtime")):
-            return m
-    return None
+def _find(measurements: list[dict], protocol: str, arch: str, fmt: str, threads) -> dict | None:
+    """The measurement behind one side of a row: ``arch`` timed in ``fmt`` at ``threads`` for
+    ``protocol``, found by its fields (rows.measured_for), never by its label."""
+    return next((m for m in measurements if measured_for(m, protocol, arch, fmt, threads)), None)
 
 
-def _scored_panel(result: dict, measurements: list[dict], report: dict) -> Panel:
-    """A protocol with no BERT-base pair (MLPerf's): its model's latency, the score noted."""
-    p = result.get("protocol") or {}
+def _scored_panel(result: ProtocolResult, measurements: list[dict], report: dict) -> Panel:
+    """A protocol with no baseline pair (MLPerf's): its model's latency, the score noted."""
+    p = result.protocol
     name, model = p.get("name") or "protocol", p.get("model") or "model"
     bars, devices = [], []
-    for row in result.get("scores") or []:
-        runtime, threads = row.get("runtime"), row.get("threads")
-        m = _find(measurements, name, model, runtime, threads)
+    for row in result.scores:
+        m = _find(measurements, name, row.model or model, row.format, row.threads)
         devices += [m["device"]] if m and m.get("device") else []
-        score = _positive(row.get("score_ms"))
-        note = f"{row.get('statistic') or 'score'} {ms_text(score)}" if score else "no score"
-        if row.get("valid") is False:
+        score = _positive(row.score_ms)
+        note = f"{row.statistic or 'score'} {ms_text(score)}" if score else "no score"
+        if row.valid is False:
             note += " · not a valid run (under the protocol's minimums)"
-        bars.append(bar_of(f"{model} {runtime}, {threads_text(threads)}", m, report, row.get("median_ms")))
+        bars.append(bar_of(f"{model} {row.format}, {threads_text(row.threads)}", m, report, row.median_ms))
         bars[-1].note = note
     if not bars:  # no score rows: whatever the protocol measured
         bars = [bar_of(_short(f"{m.get('label')} · {threads_text(m.get('threads'))}"), m, report)
@@ -192,35 +185,37 @@ def _scored_panel(result: dict, measurements: list[dict], report: dict) -> Panel
     return Panel("measurements", title, bars=bars, model=model)
 
 
-def _protocol_panel(result: dict, measurements: list[dict], report: dict) -> Panel:
-    p = result.get("protocol") or {}
+def _protocol_panel(data: dict, measurements: list[dict], report: dict) -> Panel:
+    result = ProtocolResult.from_dict(data)
+    p = result.protocol
     name, model = p.get("name") or "protocol", p.get("model") or "model"
-    if not result.get("speedups") and (result.get("scores") or p.get("baseline", BASELINE) is None):
+    if not result.speedups and (result.scores or result.baseline is None):
         return _scored_panel(result, measurements, report)
+    baseline, shown = result.baseline, baseline_name(p)
     groups, devices, threads_seen = [], [], []
-    for row in result.get("speedups") or []:
-        runtime, threads = row.get("runtime"), row.get("threads")
-        found = {arch: _find(measurements, name, arch, runtime, threads) for arch in (model, BASELINE)}
+    for row in result.speedups:
+        found = {side: _find(measurements, name, arch, row.format, row.threads)
+                 for side, arch in (("model", row.model or model), ("baseline", row.baseline or baseline))}
         devices += [m.get("device") for m in found.values() if m and m.get("device")]
-        threads_seen.append(threads)
-        label = f"{runtime}, {threads_text(threads)}" + ("\n(the paper's runtime)" if row.get("paper_runtime") else "")
+        threads_seen.append(row.threads)
+        label = f"{row.format}, {threads_text(row.threads)}" + ("\n(the paper's format)" if row.paper_format else "")
         groups.append(Group(
             label=label,
-            model=bar_of(model, found[model], report, row.get("model_ms")),
-            baseline=bar_of("BERT-base", found[BASELINE], report, row.get("baseline_ms")),
-            speedup=_positive(row.get("speedup")), paper_speedup=_positive(row.get("paper_speedup")),
-            flop_ratio=flop_ratio((found[BASELINE] or {}).get("flops"), (found[model] or {}).get("flops")),
-            noise=list(row.get("noise") or []),
+            model=bar_of(model, found["model"], report, row.model_ms),
+            baseline=bar_of(shown, found["baseline"], report, row.baseline_ms),
+            speedup=_positive(row.speedup), paper_speedup=_positive(row.paper_speedup),
+            flop_ratio=flop_ratio((found["baseline"] or {}).get("flops"), (found["model"] or {}).get("flops")),
+            noise=list(row.noise or []),
         ))
     paper = p.get("paper_speedup")
-    paper_text = (f"paper: {paper:.2f}x on {p.get('device') or '?'} ({p.get('runtime') or '?'}, "
+    paper_text = (f"paper: {paper:.2f}x on {p.get('device') or '?'} ({p.get('format') or '?'}, "
                   f"{threads_text(p.get('threads')) if p.get('threads') else 'all cores'})"
                   if isinstance(paper, (int, float)) else "paper: -")
     measured = (f"measured on {', '.join(dict.fromkeys(devices)) or 'host'} at "
                 f"{', '.join(dict.fromkeys(threads_text(t) for t in threads_seen))}" if threads_seen else "nothing measured")
-    title = (f"{name}: {model} vs BERT-base, seq {p.get('seq_len', '?')}, batch {p.get('batch', '?')}; "
+    title = (f"{name}: {model} vs {shown}, seq {p.get('seq_len', '?')}, batch {p.get('batch', '?')}; "
              f"{measured}; {paper_text}")
-    return Panel("protocol", title, groups=groups, model=model)
+    return Panel("protocol", title, groups=groups, model=model, baseline=shown)
 
 
 def _short(label: str, width: int = 60) -> str:
@@ -384,15 +379,15 @@ def _draw_protocol(subfigure, panel: Panel) -> None:
                    fontweight="bold" if group.noisy else "normal")
     speed.tick_params(axis="y", labelleft=False, left=False)
     speed.tick_params(axis="x", labelsize=7.5)
-    speed.set_xlabel("speedup over BERT-base (x; higher is faster)", fontsize=8)
+    speed.set_xlabel(f"speedup over {panel.baseline} (x; higher is faster)", fontsize=8)
     speed.grid(axis="x", alpha=0.3)
     speed.set_axisbelow(True)
     latency.set_ylim(max(ys, default=1) + 0.8, min(ys, default=0) - 0.8)  # first row on top
     latency.set_title("latency", fontsize=8.5, loc="left")
     speed.set_title("speedup", fontsize=8.5, loc="left")
-    handles = [Patch(color=MODEL_COLOR, label=panel.model), Patch(color=BASELINE_COLOR, label="BERT-base"),
+    handles = [Patch(color=MODEL_COLOR, label=panel.model), Patch(color=BASELINE_COLOR, label=panel.baseline),
                *_common_handles(panel.noisy),
-               Patch(color=SPEEDUP_COLOR, label="measured speedup (BERT-base ms / model ms)"),
+               Patch(color=SPEEDUP_COLOR, label=f"measured speedup ({panel.baseline} ms / model ms)"),
                Line2D([], [], color="black", marker="D", markersize=6, linestyle="none", label="paper's speedup"),
                Line2D([], [], color=FLOP_COLOR, marker="|", markersize=12, markeredgewidth=2.5, linestyle="none",
                       label="FLOP ratio: the speedup if only FLOPs mattered")]

@@ -1,9 +1,15 @@
 """The papers' latency protocols as presets, and the models they measure.
 
-Each protocol fixes what the paper fixed (runtime, threads, sequence length, batch, the
+Each protocol fixes what the paper fixed (format, threads, sequence length, batch, the
 model pair) and carries the paper's figures, so a run here prints the measured latency and
-speedup beside them. Phones and this machine differ by a constant-ish factor per runtime;
-the *ratio* to BERT-base is what should reproduce.
+speedup beside them. Phones and this machine differ by a constant-ish factor per format;
+the *ratio* to the baseline (BERT-base) is what should reproduce.
+
+"format" is what a protocol times (a format_files() key: tflite, onnx, pytorch eager ...),
+not the engine that runs it (contracts/format.py's ``Format.runtime``: litert ...).
+A run's rows are benchmarks/rows.py's typed records; labels are display text.
+
+Adding a protocol: one ``Protocol(...)`` entry in PROTOCOLS below.
 
 Sources (DESIGN.md): MobileBERT (arXiv 2004.02984) Table 5: Pixel 4, TFLite, 4 threads,
 seq 128, 62 ms vs BERT-base 342 ms. SqueezeBERT (arXiv 2006.11316) Table 2: Pixel 3,
@@ -25,14 +31,15 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pocketbert.benchmarks.rows import ProtocolResult, ScoreRow, SpeedupRow
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
 
 BASELINE = "bert"
 TASK = TEXT_CLASSIFICATION.name  # "classify a text snippet": a 2-label head, not the MLM decoder
 
-def runtime_files() -> dict[str, tuple[str | None, str | None]]:
-    """How each runtime column is produced: (export format, or None for the eager model;
+def format_files() -> dict[str, tuple[str | None, str | None]]:
+    """How each format column is produced: (export format, or None for the eager model;
     the file of the export its plugin says the protocols time)."""
     from pocketbert.formats import FORMATS
 
@@ -44,7 +51,7 @@ class Protocol:
     name: str
     description: str
     model: str  # architecture measured against BASELINE
-    runtime: str  # the paper's runtime: a runtime_files() key
+    format: str  # the paper's format: a format_files() key
     threads: int | None  # None: every core
     seq_len: int
     batch: int
@@ -55,7 +62,8 @@ class Protocol:
     source: str
     task: str = TASK
     recipe: str | None = None  # quantize the export with this recipe first (the task's int8 file)
-    baseline: str | None = BASELINE  # None: no pair, the latency statistic is the score
+    baseline: str | None = BASELINE  # an architecture; None: no pair, the latency statistic is the score
+    baseline_name: str | None = "BERT-base"  # how tables and charts call the baseline
     statistic: str = "median"  # what the protocol scores: "median" or "p90"
     min_queries: int = 0  # timed queries at least (0: --num-runs)
     min_seconds: float = 0.0  # and at least this long (0: --min-secs)
@@ -63,11 +71,11 @@ class Protocol:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def runtimes_for(self, requested: list[str] | None) -> list[str]:
-        """The runtimes to measure: ``requested`` (--runtimes), else the paper's; a protocol
-        with a recipe has one file, its runtime's, and ignores the others."""
+    def formats_for(self, requested: list[str] | None) -> list[str]:
+        """The formats to measure: ``requested`` (--formats), else the paper's; a protocol
+        with a recipe has one file, its format's, and ignores the others."""
         if self.recipe or not requested:
-            return [self.runtime]
+            return [self.format]
         return requested
 
     def runs(self, quick: bool) -> tuple[int, float] | None:
@@ -98,7 +106,8 @@ PROTOCOLS: dict[str, Protocol] = {
                  "question answering, seq 384, batch 1, single stream, p90 over >= 1024 queries and >= 60 s",
                  "mobilebert", "tflite", 4, 384, 1, "phone (MLPerf Mobile)", None, None, None,
                  "MLPerf Mobile inference rules, language task (SQuAD v1.1; accuracy >= 93% of fp32 F1)",
-                 task=QUESTION_ANSWERING.name, recipe="tflite-dynamic-int8", baseline=None, statistic="p90",
+                 task=QUESTION_ANSWERING.name, recipe="tflite-dynamic-int8", baseline=None, baseline_name=None,
+                 statistic="p90",
                  min_queries=1024, min_seconds=60.0),
     )
 }
@@ -110,21 +119,21 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def model_input(work_dir: Path, arch: str, runtime: str, seq_len: int, task: str = TASK,
+def model_input(work_dir: Path, arch: str, fmt_key: str, seq_len: int, task: str = TASK,
                 recipe: str | None = None, quantize=None) -> Path:
-    """The file (or checkpoint) a protocol measures for ``arch`` in ``runtime``: created and
+    """The file (or checkpoint) a protocol measures for ``arch`` in format ``fmt_key``: created and
     exported under ``work_dir`` on first use (paper-size, random weights: latency does not
     depend on the values), quantized with ``recipe`` when given (by ``quantize(export_dir,
     recipe, out_dir, task)``: quantization is a layer above the benchmarks), reused afterwards.
 
     Layout: work_dir/ARCH/checkpoint, work_dir/ARCH/FORMAT, work_dir/ARCH/RECIPE (the main job
     writes the same); another task than classification lives in work_dir/ARCH-TASK."""
-    runtimes = runtime_files()
-    if runtime not in runtimes:
-        raise PocketbertError(f"unknown runtime {runtime!r} (known: {', '.join(runtimes)})")
-    fmt, file_name = runtimes[runtime]
+    formats = format_files()
+    if fmt_key not in formats:
+        raise PocketbertError(f"unknown format {fmt_key!r} (known: {', '.join(formats)})")
+    fmt, file_name = formats[fmt_key]
     if recipe and (fmt is None or quantize is None):
-        raise PocketbertError(f"recipe {recipe}: needs an exported runtime (not {runtime}) and a quantize function")
+        raise PocketbertError(f"recipe {recipe}: needs an exported format (not {fmt_key}) and a quantize function")
     root = work_dir / (arch if task == TASK else f"{arch}-{task}")
     checkpoint = root / "checkpoint"
     if not (checkpoint / "config.json").is_file():
@@ -162,59 +171,64 @@ def _current_export(export_dir: Path, seq_len: int) -> Path | None:
     return export_dir
 
 
-def run_protocol(protocol: Protocol, work_dir: Path, runtimes: list[str], thread_counts: list[int | None],
-                 measure_one, status=lambda text: None, rounds: int = 1, quantize=None, quick: bool = False) -> dict:
-    """Measure the protocol's model and BERT-base in each runtime at each thread count, the
-    pair in ``rounds`` interleaved rounds (model, BERT-base, model, ...); a protocol without
+def run_protocol(protocol: Protocol, work_dir: Path, formats: list[str], thread_counts: list[int | None],
+                 measure_one, status=lambda text: None, rounds: int = 1, quantize=None,
+                 quick: bool = False) -> ProtocolResult:
+    """Measure the protocol's model and its baseline in each format at each thread count, the
+    pair in ``rounds`` interleaved rounds (model, baseline, model, ...); a protocol without
     a baseline is scored by its own statistic (``scores``) instead of ``speedups``.
 
     ``measure_one(path, threads, seq_len, batch, label[, runs=(queries, seconds)]) ->
     Measurement`` does the timing (on this host, or on a phone over adb); ``runs`` is passed
     only when the protocol fixes them. ``status`` hears what is being prepared/measured;
-    ``quantize`` makes the int8 file of a protocol with a recipe (``model_input``)."""
+    ``quantize`` makes the int8 file of a protocol with a recipe (``model_input``). Each
+    measurement is stamped with the architecture and format it was taken for, so the rows
+    find it by fields (rows.measured_for)."""
     from pocketbert.benchmarks.interleave import central, combined, interleaved
 
     runs = protocol.runs(quick)
     measure = (lambda *job: measure_one(*job, runs=runs)) if runs else measure_one
     archs = (protocol.model,) if protocol.baseline is None else (protocol.model, protocol.baseline)
-    measurements, speedups, scores = [], [], []
-    for runtime in runtimes:
+    out = ProtocolResult(protocol.to_dict())
+    for fmt in formats:
         paths = {}
         for arch in archs:
-            status(f"{protocol.name}: preparing {arch} for {runtime}")
-            paths[arch] = model_input(work_dir, arch, runtime, protocol.seq_len, protocol.task,
+            status(f"{protocol.name}: preparing {arch} for {fmt}")
+            paths[arch] = model_input(work_dir, arch, fmt, protocol.seq_len, protocol.task,
                                       protocol.recipe if arch == protocol.model else None, quantize)
         for threads in thread_counts:
             results, noise = {}, []
-            status(f"{protocol.name}: {runtime}, {threads} thread(s)")
-            jobs = [(path, threads, protocol.seq_len, protocol.batch, _label(protocol, arch, runtime))
+            status(f"{protocol.name}: {fmt}, {threads} thread(s)")
+            jobs = [(path, threads, protocol.seq_len, protocol.batch, _label(protocol, arch, fmt))
                     for arch, path in paths.items()]
             for arch, rounds_of_arch in zip(paths, interleaved(measure, jobs, rounds, status)):
                 result = combined(rounds_of_arch)
+                result.model, result.protocol_format = arch, fmt
                 result.extra.setdefault("protocols", []).append(protocol.name)  # BERT-base serves several
-                measurements.append(result)
+                out.measurements.append(result)
                 results[arch] = rounds_of_arch
                 noise += [f"{arch}: {reason}" for reason in result.noise]
             if protocol.baseline is None:
-                scores.append(_score(protocol, runtime, threads, results[protocol.model], quick, noise))
+                out.scores.append(_score(protocol, fmt, threads, results[protocol.model], quick, noise))
                 continue
             model_ms, baseline_ms = (central(combined(results[a])) for a in (protocol.model, protocol.baseline))
             speedup = baseline_ms / model_ms if model_ms else None
-            speedups.append({
-                "runtime": runtime, "threads": threads, "model_ms": model_ms, "baseline_ms": baseline_ms,
-                "speedup": speedup, "paper_speedup": protocol.paper_speedup,
-                "ratio_to_paper": speedup / protocol.paper_speedup if speedup else None,
-                "paper_runtime": runtime == protocol.runtime, "noise": noise,
-            })
-    return {"protocol": protocol.to_dict(), "speedups": speedups, "scores": scores, "measurements": measurements}
+            out.speedups.append(SpeedupRow(
+                protocol=protocol.name, model=protocol.model, baseline=protocol.baseline, format=fmt,
+                threads=threads, model_ms=model_ms, baseline_ms=baseline_ms, speedup=speedup,
+                paper_speedup=protocol.paper_speedup,
+                ratio_to_paper=speedup / protocol.paper_speedup if speedup and protocol.paper_speedup else None,
+                paper_format=fmt == protocol.format, recipe=protocol.recipe, task=protocol.task, noise=noise))
+    return out
 
 
-def _label(protocol: Protocol, arch: str, runtime: str) -> str:
+def _label(protocol: Protocol, arch: str, fmt: str) -> str:
+    """Display text only: readers find measurements by fields (rows.measured_for)."""
     recipe = protocol.recipe if arch == protocol.model else None
-    return f"{arch} {runtime}" + (f" {recipe}" if recipe else "") + (f" {protocol.task}" if protocol.task != TASK else "")
+    return f"{arch} {fmt}" + (f" {recipe}" if recipe else "") + (f" {protocol.task}" if protocol.task != TASK else "")
 
 
-def _score(protocol: Protocol, runtime: str, threads, rounds_of_model: list, quick: bool, noise: list[str]) -> dict:
+def _score(protocol: Protocol, fmt: str, threads, rounds_of_model: list, quick: bool, noise: list[str]) -> ScoreRow:
     """The protocol's statistic over the model's rounds (the median of the rounds' values),
     and whether every round met the protocol's minimums (MLPerf: a shorter run is invalid)."""
     from statistics import median
@@ -232,10 +246,9 @@ def _score(protocol: Protocol, runtime: str, threads, rounds_of_model: list, qui
         short.append(f"{seconds or 0:.1f} s < {protocol.min_seconds:g} s")
     if protocol.statistic == "p90" and any(v is None for v in values):
         short.append("the tool printed no p90")
-    return {
-        "runtime": runtime, "threads": threads, "statistic": protocol.statistic,
-        "score_ms": median(values) if all(v is not None for v in values) else None,
-        "median_ms": combined(rounds_of_model).median_ms, "queries": queries, "seconds": seconds,
-        "valid": not short, "not_valid_because": ("--quick: " if quick else "") + "; ".join(short) if short else None,
-        "paper_runtime": runtime == protocol.runtime, "noise": noise,
-    }
+    return ScoreRow(
+        protocol=protocol.name, model=protocol.model, format=fmt, threads=threads, statistic=protocol.statistic,
+        score_ms=median(values) if all(v is not None for v in values) else None,
+        median_ms=combined(rounds_of_model).median_ms, queries=queries, seconds=seconds,
+        valid=not short, not_valid_because=("--quick: " if quick else "") + "; ".join(short) if short else None,
+        paper_format=fmt == protocol.format, recipe=protocol.recipe, task=protocol.task, noise=noise)

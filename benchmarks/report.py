@@ -2,7 +2,9 @@
 
 One report holds the host it ran on, the GEMM peak measured in the same run (the roofline's
 ceiling), every measurement (benchmarks/results.py) and, per paper protocol, the measured
-speedup over BERT-base beside the paper's.
+speedup over its baseline (BERT-base) beside the paper's. Protocol sections are built
+from benchmarks/rows.py's typed rows; a report written before the "runtime" column became
+"format" reads the same.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 from pocketbert.atomic import atomic_file
+from pocketbert.benchmarks.rows import ProtocolResult, baseline_name
 
 SCHEMA_VERSION = 1
 
@@ -122,8 +125,8 @@ def _measurement_row(m: dict, report: dict) -> dict:
 
 
 def protocol_rows(protocol: dict) -> list[dict]:
-    """One row per (runtime, threads): both models' medians, the speedup, the paper's."""
-    return [flagged(row) for row in protocol["speedups"]]
+    """One row per (format, threads): both models' medians, the speedup, the paper's."""
+    return [flagged(row.to_dict()) for row in ProtocolResult.from_dict(protocol).speedups]
 
 
 def _peaks_text(peaks: dict[str, dict[str, float]]) -> str:
@@ -134,15 +137,16 @@ def _peaks_text(peaks: dict[str, dict[str, float]]) -> str:
 def _score_section(protocol: dict) -> list[str]:
     """A protocol scored by its own latency statistic (MLPerf's p90), with whether the run
     met its minimums."""
-    p = protocol["protocol"]
-    rows = [{**flagged(row), "valid": "yes" if row["valid"] else f"no: {row['not_valid_because']}"}
-            for row in protocol.get("scores", [])]
+    result = ProtocolResult.from_dict(protocol)
+    p = result.protocol
+    rows = [{**flagged(row.to_dict()), "valid": "yes" if row.valid else f"no: {row.not_valid_because}"}
+            for row in result.scores]
     return [
         "", f"## {p['name']}: {p['description']}", "",
         f"Scored by the {p['statistic']} latency over >= {p['min_queries']} queries and >= {p['min_seconds']:g} s "
         f"({p['source']}); a run under those minimums is not a valid score.", "",
-        markdown_table(["runtime", "threads", "score_ms", "median_ms", "queries", "seconds", "valid", "flag"], rows,
-                       ["runtime", "threads", f"{p['statistic']} ms", "median ms", "queries", "seconds",
+        markdown_table(["format", "threads", "score_ms", "median_ms", "queries", "seconds", "valid", "flag"], rows,
+                       ["format", "threads", f"{p['statistic']} ms", "median ms", "queries", "seconds",
                         "valid MLPerf run", "noisy"]),
     ]
 
@@ -160,19 +164,22 @@ def to_markdown(report: dict) -> str:
         + (f"; int8 GEMM peak (GOP/s, the int8 files' ceiling): {int8_peaks}." if int8_peaks else "."),
     ]
     for protocol in report["protocols"]:
-        p = protocol["protocol"]
-        if p.get("baseline", "bert") is None:
+        result = ProtocolResult.from_dict(protocol)
+        p, shown = result.protocol, baseline_name(result.protocol)
+        if result.baseline is None:
             parts += _score_section(protocol)
             continue
-        paper = (f"paper: {p['model']} {p['paper_model_ms']:g} ms, BERT-base {p['paper_baseline_ms']:g} ms, "
-                 if p["paper_model_ms"] else "paper: ")
+        paper = (f"paper: {p['model']} {p['paper_model_ms']:g} ms, {shown} {p['paper_baseline_ms']:g} ms, "
+                 if p.get("paper_model_ms") else "paper: ")
+        paper_speedup = f"{p['paper_speedup']:.2f}x" if p.get("paper_speedup") else "-"
         parts += [
             "", f"## {p['name']}: {p['description']}", "",
-            f"{paper}speedup {p['paper_speedup']:.2f}x on {p['device']} ({p['source']}).", "",
+            f"{paper}speedup {paper_speedup} on {p['device']} ({p['source']}).", "",
             markdown_table(
-                ["runtime", "threads", "model_ms", "baseline_ms", "speedup", "paper_speedup", "ratio_to_paper", "flag"],
+                ["format", "threads", "model_ms", "baseline_ms", "speedup", "paper_speedup", "ratio_to_paper", "flag"],
                 protocol_rows(protocol),
-                ["runtime", "threads", f"{p['model']} median ms", "bert median ms", "speedup", "paper speedup",
+                ["format", "threads", f"{p['model']} median ms", f"{result.baseline} median ms", "speedup",
+                 "paper speedup",
                  "measured / paper", "noisy"],
             ),
         ]

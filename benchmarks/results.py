@@ -8,7 +8,7 @@ no median or p90; the host harness has no "overall memory footprint").
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass
@@ -47,9 +47,19 @@ class Measurement:
     machine: dict | None = None  # what ran beside the timed runs (benchmarks/noise.py machine_load)
     noise: list[str] = field(default_factory=list)  # why this row is not to be trusted; [] = nothing says so
     extra: dict = field(default_factory=dict)  # tool-specific: benchmark_model's memory lines ...
+    # a protocol's measurement (benchmarks/protocols.py): the architecture it asked for and its
+    # format column, so rows find their measurements by fields (benchmarks/rows.py), not labels
+    model: str | None = None
+    protocol_format: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Measurement:
+        """A measurement read back from a JSON report (keys it does not know are dropped)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def with_flops(self, flops: float | None) -> Measurement:
         """Fill ``flops`` and the achieved rate from the central time."""

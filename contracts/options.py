@@ -68,11 +68,13 @@ class Flag:
                             **self.keywords)
         for old in self.deprecated:
             parser.add_argument(old, dest=self.field, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
-                                action=_deprecated(old, self.name), **{k: v for k, v in self.keywords.items()
-                                                                      if k != "action"})
+                                action=deprecated_alias(old, self.name), **{k: v for k, v in self.keywords.items()
+                                                                           if k != "action"})
 
 
-def _deprecated(old: str, new: str) -> type[argparse.Action]:
+def deprecated_alias(old: str, new: str) -> type[argparse.Action]:
+    """An argparse action for ``old``, an old spelling of ``new``: stores the value and
+    says so in one line on stderr."""
     class Deprecated(argparse.Action):
         def __call__(self, parser, namespace, values, option_string=None):
             print(f"pocketbert: deprecated: {old} is now {new} (the old spelling goes in a later release)",

@@ -34,7 +34,7 @@ for arch in $($pb models --names); do
     || echo "-- $arch int8 under the default quality floors (random weights): $report/parity-$arch-int8.json"
   echo "-- $arch done at $((SECONDS - start)) s"
 done
-$pb bench --protocol all --work-dir "$models" --runtimes tflite onnx torchscript pytorch --threads 1 2 \
+$pb bench --protocol all --work-dir "$models" --formats tflite onnx torchscript pytorch --threads 1 2 \
   --num-runs 10 --min-secs 0.5 \
   --json "$report/bench.json" --markdown "$report/bench.md" --plot "$report/bench.png"
 echo "main job finished in $((SECONDS - start)) s; report in $report/"

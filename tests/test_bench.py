@@ -125,12 +125,12 @@ def test_protocol_measures_the_pair_and_compares_with_the_paper(work, tmp_path):
     assert (work_dir / "bert" / "tflite" / "model.tflite").is_file()  # exported on first use
     assert {(c[0].name, c[1]) for c in calls} == {(f, t) for f in ("model.tflite", "model.onnx") for t in (1, 2)}
     assert all(c[2] == 128 and c[3] == 1 for c in calls)  # the paper's seq len and batch are passed on
-    rows = result["speedups"]
-    assert [(r["runtime"], r["threads"]) for r in rows] == [("tflite", 1), ("tflite", 2), ("onnx", 1), ("onnx", 2)]
+    rows = result.speedups
+    assert [(r.format, r.threads) for r in rows] == [("tflite", 1), ("tflite", 2), ("onnx", 1), ("onnx", 2)]
     for row in rows:
-        assert row["speedup"] == pytest.approx(row["baseline_ms"] / row["model_ms"])
-        assert row["paper_speedup"] == pytest.approx(342 / 62)
-    assert [r["paper_runtime"] for r in rows] == [True, True, False, False]
+        assert row.speedup == pytest.approx(row.baseline_ms / row.model_ms)
+        assert row.paper_speedup == pytest.approx(342 / 62)
+    assert [r.paper_format for r in rows] == [True, True, False, False]
 
 
 def test_mlperf_protocol_passes_its_minimums_and_scores_the_p90(tmp_path):
@@ -159,14 +159,14 @@ def test_mlperf_protocol_passes_its_minimums_and_scores_the_p90(tmp_path):
     ((path, seq_len, label, runs),) = calls  # no BERT-base: the score is the latency itself
     assert path == tmp_path / "mobilebert-question-answering" / "tflite-dynamic-int8" / "model.tflite"
     assert (seq_len, runs, label) == (384, (1024, 60.0), "mobilebert tflite tflite-dynamic-int8 question-answering")
-    (measured,) = result["measurements"]
+    (measured,) = result.measurements
     assert measured.quantization == "tflite-dynamic-int8" and measured.arithmetic == "int8" and measured.seq_len == 384
-    (score,) = result["scores"]
-    assert result["speedups"] == [] and score["score_ms"] == measured.p90_ms and score["queries"] == measured.runs
-    assert score["valid"] is False and "queries < 1024" in score["not_valid_because"]
+    (score,) = result.scores
+    assert result.speedups == [] and score.score_ms == measured.p90_ms and score.queries == measured.runs
+    assert score.valid is False and "queries < 1024" in score.not_valid_because
     again = run_protocol(protocol, tmp_path, ["tflite"], [1], fake_measure, quantize=quantize, quick=True)
     assert len(quantized) == 1 and calls[-1][3] == protocol.runs(quick=True)  # the int8 file is reused
-    assert again["scores"][0]["not_valid_because"].startswith("--quick: ")
+    assert again.scores[0].not_valid_because.startswith("--quick: ")
 
 
 def test_cli_mlperf_quick_prints_the_score_and_says_it_is_not_valid(tmp_path, capsys):
@@ -212,7 +212,7 @@ def test_cli_protocols_share_the_baseline_and_report_the_paper(work, tmp_path, c
     work_dir = tmp_path / "w"
     shutil.copytree(work, work_dir)
     create_checkpoint("squeezebert", work_dir / "squeezebert" / "checkpoint", task="text-classification", layers=2)
-    code = main(["bench", "--protocol", "mobilebert-pixel4", "squeezebert-pixel3", "--runtimes", "onnx",
+    code = main(["bench", "--protocol", "mobilebert-pixel4", "squeezebert-pixel3", "--formats", "onnx",
                  "--threads", "1", "--work-dir", str(work_dir), *FAST[:6], "--json", str(tmp_path / "r.json")])
     assert code == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "r.json").read_text())

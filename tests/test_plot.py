@@ -1,4 +1,7 @@
-"""The report's PNG (benchmarks/plot.py): reports built by hand, no model exported."""
+"""The report's PNG (benchmarks/plot.py): reports built by hand, no model exported. The reports
+here keep the layout before "runtime" became "format" (rows without protocol/model fields,
+measurements without model/protocol_format): old JSON files must keep plotting; the new
+layout is tested in tests/test_rows.py."""
 
 from __future__ import annotations
 

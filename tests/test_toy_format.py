@@ -96,7 +96,7 @@ def checkpoint(tmp_path_factory):
 def test_a_registered_format_exports_runs_quantizes_benches_and_passes_parity(toy, checkpoint, tmp_path):
     from pocketbert.benchmarks.harness import Settings, describe, measure_here
     from pocketbert.quality.parity import parity
-    from pocketbert.benchmarks.protocols import runtime_files
+    from pocketbert.benchmarks.protocols import format_files
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.quantize import RECIPES, quantize_model
 
@@ -110,7 +110,7 @@ def test_a_registered_format_exports_runs_quantizes_benches_and_passes_parity(to
     runner = open_runner(tmp_path / "fp32" / "model.toy")
     assert runner.output_names == ("logits",)
 
-    assert "toy-dynamic-int8" in RECIPES and runtime_files()["toy"] == ("toy", "model.toy")
+    assert "toy-dynamic-int8" in RECIPES and format_files()["toy"] == ("toy", "model.toy")
     quantized = quantize_model(checkpoint, "toy-dynamic-int8", tmp_path / "int8", seq_len=16)
     assert quantized["quantization"]["name"] == "toy-dynamic-int8" and quantized["quantization"]["dtype"] == "qint8"
     assert not {"engine", "io", "reduce_range"} & set(quantized["quantization"])  # no other format's parameters

@@ -15,7 +15,8 @@ from pocketbert.errors import PocketbertError
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
     from pocketbert.benchmarks.harness import Settings
-    from pocketbert.benchmarks.protocols import PROTOCOLS, runtime_files
+    from pocketbert.benchmarks.protocols import PROTOCOLS, format_files
+    from pocketbert.contracts.options import deprecated_alias
     from pocketbert.formats import suffixes
 
     defaults = Settings()
@@ -47,9 +48,11 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
                         "run only a few queries, and say the score is not a valid run")
     p.add_argument("--work-dir", default="out/models", metavar="DIR",
                    help="protocols: where the paper-size checkpoints and exports live (default: %(default)s)")
-    p.add_argument("--runtimes", nargs="+", choices=list(runtime_files()), metavar="RUNTIME",
-                   help="protocols: runtimes to measure (default: the paper's; MLPerf's int8 file is its own "
-                        "runtime's only); one of: %(choices)s")
+    p.add_argument("--formats", nargs="+", choices=list(format_files()), metavar="FORMAT",
+                   help="protocols: formats to measure (default: the paper's; MLPerf's int8 file is its own "
+                        "format's only); one of: %(choices)s")
+    p.add_argument("--runtimes", dest="formats", nargs="+", choices=list(format_files()), help=argparse.SUPPRESS,
+                   action=deprecated_alias("--runtimes", "--formats"))
     p.add_argument("--threads", nargs="+", type=thread_count, metavar="N",
                    help="thread counts to measure (default: the protocol's, else the runtime's default)")
     p.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len)
@@ -117,10 +120,10 @@ def run_bench(args: argparse.Namespace) -> int:
             comparisons.append(comparison)
         for protocol in chosen:
             threads = args.threads or [protocol.threads or available_cores()]
-            result = presets.run_protocol(protocol, Path(args.work_dir), protocol.runtimes_for(args.runtimes),
+            result = presets.run_protocol(protocol, Path(args.work_dir), protocol.formats_for(args.formats),
                                           threads, measure_one, status, protocol_rounds, _quantize, args.quick)
-            measurements += [m for m in result.pop("measurements") if not any(m is seen for seen in measurements)]
-            protocol_results.append(result)
+            measurements += [m for m in result.measurements if not any(m is seen for seen in measurements)]
+            protocol_results.append(result.to_dict())
         host_threads = sorted({m.threads for m in measurements if m.device == "host" and m.threads})
         peaks, int8_peaks = {}, {}
         for threads in host_threads:
