@@ -24,6 +24,7 @@ def _parameters(params) -> str:
 
 
 def render() -> str:
+    from pocketbert.benchmarks.protocols import PROTOCOLS
     from pocketbert.formats import FORMATS
     from pocketbert.models.registry import ARCHITECTURES
     from pocketbert.models.tasks import TASKS
@@ -31,7 +32,7 @@ def render() -> str:
 
     lines = ["# What pocketbert knows", "",
              "Written by `python -m pocketbert.docs` from the registries (`models/registry.py`, `models/tasks.py`, "
-             "`formats/`, each format's recipes); `tests/test_docs.py` fails when it is stale.", "",
+             "`formats/`, each format's recipes, `benchmarks/protocols.py`); `tests/test_docs.py` fails when it is stale.", "",
              "## Architectures", ""]
     lines += _table(["architecture", "paper", "tasks"],
                     [[a.name, a.paper, ", ".join(a.tasks)] for a in ARCHITECTURES.values()])
@@ -53,6 +54,15 @@ def render() -> str:
                      "format parameters", "what"],
                     [[r.name, r.format, r.method.value, r.weights, r.activations, "yes" if r.per_channel else "no",
                       r.calibration or "-", _parameters(r.params), r.description] for r in RECIPES.values()])
+    lines += ["", "## Latency protocols", "",
+              "One `Protocol` entry each (`benchmarks/protocols.py`): the paper's setup, measured by "
+              "`pocketbert bench --protocol NAME` against the protocol's baseline (none: scored by its statistic).", ""]
+    lines += _table(["protocol", "model", "baseline", "paper format", "threads", "seq", "batch", "task", "recipe",
+                     "scored by", "paper"],
+                    [[p.name, p.model, p.baseline_name or "- (none)", p.format, str(p.threads or "all cores"),
+                      str(p.seq_len), str(p.batch), p.task, p.recipe or "-",
+                      (f"speedup ({p.paper_speedup:.2f}x)" if p.paper_speedup else "speedup") if p.baseline else p.statistic, p.source]
+                     for p in PROTOCOLS.values()])
     return "\n".join(lines) + "\n"
 
 
