@@ -80,7 +80,7 @@ def describe(path: Path) -> dict:
     plugin = format_for_file(file)
     fmt, runtime = plugin.kind_of(file), plugin.runtime
     config = json.loads((artifact.directory / "config.json").read_text())
-    recipe = artifact.manifest.get("quantization") or {}
+    recipe = artifact.manifest.quantization or {}
     return {"format": fmt, "runtime": runtime, "architecture": config.get("model_type"), "quantization": recipe.get("name"),
             "arithmetic": arithmetic(recipe), "file_bytes": file.stat().st_size, "file": file}
 
@@ -262,9 +262,10 @@ def _status_mb(field: str) -> float | None:
 
 
 def _task(directory: Path) -> str | None:
-    manifest = directory / "manifest.json"
-    if manifest.is_file():
-        return json.loads(manifest.read_text()).get("task")
+    from pocketbert.contracts.artifact import Artifact, is_artifact
+
+    if is_artifact(directory):
+        return Artifact.open(directory).task
     from pocketbert.models.configs import load_config
     from pocketbert.models.registry import class_for_config
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from pocketbert.contracts.options import BucketedOptions, FormatOptions
 from pocketbert.contracts.recipe import Recipe, RecipeParams
 from pocketbert.contracts.runner import Runner
 from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH, ExportSpec
+
+if TYPE_CHECKING:
+    from pocketbert.contracts.artifact import Manifest
 
 DEFAULT_ATOL = 1e-4  # validation tolerance (max abs diff) of a float export
 
@@ -145,7 +149,7 @@ class Format:
         return 100
 
     # ---- accelerators ----------------------------------------------------------------------
-    def inspect(self, path: Path, manifest: dict | None) -> FileInspection:
+    def inspect(self, path: Path, manifest: Manifest | None) -> FileInspection:
         """Which accelerators take the file, by its runtime's own checkers
         (``contracts/accelerator.py``); ``manifest`` is the artifact's, or None for a foreign file."""
         raise PocketbertError(f"{self.name} files have no accelerator checks")

@@ -9,6 +9,7 @@ What a format exports and how its files run is its plugin's (``pocketbert.format
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from pocketbert.errors import PocketbertError
 from pocketbert.quality.validate import validate
 from pocketbert.formats import FORMATS, get_format, runner_for_file
 from pocketbert.models.modeling import PreTrainedModel
-from pocketbert.contracts.artifact import sha256, versions, write_manifest, write_support_files
+from pocketbert.contracts.artifact import (FileEntry, Manifest, TensorEntry, sha256, versions, write_manifest,
+                                           write_support_files)
 from pocketbert.contracts.format import ExportOptions, Format
 from pocketbert.contracts.options import FormatOptions, foreign_option_error
 from pocketbert.contracts.runner import TorchRunner
@@ -70,7 +72,7 @@ def export_model(
     out_dir: str | Path,
     options: ExportOptions = ExportOptions(),
     force: bool = False,
-) -> dict:
+) -> Manifest:
     from pocketbert.models import load_model
 
     check_options(get_format(fmt), options)  # before loading weights
@@ -80,12 +82,28 @@ def export_model(
 
 
 def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, options: ExportOptions = ExportOptions(),
-                  force: bool = False, source: str | None = None) -> dict:
-    """Export a model already in memory (quantize hands its model on instead of reloading)."""
+                  force: bool = False, source: str | None = None) -> Manifest:
+    """Export a model already in memory (quantize hands its model on instead of reloading).
+    Returns the manifest as written."""
     fmt, spec = plan(model, fmt_name, options)
     check_trained(source or getattr(model, "checkpoint_dir", "the model"), model.task, model.untrained_weights,
                   options.require_trained_head)
-    io = {"inputs": spec.manifest_inputs(fmt.input_dtype), "outputs": spec.manifest_outputs()}
+    # everything known before the export; the runners that validate the files read its names
+    draft = Manifest(
+        format=fmt.name,
+        architecture=model.config.model_type,
+        model_class=type(model).__name__,
+        task=model.task,
+        source=source if source is not None else str(getattr(model, "checkpoint_dir", "") or ""),
+        inputs=[TensorEntry.from_dict(row) for row in spec.manifest_inputs(fmt.input_dtype)],
+        outputs=[TensorEntry.from_dict(row) for row in spec.manifest_outputs()],
+        static=spec.static,
+        spec=spec.to_dict(),
+        untrained_weights=list(model.untrained_weights),
+        deprecated=fmt.deprecated or None,
+        options=options.to_dict(fmt),
+        versions=versions(),
+    )
     # each file the format may write holds the float32 weights (+10% and 20 MB for the rest)
     check_free_space(out_dir, int(model.num_parameters() * 4 * len(fmt.files) * 1.1) + 20_000_000,
                      f"a {fmt.name} export of {type(model).__name__}")
@@ -97,28 +115,10 @@ def export_loaded(model: PreTrainedModel, fmt_name: str, out_dir: str | Path, op
         reference = TorchRunner(model)
         entries = {}
         for role, name in files.items():
-            runner = runner_for_file(tmp / name, io)
+            runner = runner_for_file(tmp / name, draft)
             figures = validate(reference, runner, spec, model.config.vocab_size, options.atol, label=name)
-            entries[role] = {"path": name, "sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size,
-                             "validation": figures}
-        manifest = {
-            "format": fmt.name,
-            "architecture": model.config.model_type,
-            "model_class": type(model).__name__,
-            "task": model.task,
-            "source": source if source is not None else str(getattr(model, "checkpoint_dir", "") or ""),
-            **io,
-            "static": spec.static,
-            "spec": spec.to_dict(),
-            "files": entries,
-            "untrained_weights": list(model.untrained_weights),
-            "deprecated": fmt.deprecated or None,
-            "tokenizer_files": write_support_files(model, tmp),
-            "details": details,
-            "export_seconds": round(export_seconds, 2),
-            "options": options.to_dict(fmt),
-            "quantization": None,
-            "versions": versions(),
-        }
-        write_manifest(tmp, manifest)
+            entries[role] = FileEntry(name, sha256(tmp / name), (tmp / name).stat().st_size, validation=figures)
+        manifest = write_manifest(tmp, dataclasses.replace(
+            draft, files=entries, tokenizer_files=write_support_files(model, tmp), details=details,
+            export_seconds=round(export_seconds, 2)))
     return manifest

@@ -20,9 +20,9 @@ def write_android_assets(artifact_dir: str | Path, assets_dir: str | Path) -> li
     (classifier labels in id order; empty for other tasks) so the app needs nothing else.
     Returns the file names written."""
     artifact = Artifact.open(artifact_dir)
-    if artifact.manifest["format"] != "tflite":
+    if artifact.manifest.format != "tflite":
         raise PocketbertError(
-            f"{artifact.directory}: a {artifact.manifest['format']} export; the Android demo runs .tflite "
+            f"{artifact.directory}: a {artifact.manifest.format} export; the Android demo runs .tflite "
             "(pocketbert export MODEL --format tflite)"
         )
     model = artifact.model_path()  # checks the sha256 first: nothing is written for a bad artifact

@@ -20,8 +20,8 @@ def inspect_path(path: str | Path) -> list[FileInspection]:
         if not is_artifact(path):
             raise PocketbertError(f"{path}: neither a model file nor an export artifact (no manifest.json)")
         artifact = Artifact.open(path)
-        fmt = get_format(artifact.manifest["format"])
-        return [fmt.inspect(artifact.model_path(role), artifact.manifest) for role in artifact.manifest["files"]]
+        fmt = get_format(artifact.manifest.format)
+        return [fmt.inspect(artifact.model_path(role), artifact.manifest) for role in artifact.manifest.files]
     if not path.is_file():
         raise PocketbertError(f"{path}: no such file or directory")
     fmt = format_for_file(path)

@@ -9,6 +9,7 @@ protocols, the sweep and the CLI read ``FORMATS``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from pocketbert.errors import PocketbertError
 from pocketbert.formats import executorch, onnx, tflite, torchscript
 from pocketbert.contracts.format import Format
 from pocketbert.contracts.runner import Runner, RunnerError, TorchRunner
+
+if TYPE_CHECKING:
+    from pocketbert.contracts.artifact import Manifest
 
 FORMATS: dict[str, Format] = {}
 
@@ -61,26 +65,25 @@ def format_for_file(path: str | Path) -> Format:
     raise RunnerError(f"{path}: unknown model file type (known: {', '.join(suffixes())})")
 
 
-def runner_for_file(path: str | Path, manifest: dict | None = None, threads: int | None = None,
+def runner_for_file(path: str | Path, manifest: Manifest | None = None, threads: int | None = None,
                     accelerator: str = "cpu", fallback: bool = False) -> Runner:
     """The runner for an exported file, its names and static length taken from the manifest,
     on ``accelerator`` (``Format.open_on``)."""
     path = Path(path)
     fmt = format_for_file(path)
-    manifest = manifest or {}
-    inputs, outputs = manifest.get("inputs", []), manifest.get("outputs", [])
-    last = inputs[0]["shape"][-1] if inputs else None
+    inputs, outputs = (manifest.inputs, manifest.outputs) if manifest is not None else ([], [])
+    last = inputs[0].shape[-1] if inputs and inputs[0].shape else None
     runner = fmt.open_on(
         accelerator,
         path,
-        tuple(i["name"] for i in inputs),
-        tuple(o["name"] for o in outputs),
+        tuple(i.name for i in inputs),
+        tuple(o.name for o in outputs),
         threads,
         last if isinstance(last, int) else None,
         fallback,
     )
     for kind, listed, found in (("inputs", inputs, runner.input_names), ("outputs", outputs, runner.output_names)):
-        names = sorted(row["name"] for row in listed)
+        names = sorted(row.name for row in listed)
         if listed and names != sorted(found):
             raise RunnerError(f"{path}: the file's {kind} are {', '.join(sorted(found))}, its manifest says "
                               f"{', '.join(names)} (a file of another model?)")

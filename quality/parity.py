@@ -5,12 +5,13 @@ For every model file of every artifact given (an artifact directory: each file i
 manifest lists; or one model file inside an artifact), against the checkpoint loaded
 with the artifact's head:
 
-* random ids over the artifact's validation shapes (``export.validate.agreement``);
+* random ids over the artifact's validation shapes (``validate.random_batches``);
 * real sentences from the project corpus (models/data/corpus_en.txt), tokenized with
   the artifact's tokenizer and padded to its fixed length when it has one;
 
-each giving, per output, max and mean abs diff, cosine similarity and top-1 agreement
-(argmax over the last axis, real tokens only for per-token outputs). With labelled data
+each giving, per output, the figures of ``quality.agreement``: max and mean abs diff,
+cosine similarity and top-1 agreement (argmax over the last axis, real tokens only for
+per-token outputs). With labelled data
 (see ``quality/eval_data.py``): the task metric of the file and of PyTorch on the same
 tokens (accuracy, or SQuAD exact match and F1; in points, 0..100) and the delta.
 
@@ -46,16 +47,13 @@ class ParityError(PocketbertError):
 class Target:
     """One model file of an artifact, or a file pocketbert did not export (``foreign``)."""
 
-    artifact: object | None  # export.artifact.Artifact; None for a foreign file
+    artifact: object | None  # contracts.artifact.Artifact; None for a foreign file
     role: str
     path: Path
-    # a foreign file has no manifest: what parity needs of one, {"format", "task"}, is taken
-    # from its suffix and from the checkpoint it is checked against
-    foreign: dict | None = None
-
-    @property
-    def manifest(self) -> dict:
-        return self.artifact.manifest if self.artifact is not None else self.foreign
+    # from the manifest; a foreign file has none: its suffix and the checkpoint it is
+    # checked against say them
+    format: str
+    task: str
 
     @property
     def directory(self) -> Path:
@@ -83,17 +81,17 @@ def resolve_targets(path: str | Path, model_dir=None, task: str | None = None) -
         raise ParityError(f"{path}: no such artifact directory or model file")
     if path.is_dir():
         artifact = Artifact.open(path)  # no manifest.json: ArtifactError
-        roles = list(artifact.manifest["files"])
+        roles = list(artifact.manifest.files)
     else:
         if not is_artifact(path.parent):
             return [_foreign_target(path, model_dir, task)]
         artifact = Artifact.open(path.parent)
-        roles = [r for r, entry in artifact.manifest["files"].items() if entry.get("path") == path.name]
+        roles = [r for r, entry in artifact.manifest.files.items() if entry.path == path.name]
         if not roles:
             raise ParityError(f"{path}: not a model file listed in {path.parent / 'manifest.json'}")
     if not roles:
         raise ParityError(f"{path}: its manifest lists no model files")
-    return [Target(artifact, role, artifact.model_path(role)) for role in roles]
+    return [Target(artifact, role, artifact.model_path(role), artifact.manifest.format, artifact.task) for role in roles]
 
 
 def _foreign_target(path: Path, model_dir, task: str | None) -> Target:
@@ -105,7 +103,7 @@ def _foreign_target(path: Path, model_dir, task: str | None) -> Target:
     plugin = format_for_file(path)  # an unknown suffix: one line naming the known ones
     if task is None:
         task = class_for_config(load_config(resolve(model_dir))).task
-    return Target(None, "model", path, foreign={"format": plugin.kind_of(path), "task": task, "foreign": True})
+    return Target(None, "model", path, plugin.kind_of(path), task)
 
 
 def load_reference(model_dir, task: str):
@@ -204,48 +202,11 @@ def sentence_batches(tokenizer, spec, task: str, count: int = SENTENCES) -> list
     return quality.text_batches(tokenizer, spec, task, corpus_sentences(count))[0]
 
 
-def closeness(reference, candidate, batches, output_names, label: str) -> dict:
-    """Per output over all batches, as ``agreement`` reports random inputs: max abs diff,
-    mean abs diff, the lowest cosine, top-1 agreement (real tokens of per-token outputs)."""
-    from pocketbert.quality.validate import HIDDEN_OUTPUTS, OutputValuesError, compare
-
-    totals: dict[str, dict[str, list[float]]] = {}
-    for inputs in batches:
-        where = f"{label} on corpus sentences at input shape {list(inputs['input_ids'].shape)}"
-        expected, got = reference(inputs), candidate(inputs)
-        compare(expected, got, output_names, np.inf, where)
-        mask = inputs["attention_mask"].astype(bool)
-        for name in output_names:
-            a, b = expected[name].astype(np.float64), got[name].astype(np.float64)
-            if not np.isfinite(b).all():
-                raise OutputValuesError(f"{where}: output {name} has non-finite values")
-            if not np.isfinite(a).all():  # nothing passes against a NaN reference
-                raise OutputValuesError(f"{where}: the reference's output {name} has non-finite values")
-            keep = mask if a.ndim == mask.ndim + 1 else np.ones(a.shape[:-1], dtype=bool)
-            stats = totals.setdefault(name, {"max": [], "mean": [], "cos": [], "top1": [], "tokens": []})
-            diff = np.abs(a - b)
-            stats["max"].append(float(diff.max()) if diff.size else 0.0)
-            stats["mean"].append(float(diff.mean()) if diff.size else 0.0)
-            stats["cos"].append(float((a * b).sum() / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12)))
-            if a.ndim >= 2 and a.shape[-1] > 1 and keep.any() and name not in HIDDEN_OUTPUTS:
-                stats["top1"].append(float((a.argmax(-1) == b.argmax(-1))[keep].sum()))
-                stats["tokens"].append(float(keep.sum()))
-    return {
-        name: {
-            "max_abs_diff": max(s["max"]),
-            "mean_abs_diff": float(np.mean(s["mean"])),
-            "cosine": min(s["cos"]),
-            "top1_agreement": sum(s["top1"]) / sum(s["tokens"]) if s["tokens"] else None,
-        }
-        for name, s in totals.items()
-    }
-
-
 # ---- labelled data ----------------------------------------------------------------------------------
 def _tokenizer_dir(target: Target, model_dir) -> Path:
     from pocketbert.models.checkpoint import resolve
 
-    if target.manifest.get("tokenizer_files"):
+    if target.artifact is not None and target.artifact.manifest.tokenizer_files:
         return target.directory
     return resolve(model_dir)  # an artifact exported without tokenizer files: the checkpoint's
 
@@ -265,7 +226,7 @@ def evaluate(target: Target, runner, reference, tokenizer, config, data, cache: 
 
     cls = PIPELINES[data.task]
     pipe = cls(runner, tokenizer, config)
-    key = (target.manifest["task"], pipe.max_length)
+    key = (target.task, pipe.max_length)
     if key not in cache:
         ref = cls(reference, tokenizer, config)
         ref.max_length = pipe.max_length  # read exactly as the file reads (its fixed length truncates)
@@ -329,7 +290,8 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
                eval_cache: dict | None = None) -> dict:
     """Figures for one model file (no thresholds applied; structural failures listed)."""
     from pocketbert.formats import runner_for_file
-    from pocketbert.quality.validate import ValidationError, agreement
+    from pocketbert.quality.agreement import agreement
+    from pocketbert.quality.validate import ValidationError, random_batches
     from pocketbert.models.checkpoint import resolve
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer
@@ -341,17 +303,17 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
 
         runner = AsCanonical(open_foreign(target.path), tuple(model.output_names), str(target.path))
     else:
-        runner = runner_for_file(target.path, target.manifest)
+        runner = runner_for_file(target.path, target.artifact.manifest)
     spec = spec_for(target, model, seq_len, runner)
     guarded = _Guarded(runner, target.path.name)
-    quantization = target.manifest.get("quantization")
+    quantization = target.artifact.manifest.quantization if target.artifact is not None else None
     entry = {
         "artifact": str(target.directory),
         "file": str(target.path),
         "role": target.role,
-        "format": target.manifest["format"],
-        "task": target.manifest["task"],
-        "quantization": quantization.get("name") if isinstance(quantization, dict) else None,
+        "format": target.format,
+        "task": target.task,
+        "quantization": (quantization or {}).get("name"),
         "fixed_sequence_length": spec.sequence if spec.static else None,
         "random": None,
         "sentences": None,
@@ -361,18 +323,20 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
         "failures": [],
     }
     try:
-        entry["random"] = agreement(reference, guarded, spec, model.config.vocab_size, label=target.path.name)
+        batches = random_batches(spec, model.config.vocab_size)
+        entry["random"] = agreement(reference, guarded, batches, spec.output_names, target.path.name)
     except ValidationError as exc:
         entry["failures"].append(f"random inputs: {' '.join(str(exc).split())}")
     tokenizer = load_tokenizer(_tokenizer_dir(target, model_dir))
-    batches = sentence_batches(tokenizer, spec, target.manifest["task"], sentences)
+    batches = sentence_batches(tokenizer, spec, target.task, sentences)
     entry["sentence_count"] = len(corpus_sentences(sentences))
     try:
-        entry["sentences"] = closeness(reference, guarded, batches, spec.output_names, target.path.name)
+        entry["sentences"] = agreement(reference, guarded, batches, spec.output_names,
+                                       f"{target.path.name} on corpus sentences")
     except ValidationError as exc:
         entry["failures"].append(f"corpus sentences: {' '.join(str(exc).split())}")
     try:
-        entry["quality"] = quality.measure(target.manifest["task"], reference, guarded, tokenizer, spec)
+        entry["quality"] = quality.measure(target.task, reference, guarded, tokenizer, spec)
     except ValidationError as exc:
         entry["failures"].append(f"real text: {' '.join(str(exc).split())}")
     if data is not None and not entry["failures"]:
@@ -414,12 +378,12 @@ def parity(model_dir, artifacts, eval_data=None, max_abs=None, min_top1=None, se
     for target in targets:
         check_same_model(target, model_dir)
         if data is not None:
-            data.check_task(target.manifest["task"], str(target.path))
+            data.check_task(target.task, str(target.path))
     references: dict[str, object] = {}
     eval_cache: dict = {}
     entries = []
     for target in targets:
-        task = target.manifest["task"]
+        task = target.task
         if task not in references:
             references[task] = load_reference(model_dir, task)
         entry = check_file(target, model_dir, references[task], data, seq_len, sentences, eval_cache)

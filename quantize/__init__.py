@@ -11,7 +11,6 @@ model.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 import warnings
@@ -22,7 +21,7 @@ from pocketbert.quality import metrics as quality
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import get_format, runner_for_file
 from pocketbert.quantize.recipes import RECIPES, Recipe, get_recipe
-from pocketbert.contracts.artifact import Artifact, is_artifact, sha256, versions, write_manifest
+from pocketbert.contracts.artifact import Artifact, FileEntry, Manifest, is_artifact, sha256, versions, write_manifest
 from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
 
 __all__ = ["RECIPES", "Recipe", "get_recipe", "quantize_model"]
@@ -38,11 +37,11 @@ def _float_start(source, recipe: Recipe, fmt: Format, task, options: ExportOptio
 
     if is_artifact(source):
         artifact = Artifact.open(source)
-        if artifact.manifest["format"] != recipe.format:
-            raise PocketbertError(f"recipe {recipe.name} is for {recipe.format}; {source} is a {artifact.manifest['format']} export")
-        if artifact.manifest.get("quantization"):
-            raise PocketbertError(f"{source} is already quantized ({artifact.manifest['quantization']['name']})")
-        check_trained(source, artifact.task, artifact.manifest.get("untrained_weights", []), options.require_trained_head)
+        if artifact.manifest.format != recipe.format:
+            raise PocketbertError(f"recipe {recipe.name} is for {recipe.format}; {source} is a {artifact.manifest.format} export")
+        if artifact.manifest.quantization:
+            raise PocketbertError(f"{source} is already quantized ({artifact.manifest.quantization.get('name')})")
+        check_trained(source, artifact.task, artifact.manifest.untrained_weights, options.require_trained_head)
         return artifact, None
     model = load_model(source, task=task)
     export_loaded(model, recipe.format, workdir / "float", options, source=str(source))
@@ -60,11 +59,14 @@ def quantize_model(
     force: bool = False,
     options: ExportOptions | None = None,
     eval_texts: list[str] | None = None,
-) -> dict:
+) -> Manifest:
     """``options`` are the export options of the float model (``seq_len`` alone is a
     shorthand for ``ExportOptions(seq_len=...)``). Quality against the float file is
-    measured on ``eval_texts`` (default: the held-out sentences) with the task's metric."""
-    from pocketbert.quality.validate import agreement
+    measured on ``eval_texts`` (default: the held-out sentences) with the task's metric.
+    Returns the new artifact's manifest: the float one's, with the quantized files and
+    the recipe."""
+    from pocketbert.quality.agreement import agreement
+    from pocketbert.quality.validate import random_batches
     from pocketbert.models.configs import load_config
     from pocketbert.models.tokenizer import load_tokenizer
     from pocketbert.quantize.calibration import calibration_inputs, read_texts
@@ -94,7 +96,7 @@ def quantize_model(
                 # stack activations across examples
                 calibration = calibration_inputs(
                     load_tokenizer(artifact.directory), spec.input_names, examples, spec.sequence, True,
-                    dtype=fmt.input_dtype, input_shape=manifest["inputs"][0]["shape"], limit=limit,
+                    dtype=fmt.input_dtype, input_shape=manifest.inputs[0].shape, limit=limit,
                 )
             job = QuantizeJob(recipe, model, spec, tmp, float_file, calibration, tuple(exclude),
                               _resolve_exclusions(fmt, float_file, exclude), options)
@@ -103,24 +105,25 @@ def quantize_model(
             reference = runner_for_file(float_file, manifest)
             tokenizer = _tokenizer_or_none(artifact.directory)
             reference_outputs: dict = {}  # the float file runs once for every quantized file
+            batches = random_batches(spec, config.vocab_size)
             entries = {}
             for role, name in files.items():
                 candidate = runner_for_file(tmp / name, manifest)
-                entries[role] = {
-                    "path": name, "sha256": sha256(tmp / name), "bytes": (tmp / name).stat().st_size,
-                    "float_bytes": manifest["files"]["model"]["bytes"],
-                    # random ids: the numerical check; "quality": real text, the task's metric
-                    "agreement_with_float": agreement(reference, candidate, spec, config.vocab_size, label=name),
-                    "quality": None if tokenizer is None else quality.measure(
-                        manifest["task"], reference, candidate, tokenizer, spec, eval_texts, reference_outputs),
-                }
-            for extra in ["config.json", *manifest.get("tokenizer_files", [])]:  # names confined by Artifact.open
+                entries[role] = FileEntry(
+                    name, sha256(tmp / name), (tmp / name).stat().st_size,
+                    float_bytes=manifest.files["model"].bytes,
+                    # random ids: the numerical check; quality: real text, the task's metric
+                    agreement_with_float=agreement(reference, candidate, batches, spec.output_names, label=name),
+                    quality=None if tokenizer is None else quality.measure(
+                        manifest.task, reference, candidate, tokenizer, spec, eval_texts, reference_outputs),
+                )
+            for extra in ["config.json", *manifest.tokenizer_files]:  # names confined by Manifest.from_dict
                 (tmp / extra).parent.mkdir(parents=True, exist_ok=True)  # 1_Pooling/config.json
                 shutil.copyfile(artifact.directory / extra, tmp / extra)
-            quantized = {
-                **{k: v for k, v in manifest.items() if k not in ("files", "created")},
-                "files": entries,
-                "quantization": {
+            quantized = dataclasses.replace(
+                manifest,
+                files=entries,
+                quantization={
                     **recipe.to_dict(),
                     "calibration": None if examples is None else {
                         "source": str(calibration_file) if calibration_file else CORPUS_SOURCE,
@@ -131,10 +134,10 @@ def quantize_model(
                     "seconds": round(seconds, 2),
                     "details": details,
                 },
-                "versions": versions(),
-            }
-            write_manifest(tmp, json.loads(json.dumps(quantized, default=str)))
-    return quantized
+                versions=versions(),
+            )
+            written = write_manifest(tmp, quantized)
+    return written
 
 
 def _tokenizer_or_none(directory: Path):
@@ -147,17 +150,17 @@ def _tokenizer_or_none(directory: Path):
         return None
 
 
-def _pytorch_model(source, manifest):
+def _pytorch_model(source, manifest: Manifest):
     """The model a recipe that quantizes the PyTorch model needs when given a float
     artifact: the checkpoint it was exported from (its manifest's ``source``)."""
     from pocketbert.models import load_model
 
-    origin = manifest.get("source")
+    origin = manifest.source
     try:
-        return load_model(origin, task=manifest["task"])
+        return load_model(origin, task=manifest.task)
     except (PocketbertError, OSError, TypeError) as exc:
         raise PocketbertError(
-            f"{manifest['format']} recipes quantize the PyTorch model: {source} was exported from {origin}, "
+            f"{manifest.format} recipes quantize the PyTorch model: {source} was exported from {origin}, "
             f"which cannot be loaded ({exc}); pass the checkpoint instead"
         ) from None
 

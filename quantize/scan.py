@@ -76,8 +76,9 @@ def scan_blocks(base, recipe_name: str, model, options, calibration_file=None, e
                 manifest = quantize_model(base, recipe_name, Path(work) / f"q{index}", task=model.task,
                                           calibration_file=calibration_file, exclude=others, options=options,
                                           eval_texts=eval_texts)
-            output, figures = next(iter(manifest["files"]["model"]["agreement_with_float"].items()))
-            real = manifest["files"]["model"].get("quality") or {}
+            entry = manifest.files["model"]
+            output, figures = next(iter(entry.agreement_with_float.items()))
+            real = entry.quality or {}
             rows.append({"block": label, "pattern": pattern, "output": output, **figures,
                          "real_text": real.get(_ranking_figure(model.task)), "quality": real})
     # worst first: by the task's figure on real text, else by the error on random ids

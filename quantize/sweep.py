@@ -65,8 +65,8 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
             if recipe is None:
                 manifest = export_model(model, task, fmt, target, ExportOptions(seq_len=seq_len))
                 floats[fmt] = target
-                entry = manifest["files"]["model"]
-                closeness = {"max_abs_diff": entry["validation"]["max_abs_diff"], "mean_abs_diff": None,
+                entry = manifest.files["model"]
+                closeness = {"max_abs_diff": entry.validation["max_abs_diff"], "mean_abs_diff": None,
                              "top1_agreement": 1.0}
                 real = {}
             else:
@@ -78,19 +78,19 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                     rows.append({"format": fmt, "recipe": recipe, "error": str(exc)})
                     bar.advance(progress_row)
                     continue
-                entry = manifest["files"]["model"]
-                closeness = next(iter(entry["agreement_with_float"].values()))
-                real = entry.get("quality") or {}
+                entry = manifest.files["model"]
+                closeness = next(iter(entry.agreement_with_float.values()))
+                real = entry.quality or {}
             runner = open_runner(target, threads=threads)
             inputs = _timing_inputs(runner, target)
             timing = latency.measure(runner, inputs, runs=runs)
             row = {
-                "format": fmt, "recipe": recipe or "float32", "size_mb": round(entry["bytes"] / 1e6, 2),
+                "format": fmt, "recipe": recipe or "float32", "size_mb": round(entry.bytes / 1e6, 2),
                 "latency_median_ms": round(timing["median_ms"], 2), "latency_p90_ms": round(timing["p90_ms"], 2),
                 "max_abs_diff": closeness["max_abs_diff"], "mean_abs_diff": closeness["mean_abs_diff"],
                 "top1_agreement": closeness["top1_agreement"],
                 # real text (held-out sentences) with the task's metric; float rows are the reference
-                "real_text_agreement": real.get(get_task(manifest["task"]).agreement, 1.0 if recipe is None else None),
+                "real_text_agreement": real.get(get_task(manifest.task).agreement, 1.0 if recipe is None else None),
                 "real_text_cosine_mean": real.get("cosine_mean"),
             }
             if data:

@@ -16,12 +16,13 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import re
 import shutil
 from pathlib import Path
 
 from pocketbert.atomic import atomic_directory, refuse_existing, work_directory
+from pocketbert.contracts.artifact import Artifact, Manifest, is_artifact, write_manifest
 from pocketbert.quality import metrics as quality
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import get_task
@@ -47,14 +48,14 @@ def parse_target(text: str, task: str) -> tuple[str, float]:
 def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | None = None,
                        calibration_file=None, seq_len: int | None = None, threads: int = 1,
                        eval_texts: list[str] | None = None, max_float_blocks: int = 4, force: bool = False,
-                       progress=lambda line: None, recipe_names: list[str] | None = None) -> dict:
-    """``recipe_names`` limits the search to these recipes of the format (default: all int8)."""
+                       progress=lambda line: None, recipe_names: list[str] | None = None) -> Manifest:
+    """``recipe_names`` limits the search to these recipes of the format (default: all int8).
+    Returns the chosen file's manifest, the search recorded in its ``quantization``."""
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.formats import get_format
     from pocketbert.models import load_model
     from pocketbert.quantize import quantize_model
     from pocketbert.quantize.scan import scan_blocks
-    from pocketbert.contracts.artifact import is_artifact
 
     fmt = get_format(fmt_name)
     fmt.require()
@@ -85,9 +86,9 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
             directory = work / f"c{len(candidates)}"
             manifest = quantize_model(base, recipe.name, directory, task=model.task, calibration_file=calibration_file,
                                       exclude=tuple(p for _, p in float_blocks), options=options, eval_texts=tune)
-            found = manifest["files"]["model"]["quality"] or {}
+            found = manifest.files["model"].quality or {}
             row = {"candidate": name, "recipe": recipe.name, "float_blocks": [label for label, _ in float_blocks],
-                   "directory": str(directory), "bytes": manifest["files"]["model"]["bytes"],
+                   "directory": str(directory), "bytes": manifest.files["model"].bytes,
                    metric: found.get(metric), "quality": found}
             candidates.append(row)
             progress(f"{name}: {metric} {_fmt(row[metric])}")
@@ -125,9 +126,9 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
         with atomic_directory(out_dir, force=force, protect=[source]) as tmp:
             for item in Path(chosen["directory"]).iterdir():
                 shutil.copyfile(item, tmp / item.name)
-            manifest = json.loads((tmp / "manifest.json").read_text())
-            manifest["quantization"]["target_search"] = search
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+            chosen_manifest = Artifact.open(tmp).manifest
+            manifest = write_manifest(tmp, dataclasses.replace(
+                chosen_manifest, quantization={**chosen_manifest.quantization, "target_search": search}))
     return manifest
 
 
@@ -145,7 +146,6 @@ def _time_all(rows: list[dict], threads: int, rounds: int = 3) -> None:
     from pocketbert.benchmarks import latency
     from pocketbert.formats import open_runner
     from pocketbert.models.configs import load_config
-    from pocketbert.contracts.artifact import Artifact
     from pocketbert.contracts.spec import full_length_inputs
 
     runners = []
@@ -166,7 +166,6 @@ def _held_out(float_dir: Path | str, candidate_dir: Path, task: str, texts: list
     """The candidate's quality on sentences the search never saw."""
     from pocketbert.formats import open_runner
     from pocketbert.models.tokenizer import load_tokenizer
-    from pocketbert.contracts.artifact import Artifact
 
     reference = open_runner(float_dir, task=task)
     candidate = open_runner(candidate_dir)

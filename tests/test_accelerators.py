@@ -69,7 +69,7 @@ def test_tflite_inspection_of_every_architecture(arch, tflite_exports):
     assert [row["dtype"] for row in report.inputs] == ["int32"] * len(report.inputs)
     assert all(row["shape"] == [1, SEQ] for row in report.inputs)
     cpu = _check(report, "LiteRT CPU")
-    xnnpack = manifest["details"]["xnnpack"]
+    xnnpack = manifest.details["xnnpack"]
     assert cpu.how == "ran" and (cpu.taken, cpu.of) == (xnnpack["nodes"], xnnpack["of"])
     assert cpu.fallback == xnnpack["not_delegated"]
     gpu = _check(report, "LiteRT GPU")
@@ -122,7 +122,7 @@ def test_pte_delegates_read_from_the_file_match_the_lowering(arch, checkpoints, 
     manifest = export_model(checkpoints[arch], None, "executorch", tmp_path / "pte", ExportOptions(seq_len=SEQ))
     [report] = inspect_path(tmp_path / "pte")
     xnnpack = _check(report, "ExecuTorch XNNPACK")
-    counted = manifest["details"]["xnnpack"]
+    counted = manifest.details["xnnpack"]
     assert xnnpack.partitions == counted["subgraphs"] and xnnpack.taken == counted["nodes"]
     assert sum(xnnpack.fallback.values()) == sum(counted["not_delegated"].values())
     assert [row["shape"] for row in report.inputs] == [[1, SEQ]] * len(report.inputs)

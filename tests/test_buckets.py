@@ -46,8 +46,8 @@ def made(tmp_path_factory):
 def test_one_file_holds_every_bucket_and_the_weights_once(made):
     artifact = Artifact.open(made / "bucketed")
     assert artifact.spec().buckets == BUCKETS and artifact.fixed_sequence_length is None
-    assert artifact.manifest["inputs"][0]["shape"] == [1, "sequence"]
-    assert sorted(artifact.manifest["details"]["signatures"]) == ["seq_16", "seq_32", "seq_8"]
+    assert artifact.manifest.inputs[0].shape == [1, "sequence"]
+    assert sorted(artifact.manifest.details["signatures"]) == ["seq_16", "seq_32", "seq_8"]
     # three validations, one per bucket, all within the export's tolerance
     size, single = (made / "bucketed" / "model.tflite").stat().st_size, (made / "static" / "model.tflite").stat().st_size
     assert size < 1.1 * single  # not three copies of the weights
@@ -179,7 +179,7 @@ def test_a_pte_runs_each_sentence_in_its_bucket_method(made, made_pte, length):
 
 def test_a_bucketed_pte_keeps_one_copy_of_the_weights_and_quantizes_per_bucket(made_pte, tmp_path):
     artifact = Artifact.open(made_pte / "qa")
-    assert artifact.spec().buckets == BUCKETS and artifact.manifest["inputs"][0]["shape"] == [1, "sequence"]
+    assert artifact.spec().buckets == BUCKETS and artifact.manifest.inputs[0].shape == [1, "sequence"]
     size, single = ((made_pte / d / "model.pte").stat().st_size for d in ("qa", "qa-32"))
     assert size < 1.1 * single  # XNNPACK's blobs share the weights between methods
     with pytest.raises(RunnerError, match="takes at most 32"):

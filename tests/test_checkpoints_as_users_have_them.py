@@ -32,7 +32,7 @@ def test_the_missing_head_is_recorded_in_the_model_and_the_manifest(encoder_only
     assert load_model(encoder_only).untrained_weights == []  # what the checkpoint is: nothing missing
     with pytest.warns(UserWarning):
         manifest = export_model(encoder_only, "text-classification", "onnx", tmp_path / "cls", ExportOptions(seq_len=16))
-    assert manifest["untrained_weights"] == ["classifier.bias", "classifier.weight"]
+    assert manifest.untrained_weights == ["classifier.bias", "classifier.weight"]
     assert json.loads((tmp_path / "cls" / "manifest.json").read_text())["untrained_weights"] == manifest["untrained_weights"]
 
 

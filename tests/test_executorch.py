@@ -56,13 +56,13 @@ def exports(tmp_path_factory):
 def test_every_architecture_exports_validates_and_delegates(arch, exports):
     source, out, manifest = exports[arch]
     model = load_model(source)
-    assert manifest["format"] == "executorch" and manifest["static"]
-    assert all(i["dtype"] == "int64" and i["shape"][-1] == SEQ for i in manifest["inputs"])
-    entry, xnnpack = manifest["files"]["model"], manifest["details"]["xnnpack"]
-    assert entry["path"] == "model.pte" and entry["validation"]["max_abs_diff"] <= 1e-4
+    assert manifest.format == "executorch" and manifest.static
+    assert all(i.dtype == "int64" and i.shape[-1] == SEQ for i in manifest.inputs)
+    entry, xnnpack = manifest.files["model"], manifest.details["xnnpack"]
+    assert entry.path == "model.pte" and entry.validation["max_abs_diff"] <= 1e-4
     assert set(xnnpack["not_delegated"]) <= PORTABLE, xnnpack["not_delegated"]  # no expand_copy, no mm
     assert xnnpack["nodes"] >= 0.85 * xnnpack["of"] and xnnpack["subgraphs"] >= 1
-    assert sum(manifest["details"]["op_histogram"].values()) == xnnpack["of"]
+    assert sum(manifest.details["op_histogram"].values()) == xnnpack["of"]
     # any valid inputs, not only the validation case
     runner, reference = open_runner(out), TorchRunner(model)
     spec = ExportSpec.for_model(model, batch=1, sequence=SEQ, static=True)
@@ -108,9 +108,9 @@ def test_dynamic_export_validates_at_three_shapes(tmp_path):
     source = tmp_path / "ckpt"
     fake_model("distilbert", "token-classification", seed=3).save_pretrained(source)
     manifest = export_model(source, None, "executorch", tmp_path / "d", ExportOptions(seq_len=SEQ, dynamic=True))
-    assert not manifest["static"] and manifest["inputs"][0]["shape"] == ["batch", "sequence"]
-    assert len(manifest["files"]["model"]["validation"]["cases"]) == 3
-    assert manifest["details"]["dynamic_shapes"]["batch"] == [1, 8]
+    assert not manifest.static and manifest.inputs[0].shape == ["batch", "sequence"]
+    assert len(manifest.files["model"].validation["cases"]) == 3
+    assert manifest.details["dynamic_shapes"]["batch"] == [1, 8]
     runner = open_runner(tmp_path / "d")
     with pytest.raises(RunnerError, match="takes at most"):
         runner({name: np.ones((9, 16), np.int64) for name in runner.input_names})
@@ -208,7 +208,7 @@ def test_int8_recipes_keep_accuracy_on_distilbert(trained, tmp_path, monkeypatch
     assert collapsed < 0.7, collapsed
     for name in RECIPES:
         manifest = quantize_model(trained, name, tmp_path / name, seq_len=SEQ)
-        details = manifest["quantization"]["details"]
+        details = manifest.quantization["details"]
         ffn_outputs = 2 if REGISTRY[name].float_outliers else 0  # one per layer kept float
         assert details["quantized_layers"] == {"int8": 2 * 6 + 2 - ffn_outputs, "float": ffn_outputs}
         assert set(details["xnnpack"]["not_delegated"]) <= PORTABLE, details["xnnpack"]
@@ -222,13 +222,13 @@ def test_int8_recipes_keep_accuracy_on_distilbert(trained, tmp_path, monkeypatch
 def test_quantize_excludes_modules_and_starts_from_a_float_export(exports, tmp_path):
     source, out, _ = exports["bert"]
     whole = quantize_model(out, "executorch-dynamic-int8", tmp_path / "whole")  # the float .pte's checkpoint
-    assert whole["static"] and whole["inputs"][0]["shape"] == [1, SEQ]
+    assert whole.static and whole.inputs[0].shape == [1, SEQ]
     kept = quantize_model(source, "executorch-dynamic-int8", tmp_path / "kept", exclude=(r"^bert\.encoder\.layer\.0\.",),
                           seq_len=SEQ)
     counts, before = (m["quantization"]["details"]["quantized_layers"] for m in (kept, whole))
     # layer 0's six Linears: its FFN output was float already (float_outliers), five more now
     assert counts == {"float": before["float"] + 5, "int8": before["int8"] - 5}
-    assert kept["files"]["model"]["bytes"] > whole["files"]["model"]["bytes"]
+    assert kept.files["model"].bytes > whole.files["model"].bytes
 
 
 @pytest.mark.integration
@@ -260,7 +260,7 @@ def test_cli_export(tmp_path, cli_env):
                            "-o", str(tmp_path / "e"), "--seq-len", str(SEQ)], capture_output=True, text=True, env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "as executorch" in done.stdout and "model.pte" in done.stdout
-    assert Artifact.open(tmp_path / "e").manifest["details"]["xnnpack"]["subgraphs"] >= 1
+    assert Artifact.open(tmp_path / "e").manifest.details["xnnpack"]["subgraphs"] >= 1
 
 
 @pytest.mark.slow
@@ -269,7 +269,7 @@ def test_paper_size_models_export(arch, tmp_path):
     source = tmp_path / "ckpt"
     create_checkpoint(arch, source, task="fill-mask", seed=0)
     manifest = export_model(source, "fill-mask", "executorch", tmp_path / "e")
-    entry, xnnpack = manifest["files"]["model"], manifest["details"]["xnnpack"]
-    print(f"{arch} executorch: export {manifest['export_seconds']} s, {entry['bytes'] / 1e6:.1f} MB, "
-          f"max abs diff {entry['validation']['max_abs_diff']:.2e}, xnnpack {xnnpack}")
-    assert entry["validation"]["passed"] and set(xnnpack["not_delegated"]) <= PORTABLE
+    entry, xnnpack = manifest.files["model"], manifest.details["xnnpack"]
+    print(f"{arch} executorch: export {manifest.export_seconds} s, {entry.bytes / 1e6:.1f} MB, "
+          f"max abs diff {entry.validation['max_abs_diff']:.2e}, xnnpack {xnnpack}")
+    assert entry.validation["passed"] and set(xnnpack["not_delegated"]) <= PORTABLE

@@ -40,26 +40,26 @@ def test_every_architecture_and_head_exports_and_validates(arch, task, fmt, fake
     out = tmp_path / "artifact"
     manifest = export_model(fake_checkpoints[arch, task], None, fmt, out, ExportOptions(seq_len=32))
     model_class = registry.get_architecture(arch).model_class(task)
-    assert manifest["model_class"] == model_class.__name__ and manifest["task"] == task
-    assert [i["name"] for i in manifest["inputs"]] == list(model_class(registry.get_architecture(arch).fake_config()).input_names)
-    assert manifest["inputs"][0]["shape"][0] == "batch" and manifest["inputs"][0]["shape"][-1] == "sequence"
-    assert {role: e["path"] for role, e in manifest["files"].items()} == FORMAT_FILES[fmt]
-    for entry in manifest["files"].values():
-        figures = entry["validation"]
+    assert manifest.model_class == model_class.__name__ and manifest.task == task
+    assert [i.name for i in manifest.inputs] == list(model_class(registry.get_architecture(arch).fake_config()).input_names)
+    assert manifest.inputs[0].shape[0] == "batch" and manifest.inputs[0].shape[-1] == "sequence"
+    assert {role: e.path for role, e in manifest.files.items()} == FORMAT_FILES[fmt]
+    for entry in manifest.files.values():
+        figures = entry.validation
         assert figures["passed"] and figures["max_abs_diff"] <= 1e-4
         assert len(figures["cases"]) >= 3
         assert any(case["input_shape"][0] > 1 for case in figures["cases"])  # a padded batch
-        assert entry["sha256"] == sha256(out / entry["path"])
+        assert entry.sha256 == sha256(out / entry.path)
     if fmt == "onnx":
-        assert manifest["details"]["opset"] >= 17
+        assert manifest.details["opset"] >= 17
         import onnx
 
         graph = onnx.load(str(out / "model.onnx"))
-        assert [o.name for o in graph.graph.output] == [o["name"] for o in manifest["outputs"]]
+        assert [o.name for o in graph.graph.output] == [o.name for o in manifest.outputs]
     else:
-        assert manifest["details"]["optimize_for_mobile"]["applied"] in (True, False)
+        assert manifest.details["optimize_for_mobile"]["applied"] in (True, False)
     assert json.loads((out / "config.json").read_text())["architectures"] == [model_class.__name__]
-    assert {"torch", "pocketbert"} <= set(manifest["versions"])
+    assert {"torch", "pocketbert"} <= set(manifest.versions)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_fill_mask_on_exported_files_matches_the_checkpoint(target, created, exp
 def test_static_export_pads_pipeline_inputs_to_its_length(created, tmp_path):
     out = tmp_path / "static"
     manifest = export_model(created, "fill-mask", "onnx", out, ExportOptions(static=True, seq_len=24, batch=1))
-    assert manifest["inputs"][0]["shape"] == [1, 24] and manifest["outputs"][0]["shape"][:2] == [1, 24]
+    assert manifest.inputs[0].shape == [1, 24] and manifest.outputs[0].shape[:2] == [1, 24]
     runner = open_runner(out)
     assert runner.fixed_sequence_length == 24
     got = pipeline("fill-mask", out)("The capital of France is [MASK].")
@@ -115,7 +115,7 @@ def test_static_export_pads_pipeline_inputs_to_its_length(created, tmp_path):
 def test_opset_17_uses_the_torchscript_based_exporter(fake_checkpoints, tmp_path):
     manifest = export_model(fake_checkpoints["mobilebert", "question-answering"], None, "onnx", tmp_path / "o17",
                             ExportOptions(format_options=OnnxOptions(opset=17)))
-    assert manifest["details"]["opset"] == 17 and "torchscript" in manifest["details"]["exporter"]
+    assert manifest.details["opset"] == 17 and "torchscript" in manifest.details["exporter"]
     with pytest.raises(PocketbertError, match="--opset must be >= 17"):
         export_model(fake_checkpoints["mobilebert", "question-answering"], None, "onnx", tmp_path / "o16",
                      ExportOptions(format_options=OnnxOptions(opset=16)))
@@ -127,13 +127,13 @@ def test_opset_17_uses_the_torchscript_based_exporter(fake_checkpoints, tmp_path
 def test_optimizer_fuses_bert_attention_layernorm_gelu_and_validates(fake_checkpoints, tmp_path, opset):
     manifest = export_model(fake_checkpoints["bert", "text-classification"], None, "onnx", tmp_path / "opt",
                             ExportOptions(format_options=OnnxOptions(optimize=True, opset=opset)))
-    fused = manifest["details"]["optimizer"]["fused_operators"]
+    fused = manifest.details["optimizer"]["fused_operators"]
     # 2 layers: two residual + LayerNorm and one GELU per layer, the embedding sum; one Attention,
     # since the classifier's last layer attends from the first token alone (not the op's pattern)
     assert fused.get("Attention", 0) == 1, fused
     assert fused.get("SkipLayerNormalization", 0) == 4 and fused.get("BiasGelu", 0) == 2, fused
     assert fused.get("EmbedLayerNormalization", 0) == 1, fused
-    assert manifest["files"]["optimized"]["validation"]["passed"]
+    assert manifest.files["optimized"].validation["passed"]
 
 
 @pytest.mark.integration
@@ -228,10 +228,10 @@ def test_paper_size_models_export_to_both_formats(arch, tmp_path):
     create_checkpoint(arch, source, seed=0)
     for fmt in ("onnx", "torchscript"):
         manifest = export_model(source, "fill-mask", fmt, tmp_path / fmt)
-        model = manifest["files"]["model"]
-        print(f"{arch} {fmt}: export {manifest['export_seconds']} s, {model['bytes'] / 1e6:.1f} MB, "
-              f"max abs diff {model['validation']['max_abs_diff']:.2e}")
-        assert model["validation"]["passed"]
+        model = manifest.files["model"]
+        print(f"{arch} {fmt}: export {manifest.export_seconds} s, {model.bytes / 1e6:.1f} MB, "
+              f"max abs diff {model.validation['max_abs_diff']:.2e}")
+        assert model.validation["passed"]
 
 
 @pytest.mark.parametrize("arch", ["bert", "distilbert"])
@@ -245,9 +245,9 @@ def test_the_onnx_graph_is_what_onnxruntimes_fast_kernels_match(arch, fake_check
 
     manifest = export_model(fake_checkpoints[arch, "text-classification"], None, "onnx", tmp_path / "e")
     layers = 2
-    assert manifest["details"]["tuned_for_onnxruntime"] == {"gelu_reordered": layers,
+    assert manifest.details["tuned_for_onnxruntime"] == {"gelu_reordered": layers,
                                                            "residual_add_as_sum": 2 * layers + 1}  # + the embeddings
-    assert manifest["files"]["model"]["validation"]["max_abs_diff"] < 1e-4
+    assert manifest.files["model"].validation["max_abs_diff"] < 1e-4
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "ort.onnx")
     ort.InferenceSession(str(tmp_path / "e" / "model.onnx"), options, providers=["CPUExecutionProvider"])

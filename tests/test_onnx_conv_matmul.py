@@ -118,9 +118,9 @@ def test_the_recipe_quantizes_pointwise_convs_as_matmuls_and_others_as_u8_conv_i
 @pytest.mark.parametrize("name", [r for r in RECIPES if r.startswith("onnx-dynamic")])
 def test_dynamic_int8_squeezebert_has_no_conv_integer_and_stays_close(name, squeezebert_export, tmp_path):
     manifest = quantize_model(squeezebert_export, name, tmp_path / "int8")
-    assert manifest["quantization"]["details"]["convolutions_as_matmuls"]["convs_rewritten"] == 2 * 6
+    assert manifest.quantization["details"]["convolutions_as_matmuls"]["convs_rewritten"] == 2 * 6
     ops = {node.op_type for node in onnx.load(str(tmp_path / "int8" / "model.onnx")).graph.node}
     assert not ops & {"Conv", "ConvInteger"}
     assert ops & {"MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
-    figures = manifest["files"]["model"]["agreement_with_float"]["logits"]
+    figures = manifest.files["model"].agreement_with_float["logits"]
     assert figures["cosine"] > 0.99 and figures["top1_agreement"] > 0.8, figures

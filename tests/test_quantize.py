@@ -41,12 +41,12 @@ def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tm
     recipe = RECIPES[name]
     source = float_export(recipe.format) if get_format(recipe.format).quantizes == "file" else checkpoint
     manifest = quantize_model(source, name, tmp_path / "q", seq_len=SEQ)
-    assert manifest["format"] == recipe.format
-    assert manifest["quantization"]["name"] == name and manifest["quantization"]["method"] == recipe.method
-    assert (manifest["quantization"]["calibration"] is not None) == recipe.needs_calibration
-    for entry in manifest["files"].values():
-        assert entry["bytes"] < entry["float_bytes"]  # every recipe shrinks the file
-        figures = entry["agreement_with_float"]["logits"]
+    assert manifest.format == recipe.format
+    assert manifest.quantization["name"] == name and manifest.quantization["method"] == recipe.method
+    assert (manifest.quantization["calibration"] is not None) == recipe.needs_calibration
+    for entry in manifest.files.values():
+        assert entry.bytes < entry.float_bytes  # every recipe shrinks the file
+        figures = entry.agreement_with_float["logits"]
         assert figures["top1_agreement"] is not None and 0 <= figures["top1_agreement"] <= 1
         if recipe.method in ("dynamic", "weight_only", "float16"):
             assert figures["cosine"] > 0.99 and figures["top1_agreement"] > 0.8, figures
@@ -64,7 +64,7 @@ def test_static_recipes_keep_softmax_float_and_choose_the_output_type(float_expo
 
     onnx_static = quantize_model(float_export("onnx"), "onnx-static-int8-minmax", tmp_path / "onnx", seq_len=SEQ)
     # one Softmax and the Add feeding it the masked scores per layer
-    assert len(onnx_static["quantization"]["details"]["float_softmax_nodes"]) == 2 * 2
+    assert len(onnx_static.quantization["details"]["float_softmax_nodes"]) == 2 * 2
     for name, softmax_input, output in [("tflite-static-int8", np.float32, np.float32),
                                         ("tflite-full-integer-int8", np.int8, np.int8)]:
         quantize_model(float_export("tflite"), name, tmp_path / name, seq_len=SEQ)
@@ -114,11 +114,11 @@ def test_excluding_layers_keeps_them_in_float(checkpoint, float_export, tmp_path
     plain = quantize_model(float_export("onnx"), "onnx-dynamic-int8", tmp_path / "plain", seq_len=SEQ)
     kept = quantize_model(float_export("onnx"), "onnx-dynamic-int8", tmp_path / "kept", exclude=(r"^cls\.",),
                           seq_len=SEQ)
-    assert kept["quantization"]["excluded_nodes"]
-    assert kept["files"]["model"]["bytes"] > plain["files"]["model"]["bytes"]  # the head stayed float
+    assert kept.quantization["excluded_nodes"]
+    assert kept.files["model"].bytes > plain.files["model"].bytes  # the head stayed float
     ts = quantize_model(checkpoint, "torchscript-dynamic-int8-x86", tmp_path / "ts", exclude=("encoder",), seq_len=SEQ)
     full_ts = quantize_model(checkpoint, "torchscript-dynamic-int8-x86", tmp_path / "ts2", seq_len=SEQ)
-    assert ts["files"]["model"]["bytes"] > full_ts["files"]["model"]["bytes"]
+    assert ts.files["model"].bytes > full_ts.files["model"].bytes
     with pytest.warns(UserWarning, match="--exclude 'no_such_layer' matches nothing"):
         quantize_model(float_export("onnx"), "onnx-dynamic-int8", tmp_path / "w", exclude=("no_such_layer",),
                        seq_len=SEQ)
@@ -128,7 +128,7 @@ def test_excluding_layers_keeps_them_in_float(checkpoint, float_export, tmp_path
 def test_quantizing_a_float_export_and_refusing_the_wrong_one(checkpoint, tmp_path):
     export_model(checkpoint, "fill-mask", "onnx", tmp_path / "float", ExportOptions(seq_len=SEQ))
     manifest = quantize_model(tmp_path / "float", "onnx-static-int8-entropy", tmp_path / "q", seq_len=SEQ)
-    assert manifest["quantization"]["calibration"]["examples"] == 16
+    assert manifest.quantization["calibration"]["examples"] == 16
     with pytest.raises(PocketbertError, match="recipe tflite-dynamic-int8 is for tflite"):
         quantize_model(tmp_path / "float", "tflite-dynamic-int8", tmp_path / "x")
     with pytest.raises(PocketbertError, match="already quantized"):
@@ -262,7 +262,7 @@ def test_target_writes_the_fastest_file_meeting_it_and_escalates_to_float_blocks
     recipes = ["onnx-dynamic-int8-per-tensor", "onnx-dynamic-int8-per-channel"]
     manifest = quantize_to_target(source, "onnx", "agreement>=0.9", tmp_path / "best", seq_len=SEQ,
                                   recipe_names=recipes)
-    search = manifest["quantization"]["target_search"]
+    search = manifest.quantization["target_search"]
     assert search["target"] == {"metric": "label_agreement", "floor": 0.9}
     assert [c["recipe"] for c in search["candidates"]] == recipes
     meeting = [c for c in search["candidates"] if c["label_agreement"] >= 0.9]

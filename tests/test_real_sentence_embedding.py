@@ -87,7 +87,7 @@ def test_the_tokenizer_json_only_checkpoint_exports_with_its_vocabulary(minilm, 
     real_vocab = (minilm / "vocab.txt").read_text(encoding="utf-8")
     assert (out / "vocab.txt").read_text(encoding="utf-8") == real_vocab
     assert read_metadata(out / "model.tflite")["pocketbert.vocab.txt"].decode() == real_vocab
-    assert "vocab.txt" in manifest["tokenizer_files"]
+    assert "vocab.txt" in manifest.tokenizer_files
     written = write_android_assets(out, tmp_path / "assets")
     assert "vocab.txt" in written and (tmp_path / "assets" / "vocab.txt").read_text(encoding="utf-8") == real_vocab
     sentences = ["How do I reset my password?", "the weather is lovely today"]
@@ -113,7 +113,7 @@ def test_int8_parity_and_bench_take_the_task(minilm, exports, tmp_path, cli_env)
     from pocketbert.quantize import quantize_model
 
     manifest = quantize_model(exports / "onnx", "onnx-dynamic-int8", tmp_path / "int8")
-    found = manifest["files"]["model"]["quality"]
+    found = manifest.files["model"].quality
     assert found["task"] == "sentence-embedding" and found["sentences"] == 240
     assert quality.floor_failures(found, {"cosine_mean": 0.99, "cosine_min": 0.98, "nn_retention": 0.9}) == [], found
     assert (tmp_path / "int8" / "1_Pooling" / "config.json").is_file()  # still a sentence-transformers layout

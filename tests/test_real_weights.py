@@ -37,28 +37,28 @@ FLOORS = {"cosine_mean": 0.995, "cosine_min": 0.985, "nn_retention": 0.9}
                                         ("tflite-static-int8", "tflite")])
 def test_shipped_recipes_keep_real_embeddings(recipe, fmt, floats, tmp_path):
     manifest = quantize_model(floats / fmt, recipe, tmp_path / "q")
-    found = manifest["files"]["model"]["quality"]
+    found = manifest.files["model"].quality
     assert found["task"] == "feature-extraction" and found["sentences"] == 240
     assert quality.floor_failures(found, FLOORS) == [], found
-    entry = manifest["files"]["model"]
+    entry = manifest.files["model"]
     # static ONNX keeps the FFN and the embedding table float (80.8 of 91.3 MB): smaller only
-    assert entry["bytes"] < (0.5 if "dynamic" in recipe or fmt == "tflite" else 0.95) * entry["float_bytes"]
+    assert entry.bytes < (0.5 if "dynamic" in recipe or fmt == "tflite" else 0.95) * entry.float_bytes
 
 
 def test_the_metric_catches_the_old_per_tensor_collapse(floats, tmp_path):
     """Per-tensor weights on the FFN outputs' outlier channels: what the default used to be."""
     manifest = quantize_model(floats / "onnx", "onnx-dynamic-int8-per-tensor", tmp_path / "q")
-    found = manifest["files"]["model"]["quality"]
+    found = manifest.files["model"].quality
     assert found["cosine_mean"] < 0.98 and found["nn_retention"] < 0.9, found
-    random_ids = manifest["files"]["model"]["agreement_with_float"]["last_hidden_state"]
+    random_ids = manifest.files["model"].agreement_with_float["last_hidden_state"]
     assert random_ids["top1_agreement"] is None  # no argmax over hidden dimensions
 
 
 def test_torchscript_recipe_keeps_real_embeddings(minilm, tmp_path):
     manifest = quantize_model(minilm, "torchscript-dynamic-int8-qnnpack", tmp_path / "q", task="feature-extraction",
                               seq_len=SEQ)
-    for entry in manifest["files"].values():
-        assert quality.floor_failures(entry["quality"], FLOORS) == [], entry["quality"]
+    for entry in manifest.files.values():
+        assert quality.floor_failures(entry.quality, FLOORS) == [], entry.quality
 
 
 def test_parity_default_gates_pass_the_default_and_fail_the_collapse(minilm, floats, tmp_path):
@@ -140,8 +140,8 @@ def test_a_classifier_on_the_real_encoder_keeps_its_labels(recipe, classifier, t
     # measured (1-thread fine-tune): onnx 0.985, tflite 0.994, executorch 0.997, and QNNPACK
     # 0.979 (7 flips of 340), whose dynamic activations take one scale per tensor
     floor = 0.975 if recipe == "torchscript-dynamic-int8-qnnpack" else 0.98
-    for entry in manifest["files"].values():
-        assert entry["quality"]["label_agreement"] >= floor, entry["quality"]
+    for entry in manifest.files.values():
+        assert entry.quality["label_agreement"] >= floor, entry.quality
 
 
 def test_quality_figures_by_hand():

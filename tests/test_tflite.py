@@ -37,15 +37,15 @@ def conversions(tmp_path_factory):
 def test_every_architecture_and_head_converts_with_builtin_ops(arch, task, conversions):
     source, out, manifest = conversions[arch, task]
     model = load_model(source)
-    details = manifest["details"]
+    details = manifest.details
     assert details["builtin_ops_only"] and not details["non_builtin_ops"]
     assert sum(details["op_histogram"].values()) == details["xnnpack"]["of"]
     assert details["xnnpack"]["nodes"] >= 0.9 * details["xnnpack"]["of"], details["xnnpack"]
     signature = details["signatures"]["serving_default"]
     assert sorted(signature["inputs"]) == sorted(model.input_names)  # real names, not args_0
     assert sorted(signature["outputs"]) == sorted(model.output_names)
-    assert all(i["dtype"] == "int32" and isinstance(i["shape"][-1], int) for i in manifest["inputs"])
-    assert manifest["files"]["model"]["validation"]["max_abs_diff"] <= 1e-4
+    assert all(i.dtype == "int32" and isinstance(i.shape[-1], int) for i in manifest.inputs)
+    assert manifest.files["model"].validation["max_abs_diff"] <= 1e-4
     # any valid inputs, not only the validation case: other lengths of padding, other ids
     runner, reference = open_runner(out), TorchRunner(model)
     spec = ExportSpec.for_model(model, batch=1, sequence=SEQ, static=True)
@@ -93,10 +93,10 @@ def test_paper_size_models_convert(arch, tmp_path):
     source = tmp_path / "ckpt"
     create_checkpoint(arch, source, task="fill-mask", seed=0)
     manifest = export_model(source, "fill-mask", "tflite", tmp_path / "t")
-    entry, details = manifest["files"]["model"], manifest["details"]
-    print(f"{arch} tflite: convert {manifest['export_seconds']} s, {entry['bytes'] / 1e6:.1f} MB, "
-          f"max abs diff {entry['validation']['max_abs_diff']:.2e}, xnnpack {details['xnnpack']}, ops {details['op_histogram']}")
-    assert details["builtin_ops_only"] and entry["validation"]["passed"]
+    entry, details = manifest.files["model"], manifest.details
+    print(f"{arch} tflite: convert {manifest.export_seconds} s, {entry.bytes / 1e6:.1f} MB, "
+          f"max abs diff {entry.validation['max_abs_diff']:.2e}, xnnpack {details['xnnpack']}, ops {details['op_histogram']}")
+    assert details["builtin_ops_only"] and entry.validation["passed"]
 
 
 @pytest.mark.integration

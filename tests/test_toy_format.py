@@ -102,8 +102,8 @@ def test_a_registered_format_exports_runs_quantizes_benches_and_passes_parity(to
 
     manifest = export_model(checkpoint, None, "toy", tmp_path / "fp32",
                             ExportOptions(seq_len=16, format_options=ToyOptions(stamp="hello")))
-    assert manifest["format"] == "toy" and manifest["files"]["model"]["validation"]["max_abs_diff"] < 1e-4
-    assert manifest["options"]["stamp"] == "hello" and manifest["details"]["stamp"] == "hello"
+    assert manifest.format == "toy" and manifest.files["model"].validation["max_abs_diff"] < 1e-4
+    assert manifest.options["stamp"] == "hello" and manifest.details["stamp"] == "hello"
     extra = {"stamp": ""}
     torch.jit.load(str(tmp_path / "fp32" / "model.toy"), _extra_files=extra)
     assert extra["stamp"] == b"hello"
@@ -112,9 +112,9 @@ def test_a_registered_format_exports_runs_quantizes_benches_and_passes_parity(to
 
     assert "toy-dynamic-int8" in RECIPES and format_files()["toy"] == ("toy", "model.toy")
     quantized = quantize_model(checkpoint, "toy-dynamic-int8", tmp_path / "int8", seq_len=16)
-    assert quantized["quantization"]["name"] == "toy-dynamic-int8" and quantized["quantization"]["dtype"] == "qint8"
-    assert not {"engine", "io", "reduce_range"} & set(quantized["quantization"])  # no other format's parameters
-    assert (tmp_path / "int8" / "model.toy").stat().st_size < manifest["files"]["model"]["bytes"]
+    assert quantized.quantization["name"] == "toy-dynamic-int8" and quantized.quantization["dtype"] == "qint8"
+    assert not {"engine", "io", "reduce_range"} & set(quantized.quantization)  # no other format's parameters
+    assert (tmp_path / "int8" / "model.toy").stat().st_size < manifest.files["model"].bytes
 
     info = describe(tmp_path / "fp32" / "model.toy")
     assert (info["format"], info["runtime"]) == ("toy", "toy-runtime")

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.contracts.accelerator import STATIC, AcceleratorCheck, FileInspection
+
+if TYPE_CHECKING:
+    from pocketbert.contracts.artifact import Manifest
 
 SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
                 7: "float64", 11: "bool", 15: "bfloat16"}  # executorch's ScalarType numbering
@@ -41,7 +45,7 @@ def _tensor_row(plan, index: int, name: str) -> dict:
     return {"name": name, "shape": sizes, "dtype": SCALAR_TYPES.get(int(getattr(value, "scalar_type", -1)), "?")}
 
 
-def inspect_pte(path: Path, manifest: dict | None) -> FileInspection:
+def inspect_pte(path: Path, manifest: Manifest | None) -> FileInspection:
     plan = read_plan(path)
     backends: Counter[str] = Counter()
     portable: Counter[str] = Counter()
@@ -53,13 +57,12 @@ def inspect_pte(path: Path, manifest: dict | None) -> FileInspection:
                 backends[plan.delegates[args.delegate_index].id] += 1
             elif kind == "KernelCall":
                 portable[plan.operators[args.op_index].name.split("::")[-1]] += 1
-    manifest = manifest or {}
-    names_in = [row["name"] for row in manifest.get("inputs", [])]
-    names_out = [row["name"] for row in manifest.get("outputs", [])]
+    names_in = [row.name for row in manifest.inputs] if manifest is not None else []
+    names_out = [row.name for row in manifest.outputs] if manifest is not None else []
     inputs = [_tensor_row(plan, i, names_in[k] if k < len(names_in) else f"input_{k}") for k, i in enumerate(plan.inputs)]
     outputs = [_tensor_row(plan, i, names_out[k] if k < len(names_out) else f"output_{k}")
                for k, i in enumerate(plan.outputs)]
-    counted = (manifest.get("details") or {}).get("xnnpack") or {}
+    counted = (manifest.details.get("xnnpack") if manifest is not None else None) or {}
     checks = []
     for backend in sorted(set(backends) | {"XnnpackBackend"}):
         taken = counted.get("nodes") if backend == "XnnpackBackend" else None

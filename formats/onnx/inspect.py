@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pocketbert.atomic import work_directory
 from pocketbert.errors import first_line
 from pocketbert.contracts.accelerator import STATIC, UNAVAILABLE, AcceleratorCheck, FileInspection
+
+if TYPE_CHECKING:
+    from pocketbert.contracts.artifact import Manifest
 
 NNAPI_NOTE = ("NNAPI is deprecated from Android 15 (Google's migration guide points to LiteRT's GPU and NPU "
               "accelerators); onnxruntime's NNAPI EP partitions were often slower than its CPU kernels")
@@ -116,7 +120,7 @@ ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
 
 
-def inspect_ort(path: Path, manifest: dict | None) -> FileInspection:
+def inspect_ort(path: Path, manifest: Manifest | None) -> FileInspection:
     """An .ort is ONNX Runtime Mobile's flatbuffer of an .onnx: the checker reads ONNX only,
     so the facts come from a session and the checks from the .onnx beside it."""
     import onnxruntime as ort

@@ -64,8 +64,9 @@ class TorchScriptFormat(Format):
         check: the facts and the deprecation."""
         from pocketbert.contracts.accelerator import FileInspection
 
-        rows = (manifest or {}).get("inputs", []), (manifest or {}).get("outputs", [])
-        return FileInspection(str(path), self.kind_of(path), Path(path).stat().st_size, list(rows[0]), list(rows[1]),
+        inputs, outputs = ([[row.to_dict() for row in rows] for rows in (manifest.inputs, manifest.outputs)]
+                           if manifest is not None else ([], []))
+        return FileInspection(str(path), self.kind_of(path), Path(path).stat().st_size, inputs, outputs,
                               notes=[self.deprecated])
 
 

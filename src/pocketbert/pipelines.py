@@ -427,7 +427,7 @@ def pipeline(task: str, model: str | Path, threads: int | None = None, truncatio
         artifact = Artifact.open(directory)
         if artifact.task != cls.model_task:
             raise PipelineError(f"{directory} was exported for {artifact.task}, not {cls.model_task}")
-        untrained = artifact.manifest.get("untrained_weights", [])
+        untrained = artifact.manifest.untrained_weights
     else:
         directory = resolve(model)
     tokenizer = load_tokenizer(directory)  # a vocabulary the model cannot take fails before the weights load

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from pocketbert.commands.common import add_format_flags, at_least, format_options, non_negative, task_names
+
+if TYPE_CHECKING:
+    from pocketbert.contracts.artifact import Manifest
 
 
 
@@ -44,18 +48,18 @@ def add_require_trained_head(p: argparse.ArgumentParser) -> None:
                    help="error (exit 2) when the checkpoint lacks the task's head instead of warning")
 
 
-def warn_untrained(manifest: dict) -> None:
+def warn_untrained(manifest: Manifest) -> None:
     """The manifest's untrained weights, loudly, and a deprecated format's note, after the
     work is reported."""
     import sys
 
     from pocketbert.export import untrained_summary
 
-    if manifest.get("untrained_weights"):
-        print(f"pocketbert: WARNING: {untrained_summary(manifest['task'], manifest['untrained_weights'])}",
+    if manifest.untrained_weights:
+        print(f"pocketbert: WARNING: {untrained_summary(manifest.task, manifest.untrained_weights)}",
               file=sys.stderr)
-    if manifest.get("deprecated"):
-        print(f"pocketbert: note: {manifest['deprecated']}", file=sys.stderr)
+    if manifest.deprecated:
+        print(f"pocketbert: note: {manifest.deprecated}", file=sys.stderr)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -89,6 +93,7 @@ def run_export(args: argparse.Namespace) -> int:
 def _verify_accelerator(output: str, accelerator: str) -> None:
     """Check the written export with that accelerator's checks; a refused file is removed
     (the user asked for a file that accelerator takes, not for this one)."""
+    import dataclasses
     import shutil
 
     from pocketbert.errors import PocketbertError
@@ -101,7 +106,7 @@ def _verify_accelerator(output: str, accelerator: str) -> None:
         shutil.rmtree(output, ignore_errors=True)
         raise
     artifact = Artifact.open(output)
-    write_manifest(artifact.directory, {**artifact.manifest, "accelerator_check": section})
+    write_manifest(artifact.directory, dataclasses.replace(artifact.manifest, accelerator_check=section))
     if section["verified"]:
         print(f"  --accelerator {accelerator}: fully taken by {', '.join(section['fully_taken_by'])}")
     else:
@@ -123,11 +128,11 @@ def _export(args: argparse.Namespace, options) -> int:
         args.source, args.recipe, args.exclude, args.export_options = args.model, args.quantize, [], options
         return run_quantize(args)
     manifest = export_model(args.model, args.task, args.format, args.output, options, force=args.force)
-    print(f"wrote {args.output}: {manifest['model_class']} as {manifest['format']} in {manifest['export_seconds']} s")
-    for role, entry in manifest["files"].items():
-        check = entry["validation"]
+    print(f"wrote {args.output}: {manifest.model_class} as {manifest.format} in {manifest.export_seconds} s")
+    for entry in manifest.files.values():
+        check = entry.validation
         print(
-            f"  {entry['path']:<22} {entry['bytes'] / 1e6:8.1f} MB  max abs diff {check['max_abs_diff']:.2e} "
+            f"  {entry.path:<22} {entry.bytes / 1e6:8.1f} MB  max abs diff {check['max_abs_diff']:.2e} "
             f"(atol {check['atol']:g}, {len(check['cases'])} input shapes)"
         )
     warn_untrained(manifest)

@@ -84,13 +84,12 @@ def run_quantize(args: argparse.Namespace) -> int:
         exclude=tuple(args.exclude), force=args.force, options=options,
         eval_texts=eval_texts(args.eval_text) if getattr(args, "eval_text", None) else None,
     )
-    print(f"wrote {args.output}: {manifest['model_class']} with {args.recipe}")
-    for entry in manifest["files"].values():
-        print(f"  {entry['path']:<12} {entry['bytes'] / 1e6:7.1f} MB (float {entry['float_bytes'] / 1e6:.1f})")
-        found = entry.get("quality")
-        print(f"    {manifest['task']} quality vs float: "
-              + (quality.summary(found) if found else "not measured (the artifact has no tokenizer)"))
-        for output, figures in entry["agreement_with_float"].items():
+    print(f"wrote {args.output}: {manifest.model_class} with {args.recipe}")
+    for entry in manifest.files.values():
+        print(f"  {entry.path:<12} {entry.bytes / 1e6:7.1f} MB (float {entry.float_bytes / 1e6:.1f})")
+        print(f"    {manifest.task} quality vs float: "
+              + (quality.summary(entry.quality) if entry.quality else "not measured (the artifact has no tokenizer)"))
+        for output, figures in entry.agreement_with_float.items():
             top1 = figures["top1_agreement"]
             print(f"    random ids (numerical check) {output}: max abs diff {figures['max_abs_diff']:.3g}, "
                   f"mean abs diff {figures['mean_abs_diff']:.3g}"
@@ -109,7 +108,7 @@ def run_target(args: argparse.Namespace) -> int:
         seq_len=args.seq_len, threads=args.threads, force=args.force, progress=lambda line: print(f"  {line}", file=sys.stderr),
         eval_texts=eval_texts(args.eval_text) if args.eval_text else None,
     )
-    search = manifest["quantization"]["target_search"]
+    search = manifest.quantization["target_search"]
     metric = search["target"]["metric"]
     print(f"{'candidate':<48} {metric:>16} {'ms':>9} {'MB':>7}   (tuning half, {search['threads']} thread(s))")
     for row in search["candidates"]:
