@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from pocketbert.commands.common import add_format_flags, at_least, format_options, non_negative, task_names
-
-if TYPE_CHECKING:
-    from pocketbert.contracts.artifact import Manifest
 
 
 
@@ -48,18 +44,17 @@ def add_require_trained_head(p: argparse.ArgumentParser) -> None:
                    help="error (exit 2) when the checkpoint lacks the task's head instead of warning")
 
 
-def warn_untrained(manifest: Manifest) -> None:
-    """The manifest's untrained weights, loudly, and a deprecated format's note, after the
-    work is reported."""
+def warn_untrained(task: str, untrained: list[str], deprecated: str | None = None) -> None:
+    """Untrained weights (a manifest's or a checkpoint's), loudly, and a deprecated format's
+    note, after the work is reported."""
     import sys
 
     from pocketbert.export import untrained_summary
 
-    if manifest.untrained_weights:
-        print(f"pocketbert: WARNING: {untrained_summary(manifest.task, manifest.untrained_weights)}",
-              file=sys.stderr)
-    if manifest.deprecated:
-        print(f"pocketbert: note: {manifest.deprecated}", file=sys.stderr)
+    if untrained:
+        print(f"pocketbert: WARNING: {untrained_summary(task, untrained)}", file=sys.stderr)
+    if deprecated:
+        print(f"pocketbert: note: {deprecated}", file=sys.stderr)
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -135,7 +130,7 @@ def _export(args: argparse.Namespace, options) -> int:
             f"  {entry.path:<22} {entry.bytes / 1e6:8.1f} MB  max abs diff {check['max_abs_diff']:.2e} "
             f"(atol {check['atol']:g}, {len(check['cases'])} input shapes)"
         )
-    warn_untrained(manifest)
+    warn_untrained(manifest.task, manifest.untrained_weights, manifest.deprecated)
     return 0
 
 

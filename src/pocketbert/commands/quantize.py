@@ -94,7 +94,7 @@ def run_quantize(args: argparse.Namespace) -> int:
             print(f"    random ids (numerical check) {output}: max abs diff {figures['max_abs_diff']:.3g}, "
                   f"mean abs diff {figures['mean_abs_diff']:.3g}"
                   + (f", top-1 agreement {top1:.3f}" if top1 is not None else ""))
-    warn_untrained(manifest)
+    warn_untrained(manifest.task, manifest.untrained_weights, manifest.deprecated)
     return 0
 
 

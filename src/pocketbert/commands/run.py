@@ -169,14 +169,13 @@ def run_run(args: argparse.Namespace) -> int:
         raise PocketbertError("--similarity needs at least two inputs")
     pipe = pipeline(args.task, args.model, threads=args.threads, truncation=not args.no_truncation,
                     accelerator=args.device)
-    untrained = {"task": args.task, "untrained_weights": pipe.untrained_weights}
     from pocketbert.export import check_trained
 
     check_trained(args.model, args.task, pipe.untrained_weights, args.require_trained_head)
     try:
         return _run_embeddings(pipe, lines, args) if vectors else _run_each(pipe, lines, items, args)
     finally:
-        warn_untrained(untrained)  # after the answers, where it is seen
+        warn_untrained(args.task, pipe.untrained_weights)  # after the answers, where it is seen
 
 
 def _run_each(pipe, lines: list[str], items: list, args: argparse.Namespace) -> int:
