@@ -33,7 +33,7 @@ def test_the_missing_head_is_recorded_in_the_model_and_the_manifest(encoder_only
     with pytest.warns(UserWarning):
         manifest = export_model(encoder_only, "text-classification", "onnx", tmp_path / "cls", ExportOptions(seq_len=16))
     assert manifest.untrained_weights == ["classifier.bias", "classifier.weight"]
-    assert json.loads((tmp_path / "cls" / "manifest.json").read_text())["untrained_weights"] == manifest["untrained_weights"]
+    assert json.loads((tmp_path / "cls" / "manifest.json").read_text())["untrained_weights"] == manifest.untrained_weights
 
 
 def test_export_and_run_say_it_after_the_work_and_refuse_it_when_asked(encoder_only, tmp_path, cli_env):

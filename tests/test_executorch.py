@@ -225,7 +225,7 @@ def test_quantize_excludes_modules_and_starts_from_a_float_export(exports, tmp_p
     assert whole.static and whole.inputs[0].shape == [1, SEQ]
     kept = quantize_model(source, "executorch-dynamic-int8", tmp_path / "kept", exclude=(r"^bert\.encoder\.layer\.0\.",),
                           seq_len=SEQ)
-    counts, before = (m["quantization"]["details"]["quantized_layers"] for m in (kept, whole))
+    counts, before = (m.quantization["details"]["quantized_layers"] for m in (kept, whole))
     # layer 0's six Linears: its FFN output was float already (float_outliers), five more now
     assert counts == {"float": before["float"] + 5, "int8": before["int8"] - 5}
     assert kept.files["model"].bytes > whole.files["model"].bytes
