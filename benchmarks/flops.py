@@ -31,7 +31,7 @@ op for op against ``FlopCounterMode`` on the real modules.
 
 With a task whose head reads the first token alone (``reads_first_token_only``: sequence
 classification, multiple choice, next-sentence prediction) the last layer computes its query,
-its projection after attention and its feed-forward for that one row (``blocks.run_layers``),
+its projection after attention and its feed-forward for that one row (``blocks.encoder_steps``),
 so the encoder costs less than the papers' figure: BERT-base 0.93 of it at seq 128,
 DistilBERT 0.86, SqueezeBERT 0.93, MobileBERT 0.97.
 

@@ -10,12 +10,13 @@ figures the papers quote. ``registry.py`` only collects the entries.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from pocketbert.errors import PocketbertError
 from pocketbert.models.config_base import ModelConfig
-from pocketbert.models.modeling import Backbone, PreTrainedModel
+from pocketbert.models.modeling import Backbone, PreTrainedModel, TaskModel
 from pocketbert.models.wordpiece import BertTokenizerFast
 
 
@@ -43,6 +44,12 @@ class Architecture:
     paper_params_millions: tuple[float, float]  # the range the default config must land in
     tokenizer_class: type[BertTokenizerFast]
     count_encoder_flops: EncoderFlops
+    # Module paths in the backbone of every feed-forward block's output projection, "*" for a
+    # layer (or FFN) index. They carry a trained BERT's outlier channels (weights 18-44x their
+    # 99.9th percentile, outputs near 200 against an RMS of 0.8; Bondarenko et al., EMNLP
+    # 2021), which int8 recipes with float_outliers keep float: declared, so a model that
+    # names its layers otherwise cannot silently lose that protection.
+    ffn_outputs: tuple[str, ...]
     # backbone GFLOPs at sequence length 128, batch 1, as papers quote them: {source: G}
     paper_gflops: dict[str, float] = field(default_factory=dict)
     fake: dict[str, Any] = field(default_factory=dict)  # tiny-config overrides for tests
@@ -62,6 +69,23 @@ class Architecture:
 
     def fake_config(self, **changes: Any) -> ModelConfig:
         return self.config_class().replace(**{**self.fake, **changes})
+
+    def ffn_output_modules(self, model: PreTrainedModel) -> list[str]:
+        """Paths in ``model`` (the backbone, or a task model around it) of the declared FFN
+        outputs, in module order; a declaration that matches nothing is an error, not an
+        empty list."""
+        backbone = model.backbone if isinstance(model, TaskModel) else model
+        prefix = f"{model.base_model_prefix}." if backbone is not model else ""
+        names = [name for name, _ in backbone.named_modules()]
+        found = set()
+        for pattern in self.ffn_outputs:
+            regex = re.compile(re.escape(pattern).replace(r"\*", r"\d+"))
+            matched = {name for name in names if regex.fullmatch(name)}
+            if not matched:
+                raise PocketbertError(f"{self.name}: the declared FFN output {pattern!r} matches no module of "
+                                      f"{type(model).__name__}")
+            found |= matched
+        return [prefix + name for name in names if name in found]
 
     def model_class(self, task: str) -> type[PreTrainedModel]:
         if task not in self.tasks:

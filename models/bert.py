@@ -79,13 +79,11 @@ class BertLayer(nn.Module):
 
 
 class BertEncoder(nn.Module):
+    """The layers under transformers' names (``encoder.layer.N``); the model's forward runs them."""
+
     def __init__(self, config: BertConfig, layer_class: type[nn.Module]):
         super().__init__()
         self.layer = nn.ModuleList(layer_class(config) for _ in range(config.num_hidden_layers))
-
-    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
-        """[B, S, H] -> [B, S, H], or [B, 1, H] with ``first_token_only`` (see ``blocks.run_layers``)."""
-        return blocks.run_layers(self.layer, hidden, bias, first_token_only)
 
 
 class BertModel(Backbone):
@@ -110,7 +108,9 @@ class BertModel(Backbone):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, first_token_only: bool = False) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, H]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
-        return self.pool(self.encoder(hidden, bias, first_token_only))
+        for layer, only_first in blocks.encoder_steps(self.encoder.layer, first_token_only):
+            hidden = layer(hidden, bias, only_first)  # [B, S, H]; [B, 1, H] after a first-token-only layer
+        return self.pool(hidden)
 
 
 class BertForMaskedLM(ForMaskedLM):
@@ -164,6 +164,7 @@ ARCHITECTURE = Architecture(
     paper_params_millions=(109.0, 110.5),
     tokenizer_class=BertTokenizerFast,
     count_encoder_flops=count_flops,
+    ffn_outputs=("encoder.layer.*.output.dense",),
     # 22.35 G counted; the MobileBERT and SqueezeBERT papers both quote 22.5 G (-0.7%)
     paper_gflops={"mobilebert_paper": 22.5, "squeezebert_paper": 22.5},
     fake=dict(

@@ -102,21 +102,21 @@ def query_rows(hidden: torch.Tensor, first_token_only: bool) -> torch.Tensor:
     return hidden[:, :1] if first_token_only else hidden
 
 
-def run_layers(layers: nn.ModuleList, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool) -> torch.Tensor:
-    """The encoder loop. With ``first_token_only`` the last layer computes its output for the
-    first token alone: a sequence classifier reads nothing else (the pooler, DistilBERT's
-    pre_classifier), and every other row of the last layer is work thrown away. The keys and
-    values still come from every token, so the first token's output is exactly the full
-    model's, at 1/S of the last layer's query, projection and feed-forward cost (BERT-base:
-    -7% of the FLOPs at seq 128, DistilBERT -14%)."""
+def encoder_steps(layers: nn.ModuleList, first_token_only: bool) -> list[tuple[nn.Module, bool]]:
+    """Each layer with whether it computes its output for the first token alone: the model
+    file runs the loop (``hidden = layer(hidden, bias, only_first)``), so its forward reads
+    top to bottom in one file. With ``first_token_only`` the last layer does: a sequence
+    classifier reads nothing else (the pooler, DistilBERT's pre_classifier), and every other
+    row of the last layer is work thrown away. The keys and values still come from every
+    token, so the first token's output is exactly the full model's, at 1/S of the last
+    layer's query, projection and feed-forward cost (BERT-base: -7% of the FLOPs at seq 128,
+    DistilBERT -14%)."""
     last = len(layers) - 1
-    for index, layer in enumerate(layers):
-        hidden = layer(hidden, bias, first_token_only and index == last)
-    return hidden
+    return [(layer, first_token_only and index == last) for index, layer in enumerate(layers)]
 
 
 def query_counts(num_layers: int, seq_len: int, first_token_only: bool) -> list[int]:
-    """Query rows per sequence in each layer (what ``run_layers`` computes), for FLOP counts."""
+    """Query rows per sequence in each layer (what ``encoder_steps`` plans), for FLOP counts."""
     return [1 if first_token_only and index == num_layers - 1 else seq_len for index in range(num_layers)]
 
 
@@ -344,6 +344,7 @@ __all__ = [
     "DenseActivation",
     "DenseNorm",
     "Embeddings",
+    "encoder_steps",
     "LMPredictionHead",
     "MLMHead",
     "NSPHead",
@@ -357,25 +358,6 @@ __all__ = [
     "norm",
     "query_counts",
     "query_rows",
-    "run_layers",
     "sinusoidal_table",
     "split_heads",
 ]
-
-
-def ffn_output_linears(model: nn.Module) -> list[str]:
-    """Module paths of every feed-forward block's second projection (the Linear after the
-    activation): BERT-family DenseActivation -> DenseNorm pairs, DistilBERT's lin1 -> lin2.
-
-    These carry the outlier channels of a trained BERT (weights 18-44x their 99.9th
-    percentile, outputs near 200 against an RMS of 0.8; Bondarenko et al., EMNLP 2021), so
-    int8 recipes keep them in float. SqueezeBERT's are 1x1 convolutions, not Linears."""
-    paths = []
-    for name, module in model.named_modules():
-        prefix = f"{name}." if name else ""
-        output = getattr(module, "output", None)
-        if isinstance(getattr(module, "intermediate", None), DenseActivation) and isinstance(output, DenseNorm):
-            paths.append(f"{prefix}output.dense")
-        elif isinstance(getattr(module, "lin1", None), nn.Linear) and isinstance(getattr(module, "lin2", None), nn.Linear):
-            paths.append(f"{prefix}lin2")
-    return paths

@@ -101,7 +101,9 @@ class Transformer(nn.Module):
         self.layer = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
-        return blocks.run_layers(self.layer, x, bias, first_token_only)  # [B, S or 1, dim]
+        for layer, only_first in blocks.encoder_steps(self.layer, first_token_only):
+            x = layer(x, bias, only_first)  # [B, S, dim]; [B, 1, dim] after a first-token-only layer
+        return x
 
 
 class DistilBertModel(Backbone):
@@ -210,5 +212,6 @@ ARCHITECTURE = Architecture(
     # 6 of BERT-base's layers under other names: 11.17 G, half of BERT-base. The paper
     # quotes no FLOPs, only "60% faster".
     count_encoder_flops=bert.count_flops,
+    ffn_outputs=("transformer.layer.*.ffn.lin2",),
     fake=dict(vocab_size=1000, dim=64, hidden_dim=128, n_heads=4, n_layers=2, max_position_embeddings=128),
 )

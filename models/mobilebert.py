@@ -254,7 +254,9 @@ class MobileBertModel(Backbone):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, first_token_only: bool = False) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, H]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
-        return self.pool(self.encoder(hidden, bias, first_token_only))
+        for layer, only_first in blocks.encoder_steps(self.encoder.layer, first_token_only):
+            hidden = layer(hidden, bias, only_first)  # [B, S, H]; [B, 1, H] after a first-token-only layer
+        return self.pool(hidden)
 
 
 class MobileBertForPreTraining(ForPreTraining):
@@ -340,6 +342,7 @@ ARCHITECTURE = Architecture(
     paper_params_millions=(24.6, 25.3),
     tokenizer_class=MobileBertTokenizerFast,
     count_encoder_flops=count_flops,
+    ffn_outputs=("encoder.layer.*.output.dense", "encoder.layer.*.ffn.*.output.dense"),
     paper_gflops={"mobilebert_paper": 5.7, "squeezebert_paper": 5.36},
     fake=dict(
         vocab_size=1000, hidden_size=64, embedding_size=32, intra_bottleneck_size=32,

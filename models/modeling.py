@@ -265,7 +265,7 @@ class TaskModel(PreTrainedModel):
 
     def encode(self, input_ids, attention_mask, token_type_ids) -> ModelOutput:
         """The backbone's outputs; for heads that read the first token alone, its
-        last_hidden_state is [B, 1, H] (see ``blocks.run_layers``)."""
+        last_hidden_state is [B, 1, H] (see ``blocks.encoder_steps``)."""
         return self.backbone(input_ids, attention_mask, token_type_ids, first_token_only=self.reads_first_token_only)
 
 

@@ -7,6 +7,8 @@ architectures. Each model file describes itself in its ``ARCHITECTURE`` entry (s
 
 from __future__ import annotations
 
+from torch import nn
+
 from pocketbert.errors import PocketbertError
 from pocketbert.models import bert, distilbert, mobilebert, squeezebert, tasks
 from pocketbert.models.architecture import Architecture
@@ -56,3 +58,12 @@ def all_pairs() -> list[tuple[str, str]]:
 def transformers_pairs() -> list[tuple[str, str]]:
     """The (architecture, task) pairs whose class transformers has under the same name."""
     return [(a, t) for a, t in all_pairs() if get_architecture(a).model_class(t).in_transformers]
+
+
+def ffn_output_linears(model: PreTrainedModel) -> list[str]:
+    """The paths of ``model``'s declared FFN outputs (its architecture's ``ffn_outputs``) that
+    are Linears: what the int8 recipes with float_outliers keep float in the formats that
+    quantize Linears (SqueezeBERT's are 1x1 convolutions)."""
+    paths = get_architecture(model.config.model_type).ffn_output_modules(model)
+    modules = dict(model.named_modules())
+    return [path for path in paths if isinstance(modules[path], nn.Linear)]

@@ -150,7 +150,8 @@ class SqueezeBertEncoder(nn.Module):
 
     def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
         x = hidden.transpose(1, 2)  # [B, S, C] -> [B, C, S]
-        x = blocks.run_layers(self.layers, x, bias, first_token_only)  # [B, C, S or 1]
+        for layer, only_first in blocks.encoder_steps(self.layers, first_token_only):
+            x = layer(x, bias, only_first)  # [B, C, S]; [B, C, 1] after a first-token-only layer
         return x.transpose(1, 2)  # [B, S or 1, C]
 
 
@@ -232,6 +233,7 @@ ARCHITECTURE = Architecture(
     paper_params_millions=(50.6, 51.6),
     tokenizer_class=SqueezeBertTokenizerFast,
     count_encoder_flops=count_flops,
+    ffn_outputs=("encoder.layers.*.output.conv1d",),
     paper_gflops={"squeezebert_paper": 7.42},
     fake=dict(
         vocab_size=1000, hidden_size=64, embedding_size=64, intermediate_size=128,

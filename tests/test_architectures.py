@@ -4,12 +4,18 @@ range its default config meets, and an entry that agrees with its own modules.""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import os
+
 import pytest
 import torch
+from torch import nn
 from helpers import inputs_for
 
 from pocketbert.benchmarks.flops import model_flops
-from pocketbert.models import registry
+from pocketbert.errors import PocketbertError
+from pocketbert.models import blocks, registry
 from pocketbert.models.summary import encoder_parameters
 from pocketbert.models.wordpiece import BertTokenizerFast
 
@@ -77,3 +83,73 @@ def test_default_config_meets_the_papers_parameter_count(name):
     arch = registry.get_architecture(name)
     low, high = arch.paper_params_millions
     assert low <= encoder_parameters(arch) / 1e6 <= high
+
+
+ACTIVATION_TYPES = tuple({type(make()) for make in blocks._ACTIVATIONS.values()})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declares_exactly_its_feed_forward_outputs(name):
+    """The declared FFN outputs (what int8 recipes keep float for a trained model's outlier
+    channels) are the projections that read an activation's output, found by running the
+    model: an architecture that declares another module, or misses one, fails here."""
+    arch = registry.get_architecture(name)
+    model = arch.backbone(arch.fake_config()).eval()
+    activation_outputs, reads_activation = [], set()
+
+    def remember_output(module, args, output):
+        activation_outputs.append(output)
+
+    def check_input(path):
+        def hook(module, args):
+            if any(args[0] is output for output in activation_outputs):
+                reads_activation.add(path)
+        return hook
+
+    for path, module in model.named_modules():
+        if isinstance(module, ACTIVATION_TYPES):
+            module.register_forward_hook(remember_output)
+        elif isinstance(module, (nn.Linear, nn.Conv1d)):
+            module.register_forward_pre_hook(check_input(path))
+    with torch.no_grad():
+        model(**inputs_for(model, batch=2, seq=7))
+    declared = arch.ffn_output_modules(model)
+    assert declared and set(declared) == reads_activation
+    assert len(declared) % model.config.num_hidden_layers == 0  # the same in every layer
+
+
+def test_a_declaration_that_matches_nothing_is_an_error():
+    arch = dataclasses.replace(registry.get_architecture("bert"), ffn_outputs=("encoder.layer.*.ffn.lin2",))
+    model = arch.model_class("text-classification")(arch.fake_config())
+    with pytest.raises(PocketbertError, match=r"bert: the declared FFN output 'encoder\.layer\.\*\.ffn\.lin2' matches no"):
+        arch.ffn_output_modules(model)
+
+
+def files_from_forward_to_attention_scores(model, monkeypatch) -> list[str]:
+    """The model files the call stack passes through, outermost first, from the forward to
+    the first attention score (``blocks.attend``), a run of frames in one file counted once."""
+    models_dir = os.path.dirname(os.path.realpath(blocks.__file__))
+    stacks, attend = [], blocks.attend
+
+    def spy(*args, **kwargs):
+        stacks.append([os.path.realpath(frame.filename) for frame in inspect.stack()[1:]])
+        return attend(*args, **kwargs)
+
+    monkeypatch.setattr(blocks, "attend", spy)
+    with torch.no_grad():
+        model(**inputs_for(model, batch=1, seq=5))
+    callers = [os.path.basename(f) for f in reversed(stacks[0]) if os.path.dirname(f) == models_dir]
+    files = callers + ["blocks.py"]  # where the score itself is computed
+    return [f for index, f in enumerate(files) if index == 0 or files[index - 1] != f]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_forward_reads_top_to_bottom_in_its_own_file(name, monkeypatch):
+    """From the backbone's forward to an attention score: the model's file, then the shared
+    blocks, and never back (a reader follows one layer without bouncing between files)."""
+    arch = registry.get_architecture(name)
+    backbone = arch.backbone(arch.fake_config()).eval()
+    assert files_from_forward_to_attention_scores(backbone, monkeypatch) == [f"{name}.py", "blocks.py"]
+    classifier = arch.model_class("text-classification")(arch.fake_config()).eval()
+    files = files_from_forward_to_attention_scores(classifier, monkeypatch)
+    assert files[-2:] == [f"{name}.py", "blocks.py"] and len(files) == len(set(files)) <= 3, files

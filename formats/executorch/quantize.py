@@ -82,7 +82,7 @@ def quantizer_for(recipe: Recipe, graph: torch.fx.GraphModule, input_names, excl
     names = {name for group in kept.values() for name in group}
     patterns = [re.compile(p) for p in exclude]
     if recipe.float_outliers and model is not None:
-        from pocketbert.models.blocks import ffn_output_linears
+        from pocketbert.models.registry import ffn_output_linears
 
         patterns += [re.compile(f"^{re.escape(path)}$") for path in ffn_output_linears(model)]
 

@@ -28,7 +28,7 @@ def quantize_linears(recipe: Recipe, model: PreTrainedModel, exclude: list[str])
 
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
-    from pocketbert.models.blocks import ffn_output_linears
+    from pocketbert.models.registry import ffn_output_linears
 
     # modules whose weights forward reads directly (MobileBERT's MLM decoder) stay float
     float_only = {
