@@ -22,6 +22,9 @@ from typing import Any, ClassVar
 from pocketbert.errors import ConfigError
 
 CONFIG_NAME = "config.json"
+# config.json key `pocketbert create` writes: these weights are random (a seed), not trained.
+# The quality gate judges such files by what random weights can show (quality/gate.py).
+RANDOM_WEIGHTS_KEY = "pocketbert_random_weights"
 
 
 @dataclass
@@ -63,6 +66,14 @@ class ModelConfig:
         return dataclasses.replace(
             self, id2label=id2label, label2id={v: k for k, v in id2label.items()}
         )
+
+    @property
+    def random_weights(self) -> bool:
+        """Made by ``pocketbert create`` (random weights), as its config.json records."""
+        return RANDOM_WEIGHTS_KEY in self.extra
+
+    def with_random_weights(self, seed: int) -> "ModelConfig":
+        return dataclasses.replace(self, extra={**self.extra, RANDOM_WEIGHTS_KEY: {"seed": seed}})
 
     # ---- dict / json --------------------------------------------------------------------
     @classmethod

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.quality import metrics as quality
+from pocketbert.quality import gate, metrics as quality
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.models.tasks import get_task
 from pocketbert.contracts.format import DEFAULT_ATOL
@@ -258,7 +258,8 @@ def threshold_failures(entry: dict, max_abs=None, min_top1=None, max_metric_drop
     return failures
 
 
-DEFAULT_GATES = {"float": {"max_abs": DEFAULT_ATOL}, "quantized": quality.FLOORS}
+DEFAULT_GATES = {"float": {"max_abs": DEFAULT_ATOL}, "quantized": quality.FLOORS,
+                 "quantized_random_weights": gate.RANDOM_WEIGHTS_FLOORS}
 
 
 def quality_failures(entry: dict, min_cosine=None, min_agreement=None, min_nn=None) -> list[str]:
@@ -279,10 +280,11 @@ def quality_failures(entry: dict, min_cosine=None, min_agreement=None, min_nn=No
 
 def default_gate_failures(entry: dict) -> list[str]:
     """With no thresholds given, nothing different passes: a float file must match to
-    DEFAULT_ATOL, a quantized one must keep the documented quality floors on real text."""
+    DEFAULT_ATOL, a quantized one must keep the documented quality floors on real text
+    (``quality/gate.py``: random weights are judged by what they can show)."""
     if entry.get("quantization") is None:
         return threshold_failures(entry, max_abs=DEFAULT_ATOL)
-    return quality.floor_failures(entry["quality"], quality.FLOORS) if entry.get("quality") else []
+    return gate.failures(entry.get("quality"), bool(entry.get("random_weights")))
 
 
 # ---- the check ----------------------------------------------------------------------------------------
@@ -313,6 +315,7 @@ def check_file(target: Target, model_dir, reference, data=None, seq_len=None, se
         "role": target.role,
         "format": target.format,
         "task": target.task,
+        "random_weights": model.config.random_weights,  # judged by what random weights can show
         "quantization": (quantization or {}).get("name"),
         "fixed_sequence_length": spec.sequence if spec.static else None,
         "random": None,

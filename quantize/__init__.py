@@ -59,12 +59,16 @@ def quantize_model(
     force: bool = False,
     options: ExportOptions | None = None,
     eval_texts: list[str] | None = None,
+    keep_below_floor: bool = False,
 ) -> Manifest:
     """``options`` are the export options of the float model (``seq_len`` alone is a
     shorthand for ``ExportOptions(seq_len=...)``). Quality against the float file is
-    measured on ``eval_texts`` (default: the held-out sentences) with the task's metric.
-    Returns the new artifact's manifest: the float one's, with the quantized files and
-    the recipe."""
+    measured on ``eval_texts`` (default: the held-out sentences) with the task's metric;
+    a file under the floors (``quality/gate.py``) raises BelowFloorError and leaves nothing
+    behind, unless ``keep_below_floor`` (the sweep, the scan and the target search measure
+    every candidate; the manifest then lists what failed). Returns the new artifact's
+    manifest: the float one's, with the quantized files and the recipe."""
+    from pocketbert.quality import gate
     from pocketbert.quality.agreement import agreement
     from pocketbert.quality.validate import random_batches
     from pocketbert.models.configs import load_config
@@ -117,6 +121,9 @@ def quantize_model(
                     quality=None if tokenizer is None else quality.measure(
                         manifest.task, reference, candidate, tokenizer, spec, eval_texts, reference_outputs),
                 )
+            below_floor = gate.below_floor({e.path: e.quality for e in entries.values()}, config.random_weights)
+            if below_floor and not keep_below_floor:
+                raise gate.refusal(below_floor)
             for extra in ["config.json", *manifest.tokenizer_files]:  # names confined by Manifest.from_dict
                 (tmp / extra).parent.mkdir(parents=True, exist_ok=True)  # 1_Pooling/config.json
                 shutil.copyfile(artifact.directory / extra, tmp / extra)
@@ -130,6 +137,7 @@ def quantize_model(
                         "examples": min(len(examples), limit),
                     },
                     "exclude": list(exclude),
+                    "below_floor": below_floor,  # file -> figures under the floors (kept on request)
                     "excluded_nodes": job.excluded_nodes,
                     "seconds": round(seconds, 2),
                     "details": details,

@@ -75,7 +75,7 @@ def scan_blocks(base, recipe_name: str, model, options, calibration_file=None, e
                 warnings.simplefilter("ignore")  # a block's pattern may match no quantizable node
                 manifest = quantize_model(base, recipe_name, Path(work) / f"q{index}", task=model.task,
                                           calibration_file=calibration_file, exclude=others, options=options,
-                                          eval_texts=eval_texts)
+                                          eval_texts=eval_texts, keep_below_floor=True)  # ranks every block
             entry = manifest.files["model"]
             output, figures = next(iter(entry.agreement_with_float.items()))
             real = entry.quality or {}

@@ -73,7 +73,8 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                 # recipes that quantize the PyTorch model start from it, the others from the float file
                 base = model if get_format(fmt).quantizes == "model" else floats[fmt]
                 try:
-                    manifest = quantize_model(base, recipe, target, task=task, seq_len=seq_len)
+                    manifest = quantize_model(base, recipe, target, task=task, seq_len=seq_len,
+                                              keep_below_floor=True)  # every recipe is a row
                 except PocketbertError as exc:  # one recipe failing is a result, not the end of the sweep
                     rows.append({"format": fmt, "recipe": recipe, "error": str(exc)})
                     bar.advance(progress_row)

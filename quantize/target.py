@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pocketbert.atomic import atomic_directory, refuse_existing, work_directory
 from pocketbert.contracts.artifact import Artifact, Manifest, is_artifact, write_manifest
-from pocketbert.quality import metrics as quality
+from pocketbert.quality import gate, metrics as quality
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import get_task
 
@@ -48,9 +48,12 @@ def parse_target(text: str, task: str) -> tuple[str, float]:
 def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | None = None,
                        calibration_file=None, seq_len: int | None = None, threads: int = 1,
                        eval_texts: list[str] | None = None, max_float_blocks: int = 4, force: bool = False,
-                       progress=lambda line: None, recipe_names: list[str] | None = None) -> Manifest:
+                       progress=lambda line: None, recipe_names: list[str] | None = None,
+                       keep_below_floor: bool = False) -> Manifest:
     """``recipe_names`` limits the search to these recipes of the format (default: all int8).
-    Returns the chosen file's manifest, the search recorded in its ``quantization``."""
+    Returns the chosen file's manifest, the search recorded in its ``quantization``. The file
+    written also keeps the documented floors on the held-out half (``quality/gate``) unless
+    ``keep_below_floor``: a target under them does not buy a collapsed file."""
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.formats import get_format
     from pocketbert.models import load_model
@@ -85,7 +88,8 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
             name = " + ".join([recipe.name, *[label for label, _ in float_blocks]])
             directory = work / f"c{len(candidates)}"
             manifest = quantize_model(base, recipe.name, directory, task=model.task, calibration_file=calibration_file,
-                                      exclude=tuple(p for _, p in float_blocks), options=options, eval_texts=tune)
+                                      exclude=tuple(p for _, p in float_blocks), options=options, eval_texts=tune,
+                                      keep_below_floor=True)  # every candidate is measured and listed
             found = manifest.files["model"].quality or {}
             row = {"candidate": name, "recipe": recipe.name, "float_blocks": [label for label, _ in float_blocks],
                    "directory": str(directory), "bytes": manifest.files["model"].bytes,
@@ -113,9 +117,13 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
         chosen = None
         for row in sorted((c for c in candidates if _meets(c, metric, floor)), key=lambda c: c["median_ms"]):
             row["held_out"] = _held_out(base, Path(row["directory"]), model.task, check)
-            if _meets({metric: row["held_out"].get(metric)}, metric, floor):
+            row["below_floor"] = gate.failures(row["held_out"], model.config.random_weights)
+            if _meets({metric: row["held_out"].get(metric)}, metric, floor) and (keep_below_floor or not row["below_floor"]):
                 chosen = row
                 break
+        refused = [c for c in candidates if c.get("below_floor")]
+        if chosen is None and refused:
+            raise gate.refusal({refused[0]["candidate"]: refused[0]["below_floor"]})
         if chosen is None:
             best = max(candidates, key=lambda c: c[metric] if c[metric] is not None else -1)
             raise PocketbertError(f"no {fmt.name} file meets {metric}>={floor:g}: the best was {best['candidate']} "

@@ -36,12 +36,29 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     add_format_flags(p)  # each format's own (Format.option_type), refused for another format
     add_require_trained_head(p)
+    add_keep_below_floor(p)
     p.set_defaults(run=run_export)
 
 
 def add_require_trained_head(p: argparse.ArgumentParser) -> None:
     p.add_argument("--require-trained-head", action="store_true",
                    help="error (exit 2) when the checkpoint lacks the task's head instead of warning")
+
+
+def add_keep_below_floor(p: argparse.ArgumentParser) -> None:
+    from pocketbert.quality.gate import KEEP_FLAG
+
+    p.add_argument(KEEP_FLAG, action="store_true",
+                   help="write a quantized file even when it measures under the quality floors on real text "
+                        "(default: one line naming the figure and the floor, exit 2, nothing written)")
+
+
+def warn_below_floor(manifest) -> None:
+    """A file kept under the floors on request, loudly: it does not compute the model."""
+    import sys
+
+    for name, lines in ((manifest.quantization or {}).get("below_floor") or {}).items():
+        print(f"pocketbert: WARNING: {name} kept under the quality floors: {'; '.join(lines)}", file=sys.stderr)
 
 
 def warn_untrained(task: str, untrained: list[str], deprecated: str | None = None) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pocketbert.commands.common import at_least, regex, task_names, threads
-from pocketbert.commands.export import add_require_trained_head, warn_untrained
+from pocketbert.commands.export import add_keep_below_floor, add_require_trained_head, warn_below_floor, warn_untrained
 from pocketbert.errors import PocketbertError
 from pocketbert.contracts.format import ExportOptions
 from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH
@@ -49,6 +49,7 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seq-len", type=at_least(1), default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--force", action="store_true")
     add_require_trained_head(p)
+    add_keep_below_floor(p)
     p.set_defaults(run=run_quantize)
 
 
@@ -83,6 +84,7 @@ def run_quantize(args: argparse.Namespace) -> int:
         args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
         exclude=tuple(args.exclude), force=args.force, options=options,
         eval_texts=eval_texts(args.eval_text) if getattr(args, "eval_text", None) else None,
+        keep_below_floor=args.keep_below_floor,
     )
     print(f"wrote {args.output}: {manifest.model_class} with {args.recipe}")
     for entry in manifest.files.values():
@@ -95,6 +97,7 @@ def run_quantize(args: argparse.Namespace) -> int:
                   f"mean abs diff {figures['mean_abs_diff']:.3g}"
                   + (f", top-1 agreement {top1:.3f}" if top1 is not None else ""))
     warn_untrained(manifest.task, manifest.untrained_weights, manifest.deprecated)
+    warn_below_floor(manifest)
     return 0
 
 
@@ -106,7 +109,7 @@ def run_target(args: argparse.Namespace) -> int:
     manifest = quantize_to_target(
         args.source, args.format, args.target, args.output, task=args.task, calibration_file=args.calibration,
         seq_len=args.seq_len, threads=args.threads, force=args.force, progress=lambda line: print(f"  {line}", file=sys.stderr),
-        eval_texts=eval_texts(args.eval_text) if args.eval_text else None,
+        eval_texts=eval_texts(args.eval_text) if args.eval_text else None, keep_below_floor=args.keep_below_floor,
     )
     search = manifest.quantization["target_search"]
     metric = search["target"]["metric"]

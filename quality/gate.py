@@ -1,0 +1,58 @@
+"""Is a quantized file still the model? The one rule every command that writes or checks an
+int8 file applies, so that none exits 0 having written a collapsed file.
+
+- Trained weights: the task's figures on real text against the documented floors
+  (``models/tasks.py`` FLOORS: pooled cosine, label/token/top-1 agreement, span exact ...).
+- Random weights (a checkpoint ``pocketbert create`` made; its config.json says so): their
+  heads give near-flat logits, so an argmax figure flips between near-equal classes under
+  any rounding and says nothing about the file (a random 2-layer MobileBERT's healthy
+  dynamic int8 file keeps label agreement 0.97-0.99 on one text set and 0.94 on another).
+  Such a file is judged on what random weights can show: the share of the float outputs'
+  variation across the real sentences it keeps (``output_fidelity``, R^2), and for
+  embeddings the pooled cosine. Healthy recipes keep output fidelity 0.90-1.00 there; a
+  collapsed file keeps under 0.3 (measured in the closing note of the integer-files issue).
+
+A file without a tokenizer cannot be measured on real text; it is not judged here (its
+manifest says quality: null and the CLI says "not measured").
+"""
+
+from __future__ import annotations
+
+from pocketbert.errors import PocketbertError
+from pocketbert.models.tasks import FLOORS
+
+# What random weights can show, and the floors that separate a working file from a collapsed one.
+RANDOM_WEIGHTS_FLOORS = {"output_fidelity": 0.8, "cosine_mean": FLOORS["cosine_mean"],
+                         "cosine_min": FLOORS["cosine_min"]}
+KEEP_FLAG = "--keep-below-floor"
+
+
+class BelowFloorError(PocketbertError):
+    """A quantized file measured under a floor: not written."""
+
+
+def failures(quality: dict | None, random_weights: bool) -> list[str]:
+    """One line per figure under its floor; [] when the file keeps them all or could not be
+    measured on real text (no tokenizer)."""
+    if not quality:
+        return []
+    if "error" in quality:
+        return [f"real text: {quality['error']}"]
+    floors = FLOORS if not random_weights else RANDOM_WEIGHTS_FLOORS
+    weights = "random weights" if random_weights else "trained weights"
+    return [f"{name} {quality[name]:.4f} < floor {floor:g} ({weights}, real text, {quality['sentences']} sentences)"
+            for name, floor in floors.items() if name in quality and not quality[name] >= floor]
+
+
+def below_floor(quality_by_file: dict[str, dict | None], random_weights: bool) -> dict[str, list[str]]:
+    """file name -> its figures under the floors, for the files that have any."""
+    found = {name: failures(quality, random_weights) for name, quality in quality_by_file.items()}
+    return {name: lines for name, lines in found.items() if lines}
+
+
+def refusal(below: dict[str, list[str]]) -> BelowFloorError:
+    """The one-line refusal naming the first file's first figure under its floor."""
+    name, lines = next(iter(below.items()))
+    more = len(lines) - 1 + sum(len(rest) for rest in list(below.values())[1:])
+    return BelowFloorError(f"{name}: {lines[0]}" + (f" (and {more} more)" if more else "")
+                           + f": the quantized file does not keep the model, nothing written ({KEEP_FLAG} writes it anyway)")
