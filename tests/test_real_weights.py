@@ -47,7 +47,7 @@ def test_shipped_recipes_keep_real_embeddings(recipe, fmt, floats, tmp_path):
 
 def test_the_metric_catches_the_old_per_tensor_collapse(floats, tmp_path):
     """Per-tensor weights on the FFN outputs' outlier channels: what the default used to be."""
-    manifest = quantize_model(floats / "onnx", "onnx-dynamic-int8-per-tensor", tmp_path / "q")
+    manifest = quantize_model(floats / "onnx", "onnx-dynamic-int8-per-tensor", tmp_path / "q", keep_below_floor=True)
     found = manifest.files["model"].quality
     assert found["cosine_mean"] < 0.98 and found["nn_retention"] < 0.9, found
     random_ids = manifest.files["model"].agreement_with_float["last_hidden_state"]
@@ -65,10 +65,32 @@ def test_parity_default_gates_pass_the_default_and_fail_the_collapse(minilm, flo
     from pocketbert.quality.parity import parity
 
     quantize_model(floats / "onnx", "onnx-dynamic-int8", tmp_path / "good")
-    quantize_model(floats / "onnx", "onnx-dynamic-int8-per-tensor", tmp_path / "bad")
+    quantize_model(floats / "onnx", "onnx-dynamic-int8-per-tensor", tmp_path / "bad", keep_below_floor=True)
     report = parity(minilm, [floats / "onnx", tmp_path / "good", tmp_path / "bad"])
     assert [entry["passed"] for entry in report["artifacts"]] == [True, True, False], report["artifacts"][2]["failures"]
     assert any("cosine_mean" in failure for failure in report["artifacts"][2]["failures"])
+
+
+def test_no_command_writes_a_collapsed_file_of_the_real_checkpoint(minilm, floats, tmp_path, capsys):
+    """The per-tensor collapse (cosine mean < 0.98) through quantize and export --quantize, and
+    the 8-bit-everywhere integer file export --accelerator npu makes (cosine mean 0.31): exit
+    2, one line naming the figure and its floor, nothing written."""
+    from pocketbert.cli import main
+
+    commands = {
+        "quantize": ["quantize", str(floats / "onnx"), "--recipe", "onnx-dynamic-int8-per-tensor"],
+        "export --quantize": ["export", str(minilm), "--task", "feature-extraction", "--format", "onnx",
+                              "--seq-len", str(SEQ), "--quantize", "onnx-dynamic-int8-per-tensor"],
+        "export --accelerator npu": ["export", str(minilm), "--task", "feature-extraction", "--format", "tflite",
+                                     "--seq-len", str(SEQ), "--accelerator", "npu"],
+    }
+    for index, (name, argv) in enumerate(commands.items()):
+        out = tmp_path / f"out{index}"
+        assert main([*argv, "-o", str(out)]) == 2, name
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("pocketbert: error")]
+        assert len(errors) == 1 and "cosine_mean 0." in errors[0] and "< floor 0.99 (trained weights" in errors[0], (
+            name, errors)
+        assert not out.exists(), name
 
 
 def _fine_tune_sentiment(minilm):
