@@ -7,10 +7,14 @@ int8 file applies, so that none exits 0 having written a collapsed file.
   heads give near-flat logits, so an argmax figure flips between near-equal classes under
   any rounding and says nothing about the file (a random 2-layer MobileBERT's healthy
   dynamic int8 file keeps label agreement 0.97-0.99 on one text set and 0.94 on another).
-  Such a file is judged on what random weights can show: the share of the float outputs'
-  variation across the real sentences it keeps (``output_fidelity``, R^2), and for
-  embeddings the pooled cosine. Healthy recipes keep output fidelity 0.90-1.00 there; a
-  collapsed file keeps under 0.3 (measured in the closing note of the integer-files issue).
+  Such a file is judged on what random weights can show: how close its outputs stay to the
+  float ones over the real sentences (``output_closeness``, 1 - relative L2 error), and for
+  embeddings the pooled cosine. Measured on 2-layer random models of all four
+  architectures, two seeds, every recipe of every format: healthy files keep 0.92-1.00; the
+  8-bit-everywhere LiteRT files of MobileBERT keep 0.77-0.85 (label agreement down to 0.75).
+  The floor, 0.9, is a relative error of a tenth. An R^2 across sentences was tried first
+  and is unfit: random heads vary across sentences less than int8 rounding moves them, so
+  it called a SqueezeBERT file with label agreement 1.0 broken (R^2 0.06).
 
 A file without a tokenizer cannot be measured on real text; it is not judged here (its
 manifest says quality: null and the CLI says "not measured").
@@ -22,7 +26,7 @@ from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import FLOORS
 
 # What random weights can show, and the floors that separate a working file from a collapsed one.
-RANDOM_WEIGHTS_FLOORS = {"output_fidelity": 0.8, "cosine_mean": FLOORS["cosine_mean"],
+RANDOM_WEIGHTS_FLOORS = {"output_closeness": 0.9, "cosine_mean": FLOORS["cosine_mean"],
                          "cosine_min": FLOORS["cosine_min"]}
 KEEP_FLAG = "--keep-below-floor"
 

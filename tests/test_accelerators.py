@@ -193,7 +193,7 @@ def test_export_accelerator_refusals(checkpoints, tmp_path):
     assert_one_line_error(done, "batch 1")
     done = pocketbert("export", source, "--format", "tflite", "--accelerator", "npu", "--quantize", "tflite-dynamic-int8",
                       "-o", tmp_path / "c")
-    assert_one_line_error(done, "needs --quantize tflite-full-integer-int8")
+    assert_one_line_error(done, "needs --quantize tflite-full-integer-a16w8")
     done = pocketbert("export", source, "--format", "tflite", "--accelerator", "tpu", "-o", tmp_path / "d")
     assert_one_line_error(done, "--accelerator tpu", "tflite exports are made for gpu, npu")
     assert not any(tmp_path.iterdir())
@@ -206,7 +206,7 @@ def test_export_target_is_a_deprecated_alias_of_accelerator(checkpoints, tmp_pat
 
     done = pocketbert("export", checkpoints["bert"], "--format", "tflite", "--target", "npu", "--quantize",
                       "tflite-dynamic-int8", "-o", tmp_path / "c")
-    assert_one_line_error(done, "--accelerator npu needs --quantize tflite-full-integer-int8")
+    assert_one_line_error(done, "--accelerator npu needs --quantize tflite-full-integer-a16w8")
     deprecations = [line for line in done.stderr.splitlines() if "deprecated" in line]
     assert deprecations == ["pocketbert: deprecated: --target is now --accelerator (the old spelling goes in a later "
                             "release)"], done.stderr
@@ -231,12 +231,12 @@ def test_export_accelerator_npu_is_full_integer_and_partitioned(vocab_checkpoint
     assert main(["export", str(vocab_checkpoint), "--format", "tflite", "--accelerator", "npu", "-o", str(out),
                  "--seq-len", str(SEQ)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["quantization"]["name"] == "tflite-full-integer-int8"
+    assert manifest["quantization"]["name"] == "tflite-full-integer-a16w8"
     section = manifest["accelerator_check"]
     assert section["verified"] and any("IntelOpenVINO" in name for name in section["fully_taken_by"]), section
     assert "LiteRT NPU Qualcomm SA8255" in section["not_checked"]
     [report] = inspect_path(out)
-    assert [row["dtype"] for row in report.outputs] == ["int8"]
+    assert [row["dtype"] for row in report.outputs] == ["int16"]
 
 
 def test_bench_and_run_on_the_gpu(vocab_tflite, tmp_path, capsys):
@@ -305,7 +305,8 @@ def test_compiled_model_dequantizes_int8_logits(vocab_tflite, tmp_path):
     from pocketbert.formats.tflite.runner import TfliteRunner
     from pocketbert.quantize import quantize_model
 
-    quantize_model(vocab_tflite, "tflite-full-integer-int8", tmp_path / "int8", seq_len=SEQ)
+    quantize_model(vocab_tflite, "tflite-full-integer-int8", tmp_path / "int8", seq_len=SEQ,
+                   keep_below_floor=True)  # its outputs miss by 15%: kept, read for their dtype only
     path = tmp_path / "int8" / "model.tflite"
     reference, compiled = TfliteRunner(path, threads=1), CompiledModelRunner(path, "cpu", threads=1)
     assert compiled.output_quantization and compiled.output_quantization == reference.output_quantization
