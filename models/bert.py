@@ -79,11 +79,18 @@ class BertLayer(nn.Module):
 
 
 class BertEncoder(nn.Module):
-    """The layers under transformers' names (``encoder.layer.N``); the model's forward runs them."""
+    """The layers under transformers' names (``encoder.layer.N``). Called as a module, so
+    exported graphs scope the layers under it (LiteRT tensor names, which --exclude and the
+    block scan match)."""
 
     def __init__(self, config: BertConfig, layer_class: type[nn.Module]):
         super().__init__()
         self.layer = nn.ModuleList(layer_class(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        for layer, only_first in blocks.encoder_steps(self.layer, first_token_only):
+            hidden = layer(hidden, bias, only_first)  # [B, S, H]; [B, 1, H] after a first-token-only layer
+        return hidden
 
 
 class BertModel(Backbone):
@@ -108,9 +115,7 @@ class BertModel(Backbone):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, first_token_only: bool = False) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, H]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
-        for layer, only_first in blocks.encoder_steps(self.encoder.layer, first_token_only):
-            hidden = layer(hidden, bias, only_first)  # [B, S, H]; [B, 1, H] after a first-token-only layer
-        return self.pool(hidden)
+        return self.pool(self.encoder(hidden, bias, first_token_only))
 
 
 class BertForMaskedLM(ForMaskedLM):

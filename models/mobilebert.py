@@ -232,6 +232,18 @@ class MobileBertLMPredictionHead(blocks.LMPredictionHead):
         return hidden.matmul(weight) + self.decoder.bias  # [B, S, vocab]
 
 
+class MobileBertEncoder(BertEncoder):
+    """BERT's container of MobileBERT layers, with the loop here so the forward reads in this file."""
+
+    def __init__(self, config: MobileBertConfig):
+        super().__init__(config, MobileBertLayer)
+
+    def forward(self, hidden: torch.Tensor, bias: torch.Tensor, first_token_only: bool = False) -> torch.Tensor:
+        for layer, only_first in blocks.encoder_steps(self.layer, first_token_only):
+            hidden = layer(hidden, bias, only_first)  # [B, S, H]; [B, 1, H] after a first-token-only layer
+        return hidden
+
+
 class MobileBertModel(Backbone):
     config_class = MobileBertConfig
     base_model_prefix = "mobilebert"
@@ -239,7 +251,7 @@ class MobileBertModel(Backbone):
     def __init__(self, config: MobileBertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
         self.embeddings = MobileBertEmbeddings(config)
-        self.encoder = BertEncoder(config, MobileBertLayer)
+        self.encoder = MobileBertEncoder(config)
         self.pooler = blocks.Pooler(config.hidden_size, config.classifier_activation) if add_pooling_layer else None
 
     @staticmethod
@@ -254,9 +266,7 @@ class MobileBertModel(Backbone):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, first_token_only: bool = False) -> ModelOutput:
         hidden = self.embeddings(input_ids, token_type_ids)  # [B, S, H]
         bias = attention_inputs(input_ids, attention_mask, hidden.dtype)  # [B, 1, 1, S]
-        for layer, only_first in blocks.encoder_steps(self.encoder.layer, first_token_only):
-            hidden = layer(hidden, bias, only_first)  # [B, S, H]; [B, 1, H] after a first-token-only layer
-        return self.pool(hidden)
+        return self.pool(self.encoder(hidden, bias, first_token_only))
 
 
 class MobileBertForPreTraining(ForPreTraining):
