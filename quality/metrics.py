@@ -28,6 +28,7 @@ import numpy as np
 from pocketbert.models import tasks
 
 DYNAMIC_BATCH = 8  # sentences per call for graphs without a fixed batch
+EVERY_TASK_FIGURE = "output_closeness"  # beside each task's own figures (see ``output_closeness``)
 
 # The floors quantized files must keep (``tasks.py`` documents them beside the figures).
 FLOORS = tasks.FLOORS
@@ -114,7 +115,7 @@ def figures(task: str, expected: dict[str, np.ndarray], got: dict[str, np.ndarra
     entry = tasks.get_task(task)
     mask = inputs["attention_mask"].astype(bool)
     return {**FIGURES[entry.figures_kind](expected, got, entry.quality_output, mask),
-            "output_closeness": output_closeness(expected, got, mask)}
+            EVERY_TASK_FIGURE: output_closeness(expected, got, mask)}
 
 
 def output_closeness(expected: dict[str, np.ndarray], got: dict[str, np.ndarray], mask: np.ndarray) -> float:

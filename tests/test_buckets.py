@@ -119,7 +119,9 @@ def test_static_int8_keeps_the_outlier_ops_float_in_every_bucket(made, tmp_path)
     from pocketbert.formats.tflite.graph import subgraphs
 
     out = tmp_path / "s"
-    assert main(["quantize", str(made / "bucketed"), "--recipe", "tflite-static-int8", "-o", str(out)]) == 0
+    # the graph is the point here: a random classifier's static int8 logits miss by 14% (closeness 0.86)
+    assert main(["quantize", str(made / "bucketed"), "--recipe", "tflite-static-int8", "-o", str(out),
+                 "--keep-below-floor"]) == 0
     runner = open_runner(out)
     assert runner.sequence_buckets == BUCKETS
     graphs = subgraphs(out / "model.tflite")

@@ -3,7 +3,8 @@
 For each architecture a 2-layer model with the project vocabulary is fine-tuned for a few
 seconds on the synthetic task (fp32 >= 95% on held-out sentences); dynamic int8 in each
 format, and static int8 with the attention softmax in float, must stay within 1 point of
-fp32; what every-op-integer int8 does is printed (recorded)."""
+fp32; what every-op-integer int8 does is printed (recorded): it falls under the floors, so
+quantize refuses it unless asked to keep it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.integration
 DYNAMIC = ["onnx-dynamic-int8", "tflite-dynamic-int8", "torchscript-dynamic-int8-x86"]
 STATIC = ["onnx-static-int8-minmax", "tflite-static-int8"]
 FULL_INTEGER = "tflite-full-integer-int8"
+NPU = "tflite-full-integer-a16w8"
 SEQ = 32
 
 
@@ -39,10 +41,17 @@ def test_int8_keeps_accuracy_within_one_point(arch, tmp_path):
     fp32 = accuracy(pipeline("text-classification", source), held_out)
     assert fp32 >= 0.95, f"{arch}: fp32 accuracy {fp32:.3f}"
     results = {}
-    for recipe in DYNAMIC + STATIC + [FULL_INTEGER]:
-        quantize_model(source, recipe, tmp_path / recipe, seq_len=SEQ, calibration_file=None)
+    gated = {}
+    for recipe in DYNAMIC + STATIC + [FULL_INTEGER, NPU]:
+        # Every file is kept and judged here on its own task. The gate measures on the project's
+        # real sentences, which this synthetic-task model never saw: its labels there are
+        # near-ties, so even healthy files fall under the 0.95 label agreement floor on them.
+        manifest = quantize_model(source, recipe, tmp_path / recipe, seq_len=SEQ, calibration_file=None,
+                                  keep_below_floor=True)
+        gated[recipe] = manifest.quantization["below_floor"]
         results[recipe] = accuracy(pipeline("text-classification", tmp_path / recipe), held_out)
     print(f"{arch}: fp32 {fp32:.3f} " + " ".join(f"{r} {a:.3f}" for r, a in results.items()))
+    print(f"{arch}: under the gate's floors on real text: {gated}")
     for recipe in DYNAMIC + STATIC:
         assert results[recipe] >= fp32 - 0.01, (recipe, results[recipe], fp32)
     # With the mask add and softmax in int8 too (tflite-full-integer-int8 differs from
