@@ -186,7 +186,13 @@ def test_cli_quantize_and_export_quantize(checkpoint, tmp_path, cli_env):
 def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
     from pocketbert.quantize.scan import scan
 
-    rows = scan(checkpoint, "onnx-dynamic-int8", seq_len=SEQ)
+    # the CLI's scan (its JSON rows are the library's), onnx; then the library for the other formats
+    done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "quantize", str(checkpoint), "--recipe",
+                           "onnx-dynamic-int8", "--scan", "--seq-len", str(SEQ), "-o", str(tmp_path / "scan.json")],
+                          capture_output=True, text=True, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert "encoder.layer.1" in done.stdout
+    rows = json.loads((tmp_path / "scan.json").read_text())["blocks"]
     assert [r["block"] for r in rows if r["block"].startswith("encoder")] != []
     assert sorted(r["block"] for r in rows) == ["embeddings", "encoder.layer.0", "encoder.layer.1", "head"]
     # worst first by the task's figure on real text (held-out sentences), ties by random-id error
@@ -198,12 +204,6 @@ def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
     tflite_rows = scan(checkpoint, "tflite-dynamic-int8", seq_len=SEQ)
     assert sorted(r["block"] for r in tflite_rows) == sorted(r["block"] for r in rows)
     assert len({r["mean_abs_diff"] for r in tflite_rows}) == 4  # each block quantized alone differs
-    done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "quantize", str(checkpoint), "--recipe",
-                           "onnx-dynamic-int8", "--scan", "--seq-len", str(SEQ), "-o", str(tmp_path / "scan.json")],
-                          capture_output=True, text=True, env=cli_env)
-    assert done.returncode == 0, done.stderr
-    assert "encoder.layer.1" in done.stdout
-    assert len(json.loads((tmp_path / "scan.json").read_text())["blocks"]) == 4
 
 
 @pytest.mark.integration
