@@ -60,14 +60,17 @@ def quantize_model(
     options: ExportOptions | None = None,
     eval_texts: list[str] | None = None,
     keep_below_floor: bool = False,
+    reference_outputs: dict | None = None,
 ) -> Manifest:
     """``options`` are the export options of the float model (``seq_len`` alone is a
     shorthand for ``ExportOptions(seq_len=...)``). Quality against the float file is
     measured on ``eval_texts`` (default: the held-out sentences) with the task's metric;
     a file under the floors (``quality/gate.py``) raises BelowFloorError and leaves nothing
     behind, unless ``keep_below_floor`` (the sweep, the scan and the target search measure
-    every candidate; the manifest then lists what failed). Returns the new artifact's
-    manifest: the float one's, with the quantized files and the recipe."""
+    every candidate; the manifest then lists what failed). ``reference_outputs`` is a dict
+    that keeps the float file's outputs on ``eval_texts`` between calls that start from the
+    same float model (the scan quantizes it once per block; its reference runs once). Returns
+    the new artifact's manifest: the float one's, with the quantized files and the recipe."""
     from pocketbert.quality import gate
     from pocketbert.quality.agreement import agreement
     from pocketbert.quality.validate import random_batches
@@ -108,7 +111,8 @@ def quantize_model(
             seconds = time.perf_counter() - start
             reference = runner_for_file(float_file, manifest)
             tokenizer = _tokenizer_or_none(artifact.directory)
-            reference_outputs: dict = {}  # the float file runs once for every quantized file
+            if reference_outputs is None:  # the float file runs once for every quantized file
+                reference_outputs = {}
             batches = random_batches(spec, config.vocab_size)
             entries = {}
             for role, name in files.items():

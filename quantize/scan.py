@@ -68,6 +68,7 @@ def scan_blocks(base, recipe_name: str, model, options, calibration_file=None, e
     fmt = get_format(get_recipe(recipe_name).format)
     blocks = [(label, fmt.block_pattern(model, paths)) for label, paths in model_blocks(model)]
     rows = []
+    reference_outputs: dict = {}  # every block starts from the same float model: run it once
     with work_directory("scan") as work:
         for index, (label, pattern) in enumerate(blocks):
             others = tuple(p for other, p in blocks if other != label)
@@ -75,7 +76,8 @@ def scan_blocks(base, recipe_name: str, model, options, calibration_file=None, e
                 warnings.simplefilter("ignore")  # a block's pattern may match no quantizable node
                 manifest = quantize_model(base, recipe_name, Path(work) / f"q{index}", task=model.task,
                                           calibration_file=calibration_file, exclude=others, options=options,
-                                          eval_texts=eval_texts, keep_below_floor=True)  # ranks every block
+                                          eval_texts=eval_texts, keep_below_floor=True,  # ranks every block
+                                          reference_outputs=reference_outputs)
             entry = manifest.files["model"]
             output, figures = next(iter(entry.agreement_with_float.items()))
             real = entry.quality or {}

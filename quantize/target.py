@@ -89,7 +89,8 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
             directory = work / f"c{len(candidates)}"
             manifest = quantize_model(base, recipe.name, directory, task=model.task, calibration_file=calibration_file,
                                       exclude=tuple(p for _, p in float_blocks), options=options, eval_texts=tune,
-                                      keep_below_floor=True)  # every candidate is measured and listed
+                                      keep_below_floor=True,  # every candidate is measured and listed
+                                      reference_outputs=reference_outputs)
             found = manifest.files["model"].quality or {}
             row = {"candidate": name, "recipe": recipe.name, "float_blocks": [label for label, _ in float_blocks],
                    "directory": str(directory), "bytes": manifest.files["model"].bytes,
@@ -99,6 +100,7 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
             return row
 
         candidates: list[dict] = []
+        reference_outputs: dict = {}  # the float file's outputs on the tuning text, run once
         for recipe in recipes:
             attempt(recipe)
         _time_all(candidates, threads)
