@@ -28,6 +28,7 @@ from pocketbert.benchmarks.results import Measurement
 from pocketbert.contracts.recipe import arithmetic
 from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH, full_length_inputs
 from pocketbert.errors import PocketbertError
+from pocketbert.models.configs import read_config_dict
 
 
 
@@ -69,7 +70,7 @@ def describe(path: Path) -> dict:
     if path.is_dir() and not is_artifact(path):
         if not (path / "config.json").is_file():
             raise PocketbertError(f"{path}: neither a checkpoint (config.json) nor an export (manifest.json)")
-        config = json.loads((path / "config.json").read_text())
+        config = read_config_dict(path)
         weights = sum(f.stat().st_size for f in path.glob("*.safetensors")) + sum(f.stat().st_size for f in path.glob("*.bin"))
         return {"format": "pytorch", "runtime": "torch", "architecture": config.get("model_type"),
                 "quantization": None, "arithmetic": "float", "file_bytes": weights or None, "file": path}
@@ -79,7 +80,7 @@ def describe(path: Path) -> dict:
     file = artifact.model_path() if path.is_dir() else path
     plugin = format_for_file(file)
     fmt, runtime = plugin.kind_of(file), plugin.runtime
-    config = json.loads((artifact.directory / "config.json").read_text())
+    config = read_config_dict(artifact.directory)
     recipe = artifact.manifest.quantization or {}
     return {"format": fmt, "runtime": runtime, "architecture": config.get("model_type"), "quantization": recipe.get("name"),
             "arithmetic": arithmetic(recipe), "file_bytes": file.stat().st_size, "file": file}
@@ -93,8 +94,8 @@ def _describe_foreign(path: Path) -> dict:
     plugin = format_for_file(path)
     config = path.parent / "config.json"
     try:
-        architecture = json.loads(config.read_text()).get("model_type") if config.is_file() else None
-    except (OSError, ValueError):
+        architecture = read_config_dict(path.parent).get("model_type") if config.is_file() else None
+    except PocketbertError:  # not ours to judge: the file is measured without it
         architecture = None
     return {"format": plugin.kind_of(path), "runtime": plugin.runtime, "architecture": architecture,
             "quantization": None, "file_bytes": path.stat().st_size, "file": path, "foreign": True}
@@ -109,8 +110,8 @@ def vocabulary_size(directory: Path, foreign: bool) -> int:
     if not foreign:
         return load_config(directory).vocab_size
     try:
-        return int(json.loads((directory / "config.json").read_text())["vocab_size"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(read_config_dict(directory)["vocab_size"])
+    except (PocketbertError, KeyError, TypeError, ValueError):
         return SAFE_VOCABULARY
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from pocketbert import __version__
 from pocketbert.errors import PocketbertError
 from pocketbert.paths import confined
+from pocketbert.textfile import parse_json
 from pocketbert.models.configs import CONFIG_NAME
 from pocketbert.models.modeling import PreTrainedModel
 from pocketbert.contracts.spec import ExportSpec
@@ -37,6 +38,7 @@ from pocketbert.models.tokenizer import (
     TOKENIZER_CONFIG_NAME,
     TOKENIZER_NAME,
     VOCAB_NAME,
+    load_tokenizer,
     vocabulary_text,
 )
 from pocketbert.models.weights import write_task_files
@@ -85,6 +87,8 @@ def write_support_files(model: PreTrainedModel, directory: Path) -> list[str]:
         if vocab is not None:
             (directory / VOCAB_NAME).write_text(vocab, encoding="utf-8")
             copied.insert(0, VOCAB_NAME)
+    if copied:  # what the app will load: refused here, naming the checkpoint's file, not on the phone
+        load_tokenizer(source)
     return copied + write_task_files(model, directory)
 
 
@@ -270,9 +274,10 @@ class Artifact:
         if not manifest_path.is_file():
             raise ArtifactError(f"{directory}: no {MANIFEST_NAME} (not an export artifact)")
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            text = manifest_path.read_text(encoding="utf-8")
         except (OSError, ValueError) as exc:
             raise ArtifactError(f"{manifest_path}: not a valid manifest ({exc})") from None
+        manifest = parse_json(text, str(manifest_path), ArtifactError)
         return cls(directory, Manifest.from_dict(manifest, manifest_path))
 
     @property

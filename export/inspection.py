@@ -21,14 +21,26 @@ def inspect_path(path: str | Path) -> list[FileInspection]:
             raise PocketbertError(f"{path}: neither a model file nor an export artifact (no manifest.json)")
         artifact = Artifact.open(path)
         fmt = get_format(artifact.manifest.format)
-        return [fmt.inspect(artifact.model_path(role), artifact.manifest) for role in artifact.manifest.files]
+        return [_inspect_loadable(fmt, artifact.model_path(role), artifact.manifest) for role in artifact.manifest.files]
     if not path.is_file():
         raise PocketbertError(f"{path}: no such file or directory")
     fmt = format_for_file(path)
     manifest = Artifact.open(path.parent).manifest if is_artifact(path.parent) else None
     if manifest is not None:
         Artifact(path.parent, manifest).role_of(path)  # a file the manifest lists, or an error
-    return [fmt.inspect(path, manifest)]
+    return [_inspect_loadable(fmt, path, manifest)]
+
+
+def _inspect_loadable(fmt, path: Path, manifest) -> FileInspection:
+    """The accelerator checks read a file's graph their own way (onnx's protobuf parser,
+    onnxruntime's optimizer, LiteRT's analyzer) and each fails on a damaged file in its own
+    words, some with exit 0 on an empty one. The file must first load where bench and parity
+    load it (the format's CPU runner): then a truncated, renamed or empty file is one line,
+    the same line those commands give."""
+    if path.stat().st_size == 0:
+        raise PocketbertError(f"{path}: the file is empty")
+    fmt.open(path, (), (), 1, None)  # RunnerError naming the file and the runtime's reason
+    return fmt.inspect(path, manifest)
 
 
 ACCELERATOR_WORDS = {"gpu": " GPU", "npu": " NPU"}  # the checks of each export --accelerator, by name

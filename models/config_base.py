@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pocketbert.errors import ConfigError
+from pocketbert.textfile import parse_json
 
 CONFIG_NAME = "config.json"
 # config.json key `pocketbert create` writes: these weights are random (a seed), not trained.
@@ -201,9 +202,10 @@ def read_config_dict(directory: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: no config.json (not a checkpoint directory)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+    data = parse_json(text, str(path), ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     return data

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from pocketbert.errors import CheckpointError
+from pocketbert.textfile import parse_json
 
 MODULES_NAME = "modules.json"
 POOLING_DIR = "1_Pooling"
@@ -63,9 +64,10 @@ class SentenceEmbeddingSettings:
 
 def _read_json(path: Path) -> dict | list:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON ({exc})") from None
+        raise CheckpointError(f"{path}: not readable ({exc})") from None
+    return parse_json(text, str(path), CheckpointError)
 
 
 def _pooling_modes(config: dict, path: Path) -> tuple[str, ...]:

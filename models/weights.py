@@ -23,7 +23,6 @@ only by what every ``PreTrainedModel`` offers: ``config``, ``base_model_prefix``
 from __future__ import annotations
 
 import dataclasses
-import json
 import pickle
 import re
 import warnings
@@ -36,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from pocketbert.atomic import atomic_file
 from pocketbert.errors import CheckpointError, PocketbertError, first_line
 from pocketbert.paths import confined
+from pocketbert.textfile import parse_json
 from pocketbert.models.config_base import CONFIG_NAME
 
 SAFETENSORS_NAME = "model.safetensors"
@@ -77,7 +77,7 @@ def _read_torch_bin(path: Path) -> dict[str, torch.Tensor]:
 
 def _read_index(index: Path, reader) -> dict[str, torch.Tensor]:
     try:
-        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+        weight_map = parse_json(index.read_text(encoding="utf-8"), str(index), CheckpointError)["weight_map"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{index}: not a valid shard index ({first_line(exc)})") from None
     if not isinstance(weight_map, dict):

@@ -25,6 +25,7 @@ from tokenizers import AddedToken, Encoding, Tokenizer, decoders, normalizers, p
 from tokenizers.models import WordPiece
 
 from pocketbert.errors import PocketbertError
+from pocketbert.textfile import parse_json
 from pocketbert.models.hub import resolve
 
 VOCAB_NAME = "vocab.txt"
@@ -188,9 +189,10 @@ class BertTokenizerFast:
         if not path.is_file():
             return {}
         try:
-            config = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except (OSError, ValueError) as exc:
-            raise TokenizerError(f"{path}: not valid JSON ({exc})") from None
+            raise TokenizerError(f"{path}: not readable ({exc})") from None
+        config = parse_json(text, str(path), TokenizerError)
         keys = ("do_lower_case", "strip_accents", "tokenize_chinese_chars", "model_max_length", *SPECIAL_ROLES)
         options = {k: config[k] for k in keys if k in config and config[k] is not None}
         for role in SPECIAL_ROLES:  # transformers may store {"content": "[UNK]", ...}

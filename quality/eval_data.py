@@ -33,7 +33,7 @@ import numpy as np
 
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
-from pocketbert.textfile import read_text_file
+from pocketbert.textfile import parse_json, read_text_file
 
 CLASSIFICATION_SUFFIXES = (".tsv", ".jsonl")
 SQUAD_SUFFIXES = (".json",)
@@ -143,10 +143,7 @@ def read_classification(path: str | Path) -> list[LabelledText]:
             if not line.strip():
                 continue
             where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise EvalDataError(f"{where}: not valid JSON ({exc})") from None
+            row = parse_json(line, where, EvalDataError)
             if not isinstance(row, dict) or "text" not in row or "label" not in row:
                 raise EvalDataError(f"{where}: expected 'text' and 'label' in every row")
             if not isinstance(row["text"], str) or not row["text"].strip():
@@ -179,10 +176,7 @@ def read_squad(path: str | Path) -> list[SquadQuestion]:
 
 def _read_squad(path: Path) -> tuple[list[SquadQuestion], int]:
     content = _read_text(path)
-    try:
-        document = json.loads(content)
-    except ValueError as exc:
-        raise EvalDataError(f"{path}: not valid JSON ({exc})") from None
+    document = parse_json(content, str(path), EvalDataError)
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise EvalDataError(f'{path}: not SQuAD JSON (expected an object with a "data" list of articles)')
     questions, skipped = [], 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError
-from pocketbert.textfile import read_text_file
+from pocketbert.textfile import parse_json, read_text_file
 from pocketbert.models.vocab import corpus_lines
 
 
@@ -34,10 +34,10 @@ def read_texts(path: str | Path | None) -> list[tuple[str, str | None]]:
         for number, line in enumerate(content.splitlines(), 1):
             if not line.strip():
                 continue
+            row = parse_json(line, f"{path}:{number}", CalibrationError)
             try:
-                row = json.loads(line)
                 text, pair = row["text"], row.get("text_pair")
-            except (ValueError, KeyError, TypeError):
+            except (KeyError, TypeError, AttributeError):
                 raise CalibrationError(f"{path}:{number}: expected a JSON object with a 'text' field") from None
             if not isinstance(text, str) or not text.strip() or not isinstance(pair, (str, type(None))):
                 raise CalibrationError(f"{path}:{number}: 'text' (and 'text_pair') must be non-empty strings, "

@@ -441,3 +441,65 @@ def test_a_sigterm_a_library_swallows_still_stops_the_commit(tmp_path, monkeypat
         with atomic.atomic_file(tmp_path / "report.json") as partial:
             partial.write_text("{}")
     assert not (tmp_path / "report.json").exists()
+
+
+# ---- round 3, 1-2. inspect of files that are not model files ------------------------------------------------
+def damaged_files(onnx_artifact: Path, tflite_artifact: Path, directory: Path) -> dict[str, Path]:
+    """Files a user may hand to inspect/bench/parity: cut short, renamed, random, empty."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = (onnx_artifact / "model.onnx").read_bytes()
+    files = {
+        "truncated.onnx": model[: len(model) // 2],
+        "tflite-renamed.onnx": (tflite_artifact / "model.tflite").read_bytes(),
+        "random.onnx": os.urandom(4096),
+        "empty.onnx": b"", "empty.ort": b"", "empty.pt": b"", "empty.tflite": b"", "empty.pte": b"",
+    }
+    for name, content in files.items():
+        (directory / name).write_bytes(content)
+    # a well-formed graph onnxruntime refuses: an op no runtime has
+    node = helper.make_node("NoSuchOp", ["input_ids"], ["logits"], domain="example.invalid")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 8])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("example.invalid", 1)]),
+              directory / "unknown-op.onnx")
+    return {name: directory / name for name in [*files, "unknown-op.onnx"]}
+
+
+@pytest.mark.integration
+def test_inspect_refuses_files_that_do_not_load_as_bench_does(onnx_artifact, tflite_artifact, tmp_path):
+    for name, path in damaged_files(onnx_artifact, tflite_artifact, tmp_path).items():
+        expected = "the file is empty" if name.startswith("empty") else name
+        one_line_error(cli("inspect", path), expected)
+        one_line_error(cli("bench", path, "--num-runs", "1"), name)
+    assert cli("inspect", onnx_artifact)[0] == 0  # the guard keeps the good file
+
+
+# ---- round 3, 3. JSON nested past the parser's recursion limit ------------------------------------------------
+DEEP = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError here, not ValueError
+
+
+@pytest.mark.integration
+def test_deeply_nested_json_is_one_line_in_every_reader(ckpt, onnx_artifact, tmp_path):
+    (tmp_path / "squad.json").write_text(DEEP)
+    one_line_error(cli("parity", ckpt, onnx_artifact, "--eval-data", tmp_path / "squad.json"), "nested too deeply")
+    (tmp_path / "cal.jsonl").write_text(DEEP + "\n")
+    one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-static-int8-minmax", "--calibration",
+                       tmp_path / "cal.jsonl", "-o", tmp_path / "q"), "cal.jsonl:1", "nested too deeply")
+    (tmp_path / "eval.jsonl").write_text(DEEP + "\n")
+    one_line_error(cli("parity", ckpt, onnx_artifact, "--eval-data", tmp_path / "eval.jsonl"), "eval.jsonl:1")
+    for name in ("config.json", "tokenizer_config.json"):
+        broken = tmp_path / name.split(".")[0]
+        shutil.copytree(ckpt, broken)
+        (broken / name).write_text(DEEP)
+        one_line_error(cli("info", broken), name, "nested too deeply")
+        one_line_error(cli("export", broken, "--format", "onnx", "-o", tmp_path / "out"), name, "nested too deeply")
+    one_line_error(cli("bench", tmp_path / "config", "--num-runs", "1"), "config.json")  # bench reads no tokenizer
+    artifact = tmp_path / "artifact"
+    shutil.copytree(onnx_artifact, artifact)
+    (artifact / "manifest.json").write_text(DEEP)
+    for command in (["inspect", artifact], ["bench", artifact, "--num-runs", "1"], ["run", "--task", "fill-mask",
+                    "--model", artifact, "a [MASK]"], ["quantize", artifact, "--recipe", "onnx-dynamic-int8", "-o", tmp_path / "q"]):
+        one_line_error(cli(*command), "manifest.json", "nested too deeply")
+    assert not (tmp_path / "q").exists()

@@ -1,8 +1,10 @@
-"""Reading a user's text file (calibration text, eval data) with one-line errors."""
+"""Reading a user's text file (calibration text, eval data, JSON) with one-line errors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from pocketbert.errors import PocketbertError
 
@@ -20,3 +22,15 @@ def read_text_file(path: Path, what: str, error: type[PocketbertError] = Pocketb
     if "\x00" in content:
         raise error(f"{path}: {what} is not a text file")
     return content
+
+
+def parse_json(text: str, where: str, error: type[PocketbertError] = PocketbertError) -> Any:
+    """``json.loads`` with a one-line error naming ``where`` (a path, or path:line). Deeply
+    nested input (a few thousand ``[``) makes the parser raise RecursionError, not
+    ValueError, so every reader that caught only the latter printed a traceback."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise error(f"{where}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise error(f"{where}: not valid JSON ({exc})") from None

@@ -91,8 +91,10 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     from pocketbert.models import load_model
+    from pocketbert.models.tokenizer import load_tokenizer
 
     model = load_model(args.model, task=args.task)
+    tokenizer = load_tokenizer(model.checkpoint_dir)  # run and export refuse what it refuses: so does info
     info = {
         "class": type(model).__name__,
         "model_type": model.config.model_type,
@@ -101,6 +103,7 @@ def run_info(args: argparse.Namespace) -> int:
         "parameters": model.num_parameters(),
         "inputs": list(model.input_names),
         "outputs": list(model.output_names),
+        "vocabulary": len(tokenizer),
         "checkpoint": str(model.checkpoint_dir),
     }
     if args.json:
