@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import csv
-import io
 import json
 import re
 import string
@@ -33,7 +31,7 @@ import numpy as np
 
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import QUESTION_ANSWERING, TEXT_CLASSIFICATION
-from pocketbert.textfile import parse_json, read_text_file
+from pocketbert.textfile import parse_json, read_text_file, tsv_rows
 
 CLASSIFICATION_SUFFIXES = (".tsv", ".jsonl")
 SQUAD_SUFFIXES = (".json",)
@@ -150,20 +148,12 @@ def read_classification(path: str | Path) -> list[LabelledText]:
                 raise EvalDataError(f"{where}: 'text' must be a non-empty string")
             examples.append(LabelledText(row["text"], _pair(row.get("text_pair"), where), _label(row["label"], where), number))
     else:
-        reader = csv.DictReader(io.StringIO(content), delimiter="\t", quoting=csv.QUOTE_NONE)
-        header = reader.fieldnames or []
-        if "text" not in header or "label" not in header:
-            raise EvalDataError(
-                f"{path}: expected 'text' and 'label' columns in the TSV header (found: {', '.join(header) or 'nothing'})"
-            )
-        for row in reader:
-            where = f"{path}:{reader.line_num}"
-            if None in row or any(row[name] is None for name in header):
-                raise EvalDataError(f"{where}: expected {len(header)} tab-separated fields, as the header has")
+        for line, row in tsv_rows(content, path, ("text", "label"), EvalDataError):
+            where = f"{path}:{line}"
             if not row["text"].strip():
                 raise EvalDataError(f"{where}: empty text")
             examples.append(LabelledText(row["text"], _pair(row.get("text_pair"), where), _label(row["label"], where),
-                                         reader.line_num))
+                                         line))
     if not examples:
         raise EvalDataError(f"{path}: no examples in it")
     return examples

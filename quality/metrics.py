@@ -208,6 +208,9 @@ def measure(task: str, reference, candidate, tokenizer, spec, texts: list[str] |
     expected = cache["expected"] if cache is not None else expected
     got = outputs_on(candidate, batches, names, rows, masked)
     for name in names:
+        if got[name].shape != expected[name].shape:
+            return {"task": task, "sentences": rows, "error": f"output {name} is {list(got[name].shape)}, "
+                                                              f"the reference's {list(expected[name].shape)}"}
         if not np.isfinite(got[name]).all():
             return {"task": task, "sentences": rows, "error": f"output {name} has non-finite values"}
     return {"task": task, "sentences": rows, **figures(task, expected, got, inputs)}

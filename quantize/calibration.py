@@ -7,15 +7,13 @@ or, by default, from the project's English corpus (250 sentences, models/data/co
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 
 from pocketbert.errors import PocketbertError
-from pocketbert.textfile import parse_json, read_text_file
+from pocketbert.textfile import parse_json, read_text_file, tsv_rows
 from pocketbert.models.vocab import corpus_lines
 
 
@@ -23,12 +21,13 @@ class CalibrationError(PocketbertError):
     pass
 
 
-def read_texts(path: str | Path | None) -> list[tuple[str, str | None]]:
-    """(text, pair) examples from a calibration file, or the default corpus."""
+def read_texts(path: str | Path | None, what: str = "calibration") -> list[tuple[str, str | None]]:
+    """(text, pair) examples from a calibration file (or ``what`` else the file is for),
+    or the default corpus."""
     if path is None:
         return [(line, None) for line in corpus_lines()]
     path = Path(path)
-    content = read_text_file(path, "calibration file", CalibrationError)
+    content = read_text_file(path, f"{what} file", CalibrationError)
     if path.suffix == ".jsonl":
         examples = []
         for number, line in enumerate(content.splitlines(), 1):
@@ -44,14 +43,13 @@ def read_texts(path: str | Path | None) -> list[tuple[str, str | None]]:
                                        f"got {json.dumps(text)[:40]}")  # not calibrated on "123" or "None"
             examples.append((text, pair))
     elif path.suffix == ".tsv":
-        rows = list(csv.DictReader(io.StringIO(content), delimiter="\t"))
-        if not rows or "text" not in rows[0]:
-            raise CalibrationError(f"{path}: expected a TSV header with a 'text' column")
-        examples = [(row["text"], row.get("text_pair") or None) for row in rows if row["text"].strip()]
+        # an empty text cell is skipped, as an empty line of a .txt is
+        examples = [(row["text"], row.get("text_pair") or None)
+                    for _, row in tsv_rows(content, path, ("text",), CalibrationError) if row["text"].strip()]
     else:
         examples = [(line, None) for line in content.splitlines() if line.strip()]
     if not examples:
-        raise CalibrationError(f"{path}: no calibration text in it")
+        raise CalibrationError(f"{path}: no {what} text in it")
     return examples
 
 

@@ -31,13 +31,13 @@ from pocketbert.models.tasks import get_task
 def parse_target(text: str, task: str) -> tuple[str, float]:
     """("cosine_mean", 0.995) from "cosine_mean>=0.995"; "agreement" names the task's
     agreement figure (label, token, masked top-1, span or nearest-neighbour)."""
-    match = re.fullmatch(r"\s*([a-z_0-9]+)\s*>=\s*([0-9.]+)\s*", text or "")
+    match = re.fullmatch(r"\s*([a-z_0-9]+)\s*>=\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*", text or "")
     if not match:
         raise PocketbertError(f"--target {text!r}: write it as METRIC>=VALUE, e.g. cosine_mean>=0.995 or agreement>=0.98")
     metric, value = match.group(1), float(match.group(2))
     entry = get_task(task)
     metric = entry.agreement if metric == "agreement" else metric
-    known = entry.figures
+    known = (*entry.figures, quality.EVERY_TASK_FIGURE)  # output_closeness: every task reports it
     if metric not in known:
         raise PocketbertError(f"--target: {task} has no figure {metric!r} (it has: {', '.join(known)}, agreement)")
     if not 0 <= value <= 1:

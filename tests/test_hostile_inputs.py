@@ -503,3 +503,113 @@ def test_deeply_nested_json_is_one_line_in_every_reader(ckpt, onnx_artifact, tmp
                     "--model", artifact, "a [MASK]"], ["quantize", artifact, "--recipe", "onnx-dynamic-int8", "-o", tmp_path / "q"]):
         one_line_error(cli(*command), "manifest.json", "nested too deeply")
     assert not (tmp_path / "q").exists()
+
+
+# ---- round 3, 4-5. parity of foreign files that are not this model's -------------------------------------------
+@pytest.mark.integration
+def test_parity_of_a_foreign_file_of_another_shape_or_model(ckpt, tmp_path):
+    # sentence label logits where the checkpoint gives per-token vocabulary logits: one output each
+    tagger = tiny_checkpoint(tmp_path / "tagger", task="text-classification")
+    assert cli("export", tagger, "--format", "onnx", "--seq-len", "16", "-o", tmp_path / "tagger-onnx")[0] == 0
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    shutil.copyfile(tmp_path / "tagger-onnx" / "model.onnx", foreign / "model.onnx")
+    code, out, err = cli("parity", ckpt, foreign / "model.onnx")
+    assert code == 1 and "Traceback" not in err, err  # a failed check, reported as one
+    assert "model.onnx" in out and "FAIL" in out.upper(), out
+    other = tmp_path / "other"
+    tiny_checkpoint(other, arch="distilbert")
+    shutil.copyfile(other / "config.json", foreign / "config.json")
+    one_line_error(cli("parity", ckpt, foreign / "model.onnx"), "the config.json beside it is a distilbert")
+
+
+# ---- round 3, 6-7. quality targets and text tables that parse but mean nothing ---------------------------------
+@pytest.mark.parametrize("spec", ["cosine_mean>=.", ">=1.2.3", "agreement>=0..9", "agreement>=1.2.3", "", " "])
+@pytest.mark.unit
+def test_target_specs_that_are_not_numbers(spec, ckpt, tmp_path):
+    one_line_error(cli("quantize", ckpt, "--format", "onnx", "--target", spec, "-o", tmp_path / "q"), "METRIC>=VALUE")
+    assert not (tmp_path / "q").exists()
+
+
+@pytest.mark.integration
+def test_text_tables_with_empty_or_missing_cells(onnx_artifact, tmp_path):
+    from pocketbert.quantize.calibration import read_texts
+
+    (tmp_path / "cal.tsv").write_text("text\ttext_pair\nfine\tpair\n\n")  # a row with an empty text cell
+    assert read_texts(tmp_path / "cal.tsv") == [("fine", "pair")]
+    (tmp_path / "short.tsv").write_text("text\ttext_pair\nfine\tpair\nshort\n")
+    one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-static-int8-minmax", "--calibration",
+                       tmp_path / "short.tsv", "-o", tmp_path / "q"), "short.tsv:3", "2 tab-separated fields")
+    (tmp_path / "twice.tsv").write_text("text\ttext\na\tb\n")
+    one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-dynamic-int8", "--eval-text",
+                       tmp_path / "twice.tsv", "-o", tmp_path / "q"), "names the column 'text' twice")
+    (tmp_path / "blank.txt").write_text("\n \n")
+    one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-dynamic-int8", "--eval-text",
+                       tmp_path / "blank.txt", "-o", tmp_path / "q"), "no eval text in it")
+    one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-dynamic-int8", "--exclude", "", "-o",
+                       tmp_path / "q"), "empty pattern")
+    assert not (tmp_path / "q").exists()
+
+
+# ---- round 3, 8. outputs that would overwrite what the command reads --------------------------------------------
+@pytest.mark.integration
+def test_no_output_lands_on_an_input(ckpt, onnx_artifact, tmp_path):
+    copies = {name: tmp_path / name for name in ("ckpt", "artifact")}
+    shutil.copytree(ckpt, copies["ckpt"])
+    shutil.copytree(onnx_artifact, copies["artifact"])
+    before = {p: p.read_bytes() for d in copies.values() for p in d.rglob("*") if p.is_file()}
+    ck, art = copies["ckpt"], copies["artifact"]
+    (tmp_path / "cal.txt").write_text("a calibration sentence\n")
+    attacks = [
+        ["quantize", ck, "--recipe", "onnx-dynamic-int8", "--scan", "--seq-len", "16", "-o", ck / "config.json"],
+        ["inspect", art, "--json", art / "manifest.json"],
+        ["inspect", art / "model.onnx", "--json", art / "config.json"],
+        ["bench", ck, "--num-runs", "1", "--json", ck / "config.json"],
+        ["bench", art, "--num-runs", "1", "--markdown", art / "vocab.txt"],
+        ["parity", ck, art, "--json", ck / "model.safetensors"],
+        ["quantize", art, "--recipe", "onnx-static-int8-minmax", "--calibration", tmp_path / "cal.txt",
+         "-o", tmp_path, "--force"],
+        ["export", ck, "--format", "onnx", "-o", tmp_path, "--force"],
+    ]
+    for args in attacks:
+        one_line_error(cli(*args), "would overwrite the input")
+    assert {p: p.read_bytes() for d in copies.values() for p in d.rglob("*") if p.is_file()} == before
+    assert cli("inspect", art, "--json", art / "inspection.json")[0] == 0  # a new file beside the inputs is fine
+
+
+# ---- round 3, 10. a reader that closes the pipe -----------------------------------------------------------------
+@pytest.mark.integration
+def test_a_closed_stdout_ends_quietly(ckpt, cli_env):
+    # the read end is closed before the model has loaded: the first line written meets EPIPE
+    process = subprocess.Popen([sys.executable, "-m", "pocketbert.cli", "run", "--task", "fill-mask", "--model",
+                                str(ckpt), *["a [MASK] day"] * 50], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=cli_env)
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE, err
+    assert err == "", err
+
+
+# ---- round 3, 9. a collapsed quantized file, through every command that writes one -------------------------------
+COLLAPSED_WRITERS = {
+    "quantize": ["quantize", "CKPT", "--recipe", "onnx-dynamic-int8", "--seq-len", "16", "-o", "OUT"],
+    "export --quantize": ["export", "CKPT", "--format", "onnx", "--seq-len", "16", "--quantize", "onnx-dynamic-int8",
+                          "-o", "OUT"],
+    "quantize --target": ["quantize", "CKPT", "--format", "onnx", "--seq-len", "16", "--target", "output_closeness>=0.5",
+                          "-o", "OUT"],
+    "export --accelerator": ["export", "CKPT", "--format", "tflite", "--seq-len", "16", "--accelerator", "npu",
+                             "-o", "OUT"],
+}
+
+
+@pytest.mark.parametrize("command", list(COLLAPSED_WRITERS))
+@pytest.mark.integration
+def test_every_command_that_writes_a_quantized_file_refuses_a_collapsed_one(command, ckpt, tmp_path, monkeypatch):
+    from pocketbert.quality import gate
+
+    # floors no int8 file can keep stand in for a collapse: the rule itself is test_quality_gate's
+    for floors in ("FLOORS", "RANDOM_WEIGHTS_FLOORS"):
+        monkeypatch.setattr(gate, floors, {"output_closeness": 0.99999})
+    args = [ckpt if a == "CKPT" else tmp_path / "out" if a == "OUT" else a for a in COLLAPSED_WRITERS[command]]
+    one_line_error(cli(*args), "< floor 0.99999", "--keep-below-floor")
+    assert list(tmp_path.iterdir()) == []

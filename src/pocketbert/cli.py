@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import sys
 import warnings
@@ -17,7 +18,7 @@ from pocketbert import __version__
 from pocketbert import atomic
 from pocketbert.atomic import Terminated, is_disk_full, request_termination
 from pocketbert.commands import bench, create, export, inspect, parity, quantize, run
-from pocketbert.commands.common import OneLineParser
+from pocketbert.commands.common import OneLineParser, refuse_outputs_over_inputs
 from pocketbert.errors import PocketbertError
 
 EXIT_USAGE = 2
@@ -64,12 +65,25 @@ def _terminated() -> int:
     return 128 + signal.SIGTERM
 
 
+def _reader_gone() -> int:
+    """``pocketbert run ... | head -1``: the reader closed the pipe, which is its choice.
+    Stop quietly, with the status a Unix tool killed by SIGPIPE has; stdout goes to
+    /dev/null so that the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a descriptor (captured in tests)
+        pass
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _one_line_warning
     previous = signal.signal(signal.SIGTERM, request_termination)
     try:
+        refuse_outputs_over_inputs(args)
         status = args.run(args)
         if atomic.termination_requested():  # SIGTERM swallowed by a library: still not a success
             raise Terminated()
@@ -79,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _terminated()
         print(f"pocketbert: error: {_shorten(' '.join(str(exc).split()))}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # before OSError, which it is
+        return _reader_gone()
     except OSError as exc:
         if atomic.termination_requested():
             return _terminated()

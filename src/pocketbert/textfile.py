@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +37,25 @@ def parse_json(text: str, where: str, error: type[PocketbertError] = PocketbertE
         raise error(f"{where}: not valid JSON (nested too deeply)") from None
     except ValueError as exc:
         raise error(f"{where}: not valid JSON ({exc})") from None
+
+
+def tsv_rows(content: str, path: Path, columns: tuple[str, ...],
+             error: type[PocketbertError] = PocketbertError) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) for each row of a tab-separated text whose header names
+    ``columns`` (other columns may follow). csv fills a short row with None, folds a long
+    one's extra fields under a None key and keeps the last of two same-named columns, all
+    silently: each is refused here, naming the line."""
+    reader = csv.DictReader(io.StringIO(content), delimiter="\t", quoting=csv.QUOTE_NONE)
+    header = reader.fieldnames or []
+    if any(column not in header for column in columns):
+        names = " and ".join(repr(column) for column in columns)
+        raise error(f"{path}: expected {names} column{'s' * (len(columns) > 1)} in the TSV header "
+                    f"(found: {', '.join(header) or 'nothing'})")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise error(f"{path}: the TSV header names the column {twice[0]!r} twice")
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        if None in row or any(row[name] is None for name in header):
+            raise error(f"{where}: expected {len(header)} tab-separated fields, as the header has")
+        yield reader.line_num, row

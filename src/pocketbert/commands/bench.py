@@ -8,7 +8,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from pocketbert.commands.common import accelerator_names, at_least, non_negative, output_file
+from pocketbert.commands.common import accelerator_names, at_least, non_negative, input_path, output_file
 from pocketbert.commands.common import threads as thread_count
 from pocketbert.errors import PocketbertError
 
@@ -31,11 +31,11 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         "--work-dir when missing) and puts the paper's numbers beside the measured ones, or MLPerf Mobile's "
         "language task (MobileBERT int8, QA, seq 384, p90 latency).",
     )
-    p.add_argument("inputs", nargs="*", metavar="INPUT")
-    p.add_argument("--compare", nargs="+", metavar="INPUT",
+    p.add_argument("inputs", nargs="*", metavar="INPUT", type=input_path)
+    p.add_argument("--compare", nargs="+", metavar="INPUT", type=input_path,
                    help="measure these inputs (ours or any foreign .onnx/.tflite/.pte/.pt) in interleaved rounds, "
                         "A B A B ..., and print each one's latency ratio to the first, round by round")
-    p.add_argument("--lengths", nargs="?", const="corpus", metavar="TEXT_FILE",
+    p.add_argument("--lengths", nargs="?", const="corpus", metavar="TEXT_FILE", type=input_path,
                    help="time queries of a real text's lengths (one per line; default: the project corpus), each "
                         "padded to what the file takes (a bucketed .tflite: its smallest bucket that fits); "
                         "median and p90 are then per query, as in MLPerf's single stream")

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from pocketbert.contracts.options import Flag, at_least, foreign_option_error, number  # noqa: F401 (at_least: for the commands)
+from pocketbert.errors import PocketbertError
 
 
 
@@ -62,6 +63,8 @@ def threads(text: str) -> int:
 
 
 def regex(text: str) -> str:
+    if not text:  # matches every name: the whole model would stay float under an int8 recipe's name
+        raise argparse.ArgumentTypeError("an empty pattern matches every layer; name the layers to keep in float")
     try:
         re.compile(text)
     except re.error as exc:
@@ -69,7 +72,7 @@ def regex(text: str) -> str:
     return text
 
 
-def output_file(text: str) -> str:
+def output_file(text: str) -> OutputPath:
     """A file pocketbert will write at the end (a report, a plot): checked now, so that
     measuring does not end in "is a directory" or "permission denied"."""
     path = Path(text)
@@ -79,7 +82,54 @@ def output_file(text: str) -> str:
     existing = next((p for p in (parent, *parent.parents) if p.exists()), Path("."))
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise argparse.ArgumentTypeError(f"{text}: cannot write in {existing}")
-    return text
+    return OutputPath(text)
+
+
+# ---- inputs and outputs kept apart ---------------------------------------------------------
+class InputPath(str):
+    """A path a command reads (checkpoint, artifact, model file, text): the argument type
+    ``input_path`` marks it, so one check covers every command's outputs against it."""
+
+
+class OutputPath(str):
+    """A path a command writes (an output directory, a report, a plot)."""
+
+
+def input_path(text: str) -> InputPath:
+    return InputPath(text)
+
+
+def output_path(text: str) -> OutputPath:
+    """An output directory (or a file some modes write): checked against the inputs only."""
+    return OutputPath(text)
+
+
+def _marked(args: argparse.Namespace, kind: type) -> list[str]:
+    values = [v for value in vars(args).values() for v in (value if isinstance(value, list) else [value])]
+    return [v for v in values if isinstance(v, kind)]
+
+
+def _read_places(text: str) -> list[Path]:
+    """An input and what is read with it: a model file inside an export is read with the
+    export's manifest, config and vocabulary."""
+    path = Path(text).resolve()
+    if path.is_file() and (path.parent / "manifest.json").is_file():
+        return [path, path.parent]
+    return [path]
+
+
+def refuse_outputs_over_inputs(args: argparse.Namespace) -> None:
+    """No output may be an input, contain one (an output directory is replaced whole), or
+    replace a file or folder inside an input directory (``bench CKPT --json CKPT/config.json``
+    destroyed the config it had just read). A new file inside an input directory is
+    allowed: it takes nothing away."""
+    inputs = [place for text in _marked(args, InputPath) for place in _read_places(text)]
+    for text in _marked(args, OutputPath):
+        out = Path(text).resolve()
+        for read in inputs:
+            replaces_inside = read.is_dir() and read in out.parents and out.exists()
+            if out == read or out in read.parents or replaces_inside:
+                raise PocketbertError(f"{text}: the output would overwrite the input {read}; write it elsewhere")
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from pocketbert.commands.common import architecture_names, at_least, task_names
+from pocketbert.commands.common import architecture_names, at_least, input_path, output_path, task_names
 
 
 
@@ -20,7 +20,7 @@ def add_create(sub: argparse._SubParsersAction) -> None:
         "since nothing can be downloaded here.",
     )
     p.add_argument("arch", choices=architecture_names(), metavar="ARCH", help="one of: %(choices)s")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR", type=output_path)
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head to add (default: fill-mask)")
     p.add_argument("--layers", type=at_least(1), help="number of layers (default: the paper's)")
     p.add_argument("--seed", type=at_least(0), default=0)
@@ -83,7 +83,7 @@ def add_info(sub: argparse._SubParsersAction) -> None:
         description="Load MODEL strictly (every weight checked against the architecture) and print "
         "its class, inputs, outputs and size. Exit code 2 if it does not load.",
     )
-    p.add_argument("model", metavar="MODEL", help="checkpoint directory or Hugging Face hub id")
+    p.add_argument("model", metavar="MODEL", type=input_path, help="checkpoint directory or Hugging Face hub id")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head to load (default: from config.json)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_info)

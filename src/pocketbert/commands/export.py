@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pocketbert.commands.common import add_format_flags, at_least, format_options, non_negative, task_names
+from pocketbert.commands.common import add_format_flags, at_least, format_options, non_negative, input_path, output_path, task_names
 
 
 
@@ -20,11 +20,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "tokenizer files and manifest.json. Every file is validated against the PyTorch model on fresh "
         "inputs; a failed export leaves nothing behind.",
     )
-    p.add_argument("model", metavar="MODEL")
+    p.add_argument("model", metavar="MODEL", type=input_path)
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head to export (default: from config.json)")
     p.add_argument("--format", required=True, choices=list(FORMATS), metavar="FORMAT",
                    help="; ".join(f"{name}: {fmt.note}" for name, fmt in FORMATS.items()))
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", type=output_path)
     p.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len, help="sequence length (static) or example length")
     p.add_argument("--batch", type=at_least(1), default=defaults.batch)
     p.add_argument("--static", action="store_true", help="fixed batch and sequence length (delegates want them)")
@@ -32,7 +32,7 @@ def add_export(sub: argparse._SubParsersAction) -> None:
                    help="executorch: dynamic batch (1-8) and sequence length (the default of onnx and torchscript)")
     p.add_argument("--atol", type=non_negative, default=defaults.atol, help="validation tolerance (max abs diff)")
     p.add_argument("--quantize", metavar="RECIPE", help="apply a recipe of this format (see pocketbert quantize)")
-    p.add_argument("--calibration", metavar="FILE", help="with --quantize: calibration text for static recipes")
+    p.add_argument("--calibration", metavar="FILE", type=input_path, help="with --quantize: calibration text for static recipes")
     p.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
     add_format_flags(p)  # each format's own (Format.option_type), refused for another format
     add_require_trained_head(p)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pocketbert.commands.common import output_file
+from pocketbert.commands.common import input_path, output_file
 
 
 def add_inspect(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def add_inspect(sub: argparse._SubParsersAction) -> None:
         "and why, as the runtimes' own checkers say. The LiteRT GPU check runs the file on a GPU device when "
         "there is one (a software Vulkan device counts); the rest read the file.",
     )
-    p.add_argument("path", metavar="ARTIFACT|FILE")
+    p.add_argument("path", metavar="ARTIFACT|FILE", type=input_path)
     p.add_argument("--json", type=output_file, metavar="FILE", help="also write the full report as JSON")
     p.add_argument("--verbose", action="store_true", help="every reason and note, not only the first")
     p.set_defaults(run=run_inspect)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from pocketbert.commands.common import at_least, fraction, non_negative, output_file, task_names
+from pocketbert.commands.common import at_least, fraction, non_negative, input_path, output_file, task_names
 
 EXIT_PARITY_FAILED = 1
 
@@ -40,13 +40,13 @@ def add_parity(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", metavar="MODEL", help="checkpoint directory (or hub id) the artifacts were exported from")
-    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT",
+    p.add_argument("model", metavar="MODEL", type=input_path, help="checkpoint directory (or hub id) the artifacts were exported from")
+    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", type=input_path,
                    help="export directory, a model file inside one, or a file pocketbert did not export "
                         "(Optimum's .onnx, litert-torch's .tflite: inputs matched by name, else position)")
     p.add_argument("--task", choices=task_names(), metavar="TASK",
                    help="files pocketbert did not export: the task they compute (default: the checkpoint's head)")
-    p.add_argument("--eval-data", metavar="FILE", help="labelled data: .tsv/.jsonl classification or SQuAD .json")
+    p.add_argument("--eval-data", metavar="FILE", type=input_path, help="labelled data: .tsv/.jsonl classification or SQuAD .json")
     p.add_argument("--max-abs", type=non_negative, metavar="X", help="fail when an output's max abs diff is over X")
     p.add_argument("--min-top1", type=fraction, metavar="Y", help="fail when a top-1 agreement (0..1) is under Y")
     p.add_argument("--max-metric-drop", type=non_negative, metavar="P",

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from pocketbert.commands.common import at_least, regex, task_names, threads
+from pocketbert.commands.common import at_least, input_path, output_file, output_path, regex, task_names, threads
 from pocketbert.commands.export import add_keep_below_floor, add_require_trained_head, warn_below_floor, warn_untrained
 from pocketbert.errors import PocketbertError
 from pocketbert.contracts.format import ExportOptions
@@ -26,7 +26,7 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
         "export of that format) with RECIPE into OUT_DIR; the manifest records the recipe, the "
         "calibration and the agreement with the float model.",
     )
-    p.add_argument("source", metavar="ARTIFACT_OR_MODEL")
+    p.add_argument("source", metavar="ARTIFACT_OR_MODEL", type=input_path)
     from pocketbert.formats import FORMATS
 
     p.add_argument("--recipe", choices=list(RECIPES), metavar="RECIPE", help="one of: %(choices)s")
@@ -36,10 +36,10 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
                    help="write the fastest file of --format keeping this quality on real text, e.g. "
                         "cosine_mean>=0.995 or agreement>=0.98 (recipes, then blocks kept in float)")
     p.add_argument("--threads", type=threads, default=1, help="with --target: threads the candidates are timed with")
-    p.add_argument("-o", "--output", metavar="OUT_DIR", help="the quantized export (with --scan: a JSON report)")
+    p.add_argument("-o", "--output", metavar="OUT_DIR", type=output_path, help="the quantized export (with --scan: a JSON report)")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
-    p.add_argument("--calibration", metavar="FILE", help=".txt (a line each), .jsonl or .tsv with a text column")
-    p.add_argument("--eval-text", metavar="FILE",
+    p.add_argument("--calibration", metavar="FILE", type=input_path, help=".txt (a line each), .jsonl or .tsv with a text column")
+    p.add_argument("--eval-text", metavar="FILE", type=input_path,
                    help="real sentences to measure quality on (.txt a line each, .jsonl/.tsv with a text column; "
                         "default: 240 held-out sentences, never the calibration text)")
     p.add_argument("--scan", action="store_true",
@@ -57,14 +57,14 @@ def eval_texts(path) -> list[str]:
     """Sentences to measure quality on: .txt a line each, .jsonl/.tsv with a text column."""
     from pocketbert.quantize.calibration import read_texts
 
-    return [text for text, _ in read_texts(path)]
+    return [text for text, _ in read_texts(path, what="eval")]
 
 
 def run_quantize(args: argparse.Namespace) -> int:
     from pocketbert.quality import metrics as quality
     from pocketbert.quantize import quantize_model
 
-    if getattr(args, "target", None) or getattr(args, "format", None) and not getattr(args, "quantize", None):
+    if getattr(args, "target", None) is not None or getattr(args, "format", None) and not getattr(args, "quantize", None):
         return run_target(args)
     if not args.recipe:
         raise PocketbertError("give --recipe RECIPE, or --format FORMAT --target METRIC>=VALUE")
@@ -104,7 +104,7 @@ def run_quantize(args: argparse.Namespace) -> int:
 def run_target(args: argparse.Namespace) -> int:
     from pocketbert.quantize.target import quantize_to_target
 
-    if args.recipe or not (args.format and args.target and args.output):
+    if args.recipe or not (args.format and args.target is not None and args.output):
         raise PocketbertError("--target takes --format FORMAT and -o OUT_DIR, and no --recipe (it picks one)")
     manifest = quantize_to_target(
         args.source, args.format, args.target, args.output, task=args.task, calibration_file=args.calibration,
@@ -124,9 +124,16 @@ def run_target(args: argparse.Namespace) -> int:
 
 
 def run_scan(args: argparse.Namespace) -> int:
+    from pocketbert.atomic import atomic_file
     from pocketbert.quantize.scan import scan
 
-    rows = scan(args.source, args.recipe, task=args.task, seq_len=args.seq_len, calibration_file=args.calibration)
+    if args.output:  # the report's path is checked before the scan, not after minutes of it
+        try:
+            output_file(args.output)
+        except argparse.ArgumentTypeError as exc:
+            raise PocketbertError(f"-o: {exc}") from None
+    rows = scan(args.source, args.recipe, task=args.task, seq_len=args.seq_len, calibration_file=args.calibration,
+                eval_texts=eval_texts(args.eval_text) if args.eval_text else None)
     print(f"{'block':<24} {'real text':>10} {'mean abs diff':>14} {'max abs diff':>13} {'top-1':>7}   "
           f"(worst first, {args.recipe}; real text: the task's figure on held-out sentences)")
     for row in rows:
@@ -134,7 +141,8 @@ def run_scan(args: argparse.Namespace) -> int:
         real = "-" if row["real_text"] is None else f"{row['real_text']:.4f}"
         print(f"{row['block']:<24} {real:>10} {row['mean_abs_diff']:>14.4g} {row['max_abs_diff']:>13.4g} {top1:>7}")
     if args.output:
-        Path(args.output).write_text(json.dumps({"recipe": args.recipe, "blocks": rows}, indent=2) + "\n")
+        with atomic_file(args.output) as tmp:
+            Path(tmp).write_text(json.dumps({"recipe": args.recipe, "blocks": rows}, indent=2) + "\n")
     return 0
 
 
@@ -147,16 +155,16 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
         "quantize-sweep",
         help="every recipe against float: size, latency, agreement, accuracy (JSON, Markdown, PNG)",
     )
-    p.add_argument("model", metavar="MODEL", help="checkpoint directory")
+    p.add_argument("model", metavar="MODEL", type=input_path, help="checkpoint directory")
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS), metavar="FORMAT")
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE")
-    p.add_argument("--eval-data", metavar="FILE", help="labelled text (.tsv/.jsonl with text and label) for accuracy")
+    p.add_argument("--eval-data", metavar="FILE", type=input_path, help="labelled text (.tsv/.jsonl with text and label) for accuracy")
     p.add_argument("--task", choices=task_names(), metavar="TASK",
                    help="head to export (default: from config.json; text-classification with --eval-data)")
     p.add_argument("--threads", type=threads, default=1)
     p.add_argument("--seq-len", type=at_least(1), default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--runs", type=at_least(1), default=20, help="timed runs per file")
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", help="sweep.json, sweep.md, sweep.png")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", type=output_path, help="sweep.json, sweep.md, sweep.png")
     p.set_defaults(run=run_sweep)
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from pocketbert.commands.export import add_require_trained_head, warn_untrained
-from pocketbert.commands.common import accelerator_names, at_least, threads
+from pocketbert.commands.common import accelerator_names, at_least, input_path, threads
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import TASKS, get_task
 
@@ -32,7 +32,7 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         "prompt<TAB>choice<TAB>choice...",
     )
     p.add_argument("--task", required=True, choices=_pipeline_tasks(), metavar="TASK", help="one of: %(choices)s")
-    p.add_argument("--model", required=True, metavar="MODEL", help="checkpoint directory or hub id")
+    p.add_argument("--model", required=True, metavar="MODEL", type=input_path, help="checkpoint directory or hub id")
     p.add_argument("text", nargs="*", metavar="TEXT")
     p.add_argument("--top-k", type=at_least(1), default=None, help="answers per input (fill-mask default 5, others 1)")
     p.add_argument("--context", help="question answering: the context every question is asked about")
