@@ -97,6 +97,8 @@ def open_foreign(path: str | Path, threads: int | None = None, accelerator: str 
 
     path = Path(path)
     runner = format_for_file(path).open_on(accelerator, path, (), (), threads, None)
+    if not runner.input_names:  # timing it at "seq 128" would measure a constant
+        raise RunnerError(f"{path}: the graph takes no inputs; a BERT-family file takes token ids")
     input_roles(runner.input_names, str(path))  # more inputs than a BERT takes: refused here
     floats = [name for name, dtype in getattr(runner, "dtypes", {}).items() if np.issubdtype(dtype, np.floating)]
     if floats:

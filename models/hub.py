@@ -31,6 +31,8 @@ def resolve(name_or_path: str | Path) -> Path:
     """A local checkpoint directory, or a hub id looked up through huggingface_hub's cache
     (honours HF_HUB_OFFLINE and HF_HOME / HF_HUB_CACHE)."""
     path = Path(name_or_path).expanduser()
+    if path.is_symlink() and not path.exists():  # exists() is False for a loop or a dangling link
+        raise CheckpointError(f"{path}: a symbolic link to nothing (dangling, or a loop)")
     if path.exists():
         if not path.is_dir():
             raise CheckpointError(f"{path}: not a directory (a checkpoint is a directory with config.json)")

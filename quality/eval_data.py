@@ -179,10 +179,14 @@ def _read_squad(path: Path) -> tuple[list[SquadQuestion], int]:
             if not isinstance(paragraph, dict) or not isinstance(paragraph.get("context"), str) \
                     or not isinstance(paragraph.get("qas"), list):
                 raise EvalDataError(f'{where}: expected "context" (a string) and "qas" (a list)')
+            if not paragraph["context"].strip():  # refused now, not after the models have loaded
+                raise EvalDataError(f'{where}: the "context" is empty')
             for q, qa in enumerate(paragraph["qas"]):
                 here = f"{where}.qas[{q}]"
                 if not isinstance(qa, dict) or not isinstance(qa.get("question"), str):
                     raise EvalDataError(f'{here}: expected "question" (a string)')
+                if not qa["question"].strip():
+                    raise EvalDataError(f'{here}: the "question" is empty')
                 answers = qa.get("answers", [])
                 if not isinstance(answers, list) or not all(isinstance(x, dict) and isinstance(x.get("text"), str)
                                                             for x in answers):

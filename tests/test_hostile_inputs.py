@@ -572,7 +572,7 @@ def test_no_output_lands_on_an_input(ckpt, onnx_artifact, tmp_path):
         ["export", ck, "--format", "onnx", "-o", tmp_path, "--force"],
     ]
     for args in attacks:
-        one_line_error(cli(*args), "would overwrite the input")
+        one_line_error(cli(*args), "would replace the input")
     assert {p: p.read_bytes() for d in copies.values() for p in d.rglob("*") if p.is_file()} == before
     assert cli("inspect", art, "--json", art / "inspection.json")[0] == 0  # a new file beside the inputs is fine
 
@@ -613,3 +613,27 @@ def test_every_command_that_writes_a_quantized_file_refuses_a_collapsed_one(comm
     args = [ckpt if a == "CKPT" else tmp_path / "out" if a == "OUT" else a for a in COLLAPSED_WRITERS[command]]
     one_line_error(cli(*args), "< floor 0.99999", "--keep-below-floor")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- round 3, the weak ones with small fixes --------------------------------------------------------------------
+@pytest.mark.integration
+def test_small_refusals_of_round_three(ckpt, onnx_artifact, tmp_path):
+    from onnx import TensorProto, helper, save
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    one_line_error(cli("info", loop), "a symbolic link to nothing")
+    constant = helper.make_graph([helper.make_node("Constant", [], ["logits"], value=helper.make_tensor(
+        "c", TensorProto.FLOAT, [1], [1.0]))], "g", [], [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1])])
+    save(helper.make_model(constant, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "constant.onnx")
+    one_line_error(cli("bench", tmp_path / "constant.onnx", "--num-runs", "1"), "takes no inputs")
+    squad = {"data": [{"paragraphs": [{"context": " ", "qas": [{"question": "Who?", "answers": [{"text": "x"}]}]}]}]}
+    (tmp_path / "squad.json").write_text(json.dumps(squad))
+    start = time.perf_counter()
+    one_line_error(cli("parity", ckpt, onnx_artifact, "--eval-data", tmp_path / "squad.json"), '"context" is empty')
+    assert time.perf_counter() - start < 5  # before any model is loaded
+    one_line_error(cli("export", ckpt, "--format", "tflite", "--seq-len", "16", "--seq-lens", "16", "32",
+                       "-o", tmp_path / "out"), "--seq-len and --seq-lens")
+    one_line_error(cli("export", ckpt, "--format", "executorch", "--dynamic", "--batch", "9", "-o", tmp_path / "out"),
+                   "--batch 9", "batches 1-8")
+    assert not (tmp_path / "out").exists()

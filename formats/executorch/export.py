@@ -192,6 +192,9 @@ def delegation(edge_program) -> dict:
 def export_executorch(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> dict:
     """Write model.pte (fp32, XNNPACK) for ``model``; returns the manifest details."""
     require("executorch.exir")
+    if not spec.static and spec.batch > MAX_DYNAMIC_BATCH:  # the manifest would record a batch the file refuses
+        raise PocketbertError(f"--batch {spec.batch}: a dynamic .pte takes batches 1-{MAX_DYNAMIC_BATCH} "
+                              "(its memory is planned for the largest); use --static for a larger fixed batch")
     module = TupleOutputs(model).eval()
     if spec.buckets:  # a method per length (seq_16 ...), weights once
         program = {bucket_signature(n): export_program(module, dataclasses.replace(spec, sequence=n), model.config.vocab_size)

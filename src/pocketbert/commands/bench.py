@@ -147,13 +147,17 @@ def _compare(measure_one, inputs: list[str], threads, base, rounds: int, status)
     would share a label (two exports of one architecture)."""
     from pocketbert.benchmarks.interleave import combined, interleaved, ratio_rows
 
+    if len({str(Path(path).resolve()) for path in inputs}) < len(inputs):
+        warnings.warn("--compare lists a file twice: its ratio to itself is this machine's noise, not a difference")
     jobs = [(Path(path), threads, base.seq_len, base.batch, None) for path in inputs]
     per_input = interleaved(measure_one, jobs, rounds, status)
     labels = [rounds_of[0].label for rounds_of in per_input]
     if len(set(labels)) < len(labels):
-        for path, rounds_of in zip(inputs, per_input):
+        named = [str(path) for path in inputs]
+        for index, (name, rounds_of) in enumerate(zip(named, per_input)):
+            label = name if named.count(name) == 1 else f"{name} [{index + 1}]"  # the same file twice
             for m in rounds_of:
-                m.label = path
+                m.label = label
     return {"threads": threads, "rounds": rounds, "baseline": per_input[0][0].label,
             "rows": ratio_rows(per_input), "measurements": [combined(r) for r in per_input]}
 

@@ -109,10 +109,15 @@ def _marked(args: argparse.Namespace, kind: type) -> list[str]:
     return [v for v in values if isinstance(v, kind)]
 
 
+def _real(text: str) -> Path:
+    """The path with every link followed; Path.resolve raises on a link loop, realpath keeps it."""
+    return Path(os.path.realpath(text))
+
+
 def _read_places(text: str) -> list[Path]:
     """An input and what is read with it: a model file inside an export is read with the
     export's manifest, config and vocabulary."""
-    path = Path(text).resolve()
+    path = _real(text)
     if path.is_file() and (path.parent / "manifest.json").is_file():
         return [path, path.parent]
     return [path]
@@ -125,11 +130,11 @@ def refuse_outputs_over_inputs(args: argparse.Namespace) -> None:
     allowed: it takes nothing away."""
     inputs = [place for text in _marked(args, InputPath) for place in _read_places(text)]
     for text in _marked(args, OutputPath):
-        out = Path(text).resolve()
+        out = _real(text)
         for read in inputs:
             replaces_inside = read.is_dir() and read in out.parents and out.exists()
             if out == read or out in read.parents or replaces_inside:
-                raise PocketbertError(f"{text}: the output would overwrite the input {read}; write it elsewhere")
+                raise PocketbertError(f"{text}: the output would replace the input {read}; write it elsewhere")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -144,7 +149,6 @@ class OneLineParser(argparse.ArgumentParser):
 def format_flags() -> list[Flag]:
     """Every registered format's own flags (``Format.option_type``), once each: two formats
     that share an option inherit its one definition."""
-    from pocketbert.errors import PocketbertError
     from pocketbert.formats import FORMATS
 
     found: dict[str, Flag] = {}
@@ -166,7 +170,6 @@ def add_format_flags(parser: argparse.ArgumentParser) -> None:
 def format_options(args: argparse.Namespace, fmt_name: str):
     """The chosen format's own options from the flags given; a flag of another format is
     refused in one line."""
-    from pocketbert.errors import PocketbertError
     from pocketbert.formats import FORMATS, get_format
 
     fmt = get_format(fmt_name)

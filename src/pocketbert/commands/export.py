@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from pocketbert.commands.common import add_format_flags, at_least, format_options, non_negative, input_path, output_path, task_names
+from pocketbert.commands.common import (add_format_flags, at_least, format_options, input_path, non_negative, output_path,
+                                        task_names)
+from pocketbert.errors import PocketbertError
 
 
 
@@ -25,7 +27,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=list(FORMATS), metavar="FORMAT",
                    help="; ".join(f"{name}: {fmt.note}" for name, fmt in FORMATS.items()))
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", type=output_path)
-    p.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len, help="sequence length (static) or example length")
+    p.add_argument("--seq-len", type=at_least(1), help=f"sequence length (static) or example length "
+                                                        f"(default {defaults.seq_len}; --seq-lens replaces it)")
     p.add_argument("--batch", type=at_least(1), default=defaults.batch)
     p.add_argument("--static", action="store_true", help="fixed batch and sequence length (delegates want them)")
     p.add_argument("--dynamic", action="store_true",
@@ -79,14 +82,16 @@ def run_export(args: argparse.Namespace) -> int:
     from pocketbert.export import ExportOptions
 
     own = format_options(args, args.format)
+    if args.seq_len is not None and getattr(own, "seq_lens", ()):
+        raise PocketbertError("--seq-len and --seq-lens: give one (the buckets are the file's lengths)")
     options = ExportOptions(
-        seq_len=args.seq_len, batch=args.batch, static=args.static, dynamic=args.dynamic, atol=args.atol,
+        seq_len=args.seq_len if args.seq_len is not None else ExportOptions().seq_len,
+        batch=args.batch, static=args.static, dynamic=args.dynamic, atol=args.atol,
         require_trained_head=args.require_trained_head, format_options=own,
     )
     accelerator = own.accelerator if isinstance(own, AcceleratorOptions) else ""
     if not accelerator:
         return _export(args, options)
-    from pocketbert.errors import PocketbertError
     from pocketbert.formats import get_format
 
     made_for = get_format(args.format).accelerator_recipes
@@ -108,7 +113,6 @@ def _verify_accelerator(output: str, accelerator: str) -> None:
     import dataclasses
     import shutil
 
-    from pocketbert.errors import PocketbertError
     from pocketbert.export.inspection import verify_accelerator
     from pocketbert.contracts.artifact import Artifact, write_manifest
 
