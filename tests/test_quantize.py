@@ -188,8 +188,11 @@ def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
     from pocketbert.quantize.scan import scan
 
     # the CLI's scan (its JSON rows are the library's), onnx; then the library for the other formats
+    # (the CLI in its own process measures on the sentences it is given: the library's are cut here)
+    (tmp_path / "eval.txt").write_text("\n".join(default_texts()) + "\n")
     done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "quantize", str(checkpoint), "--recipe",
-                           "onnx-dynamic-int8", "--scan", "--seq-len", str(SEQ), "-o", str(tmp_path / "scan.json")],
+                           "onnx-dynamic-int8", "--scan", "--seq-len", str(SEQ), "--eval-text", str(tmp_path / "eval.txt"),
+                           "-o", str(tmp_path / "scan.json")],
                           capture_output=True, text=True, env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "encoder.layer.1" in done.stdout
@@ -199,12 +202,10 @@ def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
     # worst first by the task's figure on real text (held-out sentences), ties by random-id error
     keys = [(r["real_text"], -r["mean_abs_diff"]) for r in rows]
     assert keys == sorted(keys) and all(r["real_text"] is not None for r in rows)
-    # the other formats on fewer sentences: their rows are compared by the error on random ids
-    texts = default_texts()[:40]
-    ts_rows = scan(checkpoint, "torchscript-dynamic-int8-x86", seq_len=SEQ, eval_texts=texts)
+    ts_rows = scan(checkpoint, "torchscript-dynamic-int8-x86", seq_len=SEQ)
     assert len(ts_rows) == 4
     # LiteRT tensor names carry the module scopes: every block matches its own ops only
-    tflite_rows = scan(checkpoint, "tflite-dynamic-int8", seq_len=SEQ, eval_texts=texts)
+    tflite_rows = scan(checkpoint, "tflite-dynamic-int8", seq_len=SEQ)
     assert sorted(r["block"] for r in tflite_rows) == sorted(r["block"] for r in rows)
     assert len({r["mean_abs_diff"] for r in tflite_rows}) == 4  # each block quantized alone differs
 
