@@ -637,3 +637,13 @@ def test_small_refusals_of_round_three(ckpt, onnx_artifact, tmp_path):
     one_line_error(cli("export", ckpt, "--format", "executorch", "--dynamic", "--batch", "9", "-o", tmp_path / "out"),
                    "--batch 9", "batches 1-8")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.integration
+def test_the_executorch_import_leaves_no_folder_in_tmpdir(tmp_path, cli_env):
+    pytest.importorskip("executorch")  # an optional extra; the test extra installs it
+    code = "from pocketbert.formats.executorch.export import require; require('executorch.exir')"
+    done = subprocess.run([sys.executable, "-c", code], env={**cli_env, "TMPDIR": str(tmp_path)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -36,8 +36,11 @@ it when it is missing raises ``PocketbertError`` with the install command.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import os
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -56,9 +59,23 @@ NOT_INSTALLED = f"executorch is not installed: {INSTALL_HINT}"
 MAX_DYNAMIC_BATCH = 8  # dynamic exports: memory is planned for the largest input
 
 
+@contextlib.contextmanager
+def _no_empty_folders_left_in_tmp():
+    """Importing executorch makes torch's inductor create ``$TMPDIR/torchinductor_<user>``
+    and leave it empty: removed when this import made it and nothing was put in it."""
+    before = set(os.listdir(tempfile.gettempdir()))
+    try:
+        yield
+    finally:
+        for name in set(os.listdir(tempfile.gettempdir())) - before:
+            if name.startswith("torchinductor_"):
+                with contextlib.suppress(OSError):  # not empty, or not ours to remove
+                    os.rmdir(os.path.join(tempfile.gettempdir(), name))
+
+
 def require(module: str = "executorch"):
     """Import an executorch (or torchao) module, or say how to install the extra."""
-    with quiet_libraries():
+    with quiet_libraries(), _no_empty_folders_left_in_tmp():
         try:
             importlib.import_module("executorch")  # the package itself first: a stub module fails here
         except ImportError:
