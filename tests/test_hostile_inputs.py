@@ -330,6 +330,16 @@ def test_two_exports_to_one_output_never_both_succeed(ckpt, tmp_path, cli_env):
 
 
 # ---- 3. signals and full disks -----------------------------------------------------------------------------------
+@pytest.fixture
+def no_stop_request():
+    """A test that sends or fakes a signal in this process leaves no request for the next."""
+    from pocketbert import atomic
+
+    atomic.clear_termination_request()
+    yield
+    atomic.clear_termination_request()
+
+
 @pytest.mark.integration
 def test_sigterm_cleans_up_and_says_so(ckpt, tmp_path, cli_env):
     out = tmp_path / "out"
@@ -342,7 +352,7 @@ def test_sigterm_cleans_up_and_says_so(ckpt, tmp_path, cli_env):
 
 
 @pytest.mark.integration
-def test_a_sigterm_during_a_native_import_waits_for_its_end():
+def test_a_sigterm_during_a_native_import_waits_for_its_end(no_stop_request):
     """The handler's exception raised into a C extension's initialisation aborted the process
     (SIGABRT, nothing cleaned) or became an ImportError; inside termination_deferred it waits."""
     from pocketbert import atomic
@@ -358,7 +368,64 @@ def test_a_sigterm_during_a_native_import_waits_for_its_end():
         assert reached_the_end and atomic.termination_requested()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        atomic._termination_requested = False
+
+
+def native_library_loaded(job: subprocess.Popen, name: str) -> bool:
+    """Whether the process has mapped a shared library whose path contains ``name``."""
+    try:
+        return name in Path(f"/proc/{job.pid}/maps").read_text()
+    except OSError:  # the process is gone
+        return False
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="finds the converter's import in /proc/PID/maps")
+def test_ctrl_c_during_the_converters_import_is_honoured(ckpt, tmp_path, cli_env):
+    """Ctrl-C once jax is loaded (litert-torch's import, about 4 s into a tflite export) was lost:
+    Python's handler raised KeyboardInterrupt inside jax's garbage-collector callback, which
+    drops it, and the export exited 0 (or a native initialiser crashed: SIGSEGV, leftovers).
+    Sent right when jaxlib is mapped and a little later, both inside that import."""
+    for after in (0.0, 0.4):
+        parent = tmp_path / f"after-{after}"
+        parent.mkdir()
+        job = pocketbert_process("export", ckpt, "--format", "tflite", "--seq-len", "16", "-o", parent / "out",
+                                 env=cli_env)
+        wait_for(lambda: native_library_loaded(job, "jaxlib") or job.poll() is not None)
+        assert job.poll() is None, "the export ended before it imported the converter"
+        time.sleep(after)
+        job.send_signal(signal.SIGINT)
+        code, err = job.wait(timeout=120), job.stderr.read()
+        assert code == 130 and err.strip() == "pocketbert: interrupted", (after, code, err)
+        assert list(parent.iterdir()) == [], after
+
+
+@pytest.mark.integration
+def test_a_ctrl_c_a_callback_swallows_still_stops_the_export(ckpt, tmp_path, monkeypatch, no_stop_request):
+    """The root of the lost Ctrl-C, made deterministic: a garbage-collector callback (as jax
+    registers) in which the interrupt is raised and dropped. The request is remembered, so the
+    output is not committed and the command says it was interrupted."""
+    import gc
+
+    from pocketbert import export
+
+    real = export.write_support_files
+
+    def support_files_during_a_ctrl_c(*args):
+        def callback(phase, info):
+            if phase == "start":
+                os.kill(os.getpid(), signal.SIGINT)  # its handler runs in the "stop" call, which drops it
+
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        return real(*args)
+
+    monkeypatch.setattr(export, "write_support_files", support_files_during_a_ctrl_c)
+    code, _, err = cli("export", ckpt, "--format", "onnx", "--seq-len", "16", "-o", tmp_path / "out")
+    assert code == 130 and err.strip() == "pocketbert: interrupted", err  # no "Exception ignored" traceback
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
 
 
 @pytest.mark.integration
@@ -423,12 +490,11 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk):
 
 
 @pytest.mark.integration
-def test_a_sigterm_a_library_swallows_still_stops_the_commit(tmp_path, monkeypatch):
+def test_a_sigterm_a_library_swallows_still_stops_the_commit(tmp_path, no_stop_request):
     """A converter's ``except BaseException`` may eat the Terminated the handler raises: the
     output must still not appear, and the command must still not report success."""
     from pocketbert import atomic
 
-    monkeypatch.setattr(atomic, "_termination_requested", False)
     with pytest.raises(atomic.Terminated):
         with atomic.atomic_directory(tmp_path / "out") as work:
             (work / "model.onnx").write_bytes(b"half")

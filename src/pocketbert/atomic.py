@@ -15,6 +15,7 @@ import errno
 import os
 import re
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -120,26 +121,34 @@ class Terminated(KeyboardInterrupt):
     work directory is removed on the way out."""
 
 
-_termination_requested = False
+_requested_signal = 0  # SIGTERM or SIGINT once one arrived: the command must not succeed
 _deferring = 0  # depth of termination_deferred blocks
 
 
-def request_termination(signum=None, frame=None) -> None:
-    """The SIGTERM handler: remember it, then unwind (at the end of a ``termination_deferred``
-    block, inside one). A library that swallows the exception (a converter's ``except
-    BaseException``) cannot make the output appear anyway: every commit checks the flag first."""
-    global _termination_requested
-    _termination_requested = True
+def _stop_exception() -> KeyboardInterrupt:
+    return Terminated() if _requested_signal == signal.SIGTERM else KeyboardInterrupt()
+
+
+def request_termination(signum: int = signal.SIGTERM, frame=None) -> None:
+    """The SIGTERM and SIGINT (Ctrl-C) handler: remember the signal, then unwind (at the end
+    of a ``termination_deferred`` block, inside one). Remembering is what makes it stick: the
+    exception a handler raises can be lost (a converter's ``except BaseException``; jax's
+    garbage-collector callback, in which Python prints and drops any exception, so a Ctrl-C that
+    lands in it was swallowed and the export went on to exit 0), and every commit checks the
+    flag first, so the output never appears anyway and the command does not report success."""
+    global _requested_signal
+    _requested_signal = signum
     if not _deferring:
-        raise Terminated()
+        raise _stop_exception()
 
 
 @contextlib.contextmanager
 def termination_deferred() -> Iterator[None]:
-    """SIGTERM waits for the end of the block, then unwinds as usual. For imports of native
-    libraries (litert-torch pulls jax, torchao, TensorFlow's runtime): the exception raised into
-    a C extension's initialisation aborted the process (SIGABRT: no cleanup, no message; 1 in 12
-    SIGTERMs of an export here), or a library's import guard turned it into an ImportError."""
+    """SIGTERM and Ctrl-C wait for the end of the block, then unwind as usual. For imports of
+    native libraries (litert-torch pulls jax, torchao, TensorFlow's runtime): the exception raised
+    into a C extension's initialisation aborted the process (SIGABRT: no cleanup, no message; 1 in
+    12 SIGTERMs of an export here), or a library's import guard turned it into an ImportError, or
+    a callback swallowed it."""
     global _deferring
     _deferring += 1
     try:
@@ -150,12 +159,23 @@ def termination_deferred() -> Iterator[None]:
 
 
 def termination_requested() -> bool:
-    return _termination_requested
+    return bool(_requested_signal)
+
+
+def requested_signal() -> int:
+    """The signal that stopped the command (0: none)."""
+    return _requested_signal
+
+
+def clear_termination_request() -> None:
+    """A new command in the same process (tests run several) starts without an old request."""
+    global _requested_signal
+    _requested_signal = 0
 
 
 def _not_terminated() -> None:
-    if _termination_requested:
-        raise Terminated()
+    if _requested_signal:
+        raise _stop_exception()
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import functools
 import os
 import signal
 import sys
@@ -60,9 +61,26 @@ def _os_error_line(exc: OSError) -> str:
     return f"{where}{exc.strerror or exc}"
 
 
-def _terminated() -> int:
-    print("pocketbert: terminated (SIGTERM); partial outputs removed", file=sys.stderr)
-    return 128 + signal.SIGTERM
+def _stopped(raised: int = 0) -> int:
+    """SIGTERM or Ctrl-C, however the command ended after it (unwound, or a library swallowed
+    it or turned it into its own error): never a success, and the line says which (the signal
+    that arrived; ``raised`` for an interrupt that did not pass our handler)."""
+    if (atomic.requested_signal() or raised) == signal.SIGTERM:
+        print("pocketbert: terminated (SIGTERM); partial outputs removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    print("pocketbert: interrupted", file=sys.stderr)
+    return 128 + signal.SIGINT
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _drop_lost_interrupts(unraisable, print_others) -> None:
+    """An interrupt raised where Python cannot pass it on (jax's garbage-collector callback, a
+    ``__del__``) is printed as "Exception ignored" with a traceback; the request is remembered
+    and acted on (``_stopped``), so it prints nothing."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        print_others(unraisable)
 
 
 def _reader_gone() -> int:
@@ -81,34 +99,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _one_line_warning
-    previous = signal.signal(signal.SIGTERM, request_termination)
+    atomic.clear_termination_request()
+    previous = {signum: signal.signal(signum, request_termination) for signum in STOP_SIGNALS}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = functools.partial(_drop_lost_interrupts, print_others=previous_hook)
     try:
         refuse_outputs_over_inputs(args)
         status = args.run(args)
-        if atomic.termination_requested():  # SIGTERM swallowed by a library: still not a success
-            raise Terminated()
+        if atomic.termination_requested():  # swallowed by a library: still not a success
+            return _stopped()
         return status
     except PocketbertError as exc:
-        if atomic.termination_requested():  # a library turned the SIGTERM into its own error
-            return _terminated()
+        if atomic.termination_requested():  # a library turned the signal into its own error
+            return _stopped()
         print(f"pocketbert: error: {_shorten(' '.join(str(exc).split()))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # before OSError, which it is
         return _reader_gone()
     except OSError as exc:
         if atomic.termination_requested():
-            return _terminated()
+            return _stopped()
         if exc.errno not in USER_OS_ERRORS:
             raise  # a bug, with its traceback
         print(f"pocketbert: error: {_os_error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except Terminated:
-        return _terminated()
-    except KeyboardInterrupt:
-        print("pocketbert: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or Terminated (SIGTERM)
+        return _stopped(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 MAX_ERROR_CHARS = 600
