@@ -110,6 +110,13 @@ def read_weights(directory: str | Path) -> tuple[dict[str, torch.Tensor], Path]:
     raise CheckpointError(f"{directory}: no {SAFETENSORS_NAME} or {TORCH_NAME}")
 
 
+def is_checkpoint(directory: str | Path) -> bool:
+    """A config.json beside weights read_weights would read: a model's own files."""
+    directory = Path(directory)
+    return (directory / CONFIG_NAME).is_file() and any(
+        (directory / name).is_file() for name in (SAFETENSORS_NAME, SAFETENSORS_INDEX, TORCH_NAME, TORCH_INDEX))
+
+
 # ---- matching keys ----------------------------------------------------------------------
 def _normalise(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}

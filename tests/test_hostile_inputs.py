@@ -276,6 +276,118 @@ def test_android_assets_loads_the_file_before_shipping_it(tflite_artifact, tmp_p
     assert not (tmp_path / "assets").exists()
 
 
+# ---- 11. android-assets: one unit, into an app's assets directory only ------------------------------------------
+ASSET_FILES = ["config.json", "labels.txt", "manifest.json", "model.tflite", "vocab.txt"]
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` (hidden ones too) and its bytes."""
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.integration
+def test_android_assets_never_writes_into_an_export_a_checkpoint_or_a_file(tflite_artifact, ckpt, tmp_path):
+    other = shutil.copytree(tflite_artifact, tmp_path / "other-export")
+    before = {d: snapshot(d) for d in (other, tflite_artifact, ckpt)}
+    for force in ([], ["--force"]):
+        one_line_error(cli("android-assets", tflite_artifact, other, *force), "an export directory")
+        one_line_error(cli("android-assets", tflite_artifact, tflite_artifact, *force), "the export", "itself")
+        one_line_error(cli("android-assets", tflite_artifact, tflite_artifact / "assets", *force), "inside it")
+        one_line_error(cli("android-assets", tflite_artifact, ckpt, *force), "a checkpoint")
+    assert {d: snapshot(d) for d in before} == before
+    (tmp_path / "afile").write_text("mine")
+    one_line_error(cli("android-assets", tflite_artifact, tmp_path / "afile"), "exists and is not a directory")
+    one_line_error(cli("android-assets", tflite_artifact, tmp_path / "afile" / "assets"),
+                   "afile exists and is not a directory")
+    assert (tmp_path / "afile").read_text() == "mine" and leftovers(tmp_path) == []
+
+
+@pytest.mark.integration
+def test_android_assets_keeps_the_apps_files_and_replaces_its_own_only_with_force(tflite_artifact, tmp_path):
+    assets = tmp_path / "app" / "assets"
+    assets.mkdir(parents=True)
+    (assets / "README.md").write_text("the app's own file")
+    code, out, err = cli("android-assets", tflite_artifact, assets)
+    assert code == 0 and "wrote" in out, err
+    assert sorted(p.name for p in assets.iterdir()) == ["README.md", *ASSET_FILES]
+    assert (assets / "README.md").read_text() == "the app's own file"
+    assert (assets / "model.tflite").read_bytes() == (tflite_artifact / "model.tflite").read_bytes()
+    (assets / "vocab.txt").write_text("an older model's vocabulary")
+    before = snapshot(assets)
+    one_line_error(cli("android-assets", tflite_artifact, assets), "already holds", "--force")
+    assert snapshot(assets) == before
+    assert cli("android-assets", tflite_artifact, assets, "--force")[0] == 0
+    assert (assets / "vocab.txt").read_bytes() == (tflite_artifact / "vocab.txt").read_bytes()
+    assert (assets / "README.md").read_text() == "the app's own file"
+    assert leftovers(assets) == [] and leftovers(assets.parent) == []
+    (assets / ".pocketbert-files.lock").write_text(str(os.getppid()))  # a live process writes the set
+    one_line_error(cli("android-assets", tflite_artifact, assets, "--force"), "another pocketbert process")
+
+
+@pytest.fixture
+def earlier_assets(tflite_artifact, tmp_path) -> Path:
+    """An app's assets directory holding an earlier run's files (one per name, distinct bytes)."""
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name in ASSET_FILES:
+        (assets / name).write_text(f"the earlier {name}")
+    (assets / "README.md").write_text("the app's own file")
+    return assets
+
+
+@pytest.mark.integration
+def test_android_assets_with_a_directory_in_the_way_changes_nothing(tflite_artifact, earlier_assets):
+    (earlier_assets / "vocab.txt").unlink()
+    (earlier_assets / "vocab.txt").mkdir()  # in the way of the second file
+    before = snapshot(earlier_assets)
+    one_line_error(cli("android-assets", tflite_artifact, earlier_assets, "--force"), "vocab.txt", "a directory")
+    assert snapshot(earlier_assets) == before and (earlier_assets / "vocab.txt").is_dir()
+    assert leftovers(earlier_assets) == []
+
+
+@pytest.mark.integration
+def test_android_assets_failing_mid_swap_puts_every_old_file_back(tflite_artifact, earlier_assets, monkeypatch):
+    """The model is already in place when the vocabulary's rename fails: both go back."""
+    import errno
+
+    real_replace, placed = os.replace, []
+
+    def replace(src, dst):
+        staged = Path(src).parent.suffix == ".tmp"  # a new file going into place from the staging directory
+        if staged and Path(dst) == earlier_assets / "vocab.txt":
+            assert placed == ["model.tflite"]  # the failure comes after a file of the new set was placed
+            raise OSError(errno.EACCES, "Permission denied", str(dst))
+        real_replace(src, dst)
+        if staged:
+            placed.append(Path(dst).name)
+
+    before = snapshot(earlier_assets)
+    monkeypatch.setattr(os, "replace", replace)
+    one_line_error(cli("android-assets", tflite_artifact, earlier_assets, "--force"), "vocab.txt: Permission denied")
+    monkeypatch.undo()
+    assert snapshot(earlier_assets) == before and leftovers(earlier_assets) == []
+
+
+@pytest.mark.integration
+def test_android_assets_on_a_full_disk_names_the_directory_and_changes_nothing(tflite_artifact, earlier_assets,
+                                                                              monkeypatch):
+    """A copy that fills the disk raises ENOSPC with no file name (sendfile): the line names ASSETS_DIR."""
+    import errno
+
+    real_copy = shutil.copyfile
+
+    def copyfile(src, dst, **kwargs):
+        if Path(dst).name == "vocab.txt":  # the second file of the set
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_copy(src, dst, **kwargs)
+
+    before = snapshot(earlier_assets)
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    one_line_error(cli("android-assets", tflite_artifact, earlier_assets, "--force"),
+                   f"{earlier_assets}: no space left on the device")
+    assert snapshot(earlier_assets) == before and leftovers(earlier_assets) == []
+
+
 # ---- 4. races and destructive force -------------------------------------------------------------------------
 @pytest.mark.unit
 def test_force_never_replaces_the_source_or_the_working_directory(ckpt, tmp_path, monkeypatch):

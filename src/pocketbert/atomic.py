@@ -5,7 +5,9 @@ place at the end (a rename within one filesystem is atomic). Temporary names car
 process id, so the leftovers of a process that was killed (kill -9, a power cut) are
 recognised and removed by the next pocketbert that writes there. A lock file beside the
 target keeps two processes from writing the same output: the second is refused at once,
-instead of both finishing and one silently replacing the other.
+instead of both finishing and one silently replacing the other. A set of files that shares
+its directory with other files (an app's assets) is staged inside that directory and swapped
+in as one unit, the lock inside it too (atomic_files).
 """
 
 from __future__ import annotations
@@ -88,10 +90,10 @@ def refuse_existing(target: str | Path, force: bool, protect: Iterable[str | Pat
 
 
 @contextlib.contextmanager
-def _output_lock(target: Path) -> Iterator[None]:
-    """Hold ``.NAME.lock`` beside ``target`` (its content: our pid) for the block; a lock
-    whose process is gone is taken over."""
-    lock = target.with_name(f".{target.name}.lock")
+def _output_lock(target: Path, lock: Path | None = None) -> Iterator[None]:
+    """Hold ``lock`` (default ``.NAME.lock`` beside ``target``; its content: our pid) for the
+    block; a lock whose process is gone is taken over."""
+    lock = lock or target.with_name(f".{target.name}.lock")
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -236,6 +238,84 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+FILE_SET = ".pocketbert-files"  # in a directory atomic_files writes into: FILE_SET.lock, FILE_SET.PID.xxxx.tmp
+
+
+def refuse_existing_files(directory: str | Path, names: Iterable[str], force: bool) -> None:
+    """The checks atomic_files makes, for callers that want them before slow work:
+    ``directory`` must be one (or not exist yet), nothing but a file may stand at a name of
+    the set, and files of the set already there need ``force``."""
+    directory = Path(directory)
+    blocking = next((p for p in (directory, *directory.parents) if p.exists() or p.is_symlink()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise PocketbertError(f"{directory}: {'' if blocking == directory else f'{blocking} '}exists and is not "
+                              "a directory")
+    present = [name for name in names if (directory / name).exists() or (directory / name).is_symlink()]
+    for name in present:
+        if (directory / name).is_dir():
+            raise PocketbertError(f"{directory / name}: a directory stands where the file {name} goes")
+    if present and not force:
+        raise PocketbertError(f"{directory}: already holds {', '.join(present)} (use --force to replace them)")
+
+
+@contextlib.contextmanager
+def atomic_files(directory: str | Path, names: Iterable[str], force: bool = False) -> Iterator[Path]:
+    """Yield an empty staging directory; the files ``names`` written there replace those of
+    ``directory`` together when the block succeeds, and no other file of ``directory`` is
+    touched (an app's assets directory holds the app's own files too).
+
+    The staging directory is inside ``directory`` (same filesystem: every move is a rename),
+    under a lock there; the checks of refuse_existing_files are made again under the lock. The
+    swap moves each old file aside, then the new one in, with signals held back; if a move
+    fails every name gets its old file back, so ``directory`` holds the old set or the new
+    one, never a mix (kill -9 between two of those renames excepted). A full disk while
+    staging is reported on ``directory``, not on the hidden staging name (or on no name at
+    all, as a failed copy reports it).
+    """
+    directory = Path(directory)
+    names = tuple(names)
+    refuse_existing_files(directory, names, force)
+    directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale(directory, re.compile(rf"{re.escape(FILE_SET)}\.(?P<pid>\d+)\..*\.tmp"))
+    with _output_lock(directory, lock=directory / f"{FILE_SET}.lock"):
+        stage = Path(tempfile.mkdtemp(prefix=f"{FILE_SET}.{os.getpid()}.", suffix=".tmp", dir=directory))
+        try:
+            try:
+                yield stage
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise OSError(exc.errno, os.strerror(exc.errno), str(directory)) from None
+                raise
+            _not_terminated()
+            refuse_existing_files(directory, names, force)
+            with termination_deferred():
+                _swap_in(stage, directory, names)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+
+def _swap_in(stage: Path, directory: Path, names: tuple[str, ...]) -> None:
+    """Move ``stage/NAME`` to ``directory/NAME`` for every name, the old files aside into
+    ``stage``; on any failure put every old file back."""
+    old = stage / f"{FILE_SET}.old"
+    old.mkdir()
+    moved_aside, placed = [], []
+    try:
+        for name in names:
+            _chmod_like_new(stage / name, 0o666)
+            if (directory / name).exists() or (directory / name).is_symlink():
+                os.replace(directory / name, old / name)
+                moved_aside.append(name)
+            os.replace(stage / name, directory / name)
+            placed.append(name)
+    except BaseException:
+        for name in placed:
+            (directory / name).unlink(missing_ok=True)
+        for name in moved_aside:
+            os.replace(old / name, directory / name)
+        raise
 
 
 @contextlib.contextmanager

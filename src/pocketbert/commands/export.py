@@ -159,18 +159,22 @@ def _export(args: argparse.Namespace, options) -> int:
 def add_android_assets(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "android-assets",
-        help="copy a .tflite export into android_demo's assets",
+        help="copy a .tflite export into an Android app's assets directory",
         description="Copy model.tflite, vocab.txt, manifest.json, config.json and labels.txt of a TFLite "
-        "export to ASSETS_DIR (android_demo/app/src/main/assets).",
+        "export into ASSETS_DIR, an app's assets directory (android_demo/app/src/main/assets). The five files "
+        "are replaced together or not at all (a failure, a full disk or Ctrl-C leaves ASSETS_DIR as it was); "
+        "the app's other files there are never touched. Refused: a file, the export itself or a directory "
+        "inside it, another export directory (manifest.json without labels.txt), a checkpoint.",
     )
     p.add_argument("artifact", metavar="ARTIFACT", help="directory written by pocketbert export --format tflite")
     p.add_argument("assets_dir", metavar="ASSETS_DIR")
+    p.add_argument("--force", action="store_true", help="replace the asset files of an earlier run in ASSETS_DIR")
     p.set_defaults(run=run_android_assets)
 
 
 def run_android_assets(args: argparse.Namespace) -> int:
     from pocketbert.export.android_assets import write_android_assets
 
-    written = write_android_assets(args.artifact, args.assets_dir)
+    written = write_android_assets(args.artifact, args.assets_dir, force=args.force)
     print(f"wrote {', '.join(written)} to {args.assets_dir}")
     return 0
