@@ -825,3 +825,15 @@ def test_the_executorch_import_leaves_no_folder_in_tmpdir(tmp_path, cli_env):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_ctrl_c_while_the_commands_import_is_one_line(ckpt, tmp_path, cli_env):
+    # torch is imported while the parser is built (about 2 s): the handler is installed before
+    process = pocketbert_process("export", ckpt, "--format", "onnx", "-o", tmp_path / "out", env=cli_env)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.strip() == "pocketbert: interrupted", err
+    assert list(tmp_path.iterdir()) == []

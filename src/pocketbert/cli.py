@@ -18,17 +18,21 @@ from collections.abc import Callable, Sequence
 from pocketbert import __version__
 from pocketbert import atomic
 from pocketbert.atomic import Terminated, is_disk_full, request_termination
-from pocketbert.commands import bench, create, export, inspect, parity, quantize, run
 from pocketbert.commands.common import OneLineParser, refuse_outputs_over_inputs
 from pocketbert.errors import PocketbertError
 
 EXIT_USAGE = 2
 
 
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    export.add_android_assets, bench.add_bench, create.add_create, export.add_export, create.add_info, create.add_models, inspect.add_inspect, parity.add_parity,
-    quantize.add_quantize, run.add_run, quantize.add_sweep,
-]
+def commands() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Each command's parser builder. Imported when the parser is built, inside main's
+    signal handling: the commands pull in torch (2 s), and a Ctrl-C during that import
+    was a traceback."""
+    from pocketbert.commands import bench, create, export, inspect, parity, quantize, run
+
+    return [export.add_android_assets, bench.add_bench, create.add_create, export.add_export, create.add_info,
+            create.add_models, inspect.add_inspect, parity.add_parity, quantize.add_quantize, run.add_run,
+            quantize.add_sweep]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pocketbert {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in COMMANDS:
+    for add in commands():
         add(sub)
     return parser
 
@@ -96,14 +100,13 @@ def _reader_gone() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    warnings.showwarning = _one_line_warning
     atomic.clear_termination_request()
     previous = {signum: signal.signal(signum, request_termination) for signum in STOP_SIGNALS}
     previous_hook = sys.unraisablehook
     sys.unraisablehook = functools.partial(_drop_lost_interrupts, print_others=previous_hook)
     try:
+        args = build_parser().parse_args(argv)
+        warnings.showwarning = _one_line_warning
         refuse_outputs_over_inputs(args)
         status = args.run(args)
         if atomic.termination_requested():  # swallowed by a library: still not a success
