@@ -595,6 +595,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(ckpt, small_disk):
         with atomic_directory(small_disk / "big") as tmp:
             (tmp / "blob").write_bytes(b"\0" * 60_000_000)
     assert caught.value.errno == 28 and leftovers(small_disk) == [] and not (small_disk / "big").exists()
+    assert caught.value.filename == str(small_disk / "big")  # the output named, not its hidden temporary
     with pytest.raises(PocketbertError):
         from pocketbert.atomic import check_free_space
 

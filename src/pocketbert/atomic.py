@@ -204,7 +204,8 @@ def atomic_directory(target: str | Path, force: bool = False, protect: Iterable[
     with _output_lock(target):
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent))
         try:
-            yield tmp
+            with _disk_full_names(target):
+                yield tmp
             _not_terminated()
             refuse_existing(target, force, protect)
             _chmod_like_new(tmp, 0o777)
@@ -232,7 +233,8 @@ def atomic_file(target: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     try:
-        yield tmp
+        with _disk_full_names(target):
+            yield tmp
         _not_terminated()
         _chmod_like_new(tmp, 0o666)
         os.replace(tmp, target)
@@ -282,12 +284,8 @@ def atomic_files(directory: str | Path, names: Iterable[str], force: bool = Fals
     with _output_lock(directory, lock=directory / f"{FILE_SET}.lock"):
         stage = Path(tempfile.mkdtemp(prefix=f"{FILE_SET}.{os.getpid()}.", suffix=".tmp", dir=directory))
         try:
-            try:
+            with _disk_full_names(directory):
                 yield stage
-            except OSError as exc:
-                if is_disk_full(exc):
-                    raise OSError(exc.errno, os.strerror(exc.errno), str(directory)) from None
-                raise
             _not_terminated()
             refuse_existing_files(directory, names, force)
             with termination_deferred():
@@ -337,6 +335,18 @@ def work_directory(kind: str) -> Iterator[Path]:
 
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def _disk_full_names(output: Path) -> Iterator[None]:
+    """A full disk while an output is written is reported against the output the user named,
+    not the hidden temporary file it hit (or no file at all: a library's own write)."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise OSError(exc.errno, os.strerror(exc.errno), str(output)) from None
+        raise
 
 
 def check_free_space(target: str | Path, needed_bytes: int, what: str) -> None:
