@@ -37,9 +37,11 @@ def _inspect_loadable(fmt, path: Path, manifest) -> FileInspection:
     words, some with exit 0 on an empty one. The file must first load where bench and parity
     load it (the format's CPU runner): then a truncated, renamed or empty file is one line,
     the same line those commands give."""
+    from pocketbert.formats import runner_for_file
+
     if path.stat().st_size == 0:
         raise PocketbertError(f"{path}: the file is empty")
-    fmt.open(path, (), (), 1, None)  # RunnerError naming the file and the runtime's reason
+    runner_for_file(path, manifest, threads=1)  # RunnerError naming the file and the runtime's reason
     return fmt.inspect(path, manifest)
 
 
