@@ -15,6 +15,7 @@ from pocketbert.export import ExportOptions, export_model
 from pocketbert.models import create_checkpoint
 from pocketbert.pipelines import pipeline
 from pocketbert.quantize import RECIPES, quantize_model
+from pocketbert.models.vocab import corpus_lines
 from pocketbert.quantize.calibration import CalibrationError, read_texts
 
 SEQ = 32
@@ -40,10 +41,16 @@ def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tm
 
     recipe = RECIPES[name]
     source = float_export(recipe.format) if get_format(recipe.format).quantizes == "file" else checkpoint
-    manifest = quantize_model(source, name, tmp_path / "q", seq_len=SEQ)
+    calibration = None
+    if recipe.needs_calibration:  # 16 sentences, not the corpus's 100: observing the MLM logits dominates
+        calibration = tmp_path / "calibration.txt"
+        calibration.write_text("\n".join(corpus_lines()[:16]) + "\n")
+    manifest = quantize_model(source, name, tmp_path / "q", seq_len=SEQ, calibration_file=calibration)
     assert manifest.format == recipe.format
     assert manifest.quantization["name"] == name and manifest.quantization["method"] == recipe.method
     assert (manifest.quantization["calibration"] is not None) == recipe.needs_calibration
+    if recipe.needs_calibration:
+        assert manifest.quantization["calibration"]["examples"] == 16
     for entry in manifest.files.values():
         assert entry.bytes < entry.float_bytes  # every recipe shrinks the file
         figures = entry.agreement_with_float["logits"]
