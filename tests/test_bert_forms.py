@@ -1,0 +1,83 @@
+"""The real all-MiniLM-L6-v2 carried into DistilBERT's, SqueezeBERT's and MobileBERT's graphs
+(``models/convert.py``), built at test time: the same outputs as the BERT, in pocketbert's
+classes and in transformers' own (the oracle), and a sentence-embedding checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pocketbert.errors import PocketbertError
+from pocketbert.models import load_model
+from pocketbert.models.convert import FORM_KEY, FORMS, bert_as
+from pocketbert.models.tokenizer import load_tokenizer
+from pocketbert.quality import metrics as quality
+
+CLOSE = 1e-4  # the forms measure ~3e-6 (float rounding; MobileBERT's scaled eps adds 4e-7)
+SEQ = 128
+TRANSFORMERS_CLASS = {"distilbert": "DistilBertModel", "squeezebert": "SqueezeBertModel",
+                      "mobilebert": "MobileBertModel"}
+
+
+@pytest.fixture(scope="module")
+def bert(minilm):
+    """The original checkpoint's inputs and outputs on the project's first 8 sentences."""
+    texts = quality.default_texts()[:8]
+    encoded = load_tokenizer(minilm)(texts, padding=True, truncation=True, max_length=SEQ, return_tensors="pt")
+    with torch.no_grad():
+        out = load_model(minilm)(encoded["input_ids"], encoded["attention_mask"])
+        embedding = load_model(minilm, task="sentence-embedding")(encoded["input_ids"], encoded["attention_mask"])
+    return texts, encoded, out, embedding.sentence_embedding
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    return float((a - b).abs()[mask.bool()].max())  # real tokens only
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", FORMS)
+def test_the_form_computes_the_bert(arch, minilm, bert, tmp_path):
+    import transformers
+
+    texts, encoded, reference, reference_embedding = bert
+    form = bert_as(arch, minilm, tmp_path / arch)
+    assert json.loads((form / "config.json").read_text())[FORM_KEY]["from"] == "bert"
+    inputs = load_tokenizer(form)(texts, padding=True, truncation=True, max_length=SEQ, return_tensors="pt")
+    assert torch.equal(inputs["input_ids"], encoded["input_ids"])  # the tokenizer came along
+    assert ("token_type_ids" in inputs) == (arch != "distilbert")
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+
+    model = load_model(form)
+    assert type(model).__name__ == TRANSFORMERS_CLASS[arch] and not model.untrained_weights
+    oracle, info = getattr(transformers, TRANSFORMERS_CLASS[arch]).from_pretrained(form, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    with torch.no_grad():
+        ours = model(ids, mask)
+        theirs = oracle.eval()(input_ids=ids, attention_mask=mask)
+    assert _max_diff(ours.last_hidden_state, reference.last_hidden_state, mask) < CLOSE
+    assert _max_diff(ours.last_hidden_state, theirs.last_hidden_state, mask) < CLOSE
+    assert _max_diff(theirs.last_hidden_state, reference.last_hidden_state, mask) < CLOSE
+    if arch != "distilbert":  # BERT's pooler kept where the architecture has one
+        assert float((ours.pooler_output - reference.pooler_output).abs().max()) < CLOSE
+        assert float((theirs.pooler_output - reference.pooler_output).abs().max()) < CLOSE
+
+    embedder = load_model(form, task="sentence-embedding")
+    assert embedder.settings.normalize and embedder.settings.pooling == ("mean",)
+    with torch.no_grad():
+        embedding = embedder(ids, mask).sentence_embedding
+    cosine = torch.nn.functional.cosine_similarity(embedding, reference_embedding, dim=-1)
+    assert float(cosine.min()) > 0.9999
+
+    with pytest.raises(PocketbertError, match=f"a {arch} checkpoint"):  # a form is not a BERT
+        bert_as("mobilebert", form, tmp_path / "again")
+
+
+@pytest.mark.unit
+def test_refusals_before_anything_loads(minilm, tmp_path):
+    with pytest.raises(PocketbertError, match="no BERT form for 'bert'"):
+        bert_as("bert", minilm, tmp_path / "out")
+    with pytest.raises(PocketbertError, match="power of two"):
+        bert_as("mobilebert", minilm, tmp_path / "out", norm_scale=48)
+    assert not (tmp_path / "out").exists()
