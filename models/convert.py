@@ -25,15 +25,17 @@ How each is built (the BERT's layers are carried one to one):
   ``embedding_size = hidden_size``, BERT's activation, and the trigram projection
   (a Linear over [next, this, previous] token embeddings) set to [0 | I | 0] so it passes
   each token's own embedding through. Two of its norms (embeddings, feed-forward output) use
-  torch's default eps 1e-5 whatever the config says (as transformers builds them), 1.3e-3
-  relative off at MiniLM's activations. Their inputs are therefore scaled by ``norm_scale``
+  torch's default eps 1e-5 whatever the config says (as transformers builds them): unscaled,
+  MiniLM's last_hidden_state would move by 1.5e-3. Their inputs are therefore scaled by ``norm_scale``
   (a power of two, default 64), which divides their effective eps by its square
   (1e-5 / 64^2 = 2.4e-9): the trigram projection's identity block and the position and
   token-type tables carry the scale into the embedding norm; the attention-output norm's
   weight and bias (so the residual) and the FFN output dense layer carry it into the
   FFN-output norm, and the FFN's first dense layer takes it back out of its input. A power of
-  two scales floats exactly, so the only difference from BERT left is that eps; 64 keeps
-  MiniLM's largest activations (~200) far below float16's range.
+  two scales floats exactly, so the only difference from BERT left is that eps (on MiniLM,
+  3.7e-7 computed in float64; in float32, 2.8e-6, the size of the other forms' rounding); 64
+  keeps MiniLM's largest activations (~200) far below float16's range (1024 would give
+  float32 outputs bit-identical to BERT's, and overflow float16).
 
 The BERT must use absolute positions, and for DistilBERT and SqueezeBERT (whose encoder
 norms hard-code eps 1e-12, as transformers does) ``layer_norm_eps`` 1e-12, as BERT's
