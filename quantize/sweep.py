@@ -27,9 +27,10 @@ def read_labelled(path: str | Path) -> list[tuple[str, str]]:
 
 
 def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=DEFAULT_SEQUENCE_LENGTH, runs=20, progress=True,
-          task: str | None = None) -> list[dict]:
+          task: str | None = None, eval_texts: list[str] | None = None) -> list[dict]:
     """``task``: the head to export (default: from config.json; text-classification with
-    ``eval_data``, the only labelled data there is)."""
+    ``eval_data``, the only labelled data there is). ``eval_texts``: the sentences each
+    file's quality against float is measured on (default: the held-out ones)."""
     from rich.progress import Progress
 
     from pocketbert.benchmarks import latency
@@ -73,7 +74,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
                 # recipes that quantize the PyTorch model start from it, the others from the float file
                 base = model if get_format(fmt).quantizes == "model" else floats[fmt]
                 try:
-                    manifest = quantize_model(base, recipe, target, task=task, seq_len=seq_len,
+                    manifest = quantize_model(base, recipe, target, task=task, seq_len=seq_len, eval_texts=eval_texts,
                                               keep_below_floor=True)  # every recipe is a row
                 except PocketbertError as exc:  # one recipe failing is a result, not the end of the sweep
                     rows.append({"format": fmt, "recipe": recipe, "error": str(exc)})

@@ -85,6 +85,17 @@ def _fewer_quality_sentences(request, monkeypatch):
     monkeypatch.setattr(quality, "default_texts", lambda: list(texts))
 
 
+@pytest.fixture
+def cli_eval_text(tmp_path) -> Path:
+    """The sentences this test's quality checks use, as a file for ``--eval-text``: a CLI in
+    its own process does not see the cut above and would measure on all 240."""
+    from pocketbert.quality import metrics as quality
+
+    path = tmp_path / "eval-text.txt"
+    path.write_text("\n".join(quality.default_texts()) + "\n", encoding="utf-8")
+    return path
+
+
 def _installed_package_dir(name: str) -> Path:
     """The folder of an installed package, found without importing it (the model wheels
     print on import)."""

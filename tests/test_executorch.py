@@ -232,7 +232,7 @@ def test_quantize_excludes_modules_and_starts_from_a_float_export(exports, tmp_p
 
 
 @pytest.mark.integration
-def test_bench_and_sweep_take_pte_files(exports, tmp_path, cli_env):
+def test_bench_and_sweep_take_pte_files(exports, tmp_path, cli_env, cli_eval_text):
     _, out, _ = exports["bert"]
     source = tmp_path / "ckpt"  # the sweep times token id 1000: a vocabulary larger than the fake 1000
     fake_model("bert", "text-classification", seed=2, vocab_size=1100).save_pretrained(source)
@@ -245,7 +245,8 @@ def test_bench_and_sweep_take_pte_files(exports, tmp_path, cli_env):
     assert measured["median_ms"] > 0
     done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "quantize-sweep", str(source), "--formats", "executorch",
                            "--recipes", "executorch-dynamic-int8", "--seq-len", str(SEQ), "--runs", "3",
-                           "-o", str(tmp_path / "sweep")], capture_output=True, text=True, env=cli_env)
+                           "--eval-text", str(cli_eval_text), "-o", str(tmp_path / "sweep")],
+                          capture_output=True, text=True, env=cli_env)
     assert done.returncode == 0, done.stderr
     rows = {r["recipe"]: r for r in json.loads((tmp_path / "sweep" / "sweep.json").read_text())["rows"]}
     assert set(rows) == {"float32", "executorch-dynamic-int8"} and all("error" not in r for r in rows.values())

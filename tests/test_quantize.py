@@ -190,15 +190,12 @@ def test_cli_quantize_and_export_quantize(checkpoint, tmp_path, cli_env):
 
 
 @pytest.mark.integration
-def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
-    from pocketbert.quality.metrics import default_texts
+def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env, cli_eval_text):
     from pocketbert.quantize.scan import scan
 
     # the CLI's scan (its JSON rows are the library's), onnx; then the library for the other formats
-    # (the CLI in its own process measures on the sentences it is given: the library's are cut here)
-    (tmp_path / "eval.txt").write_text("\n".join(default_texts()) + "\n")
     done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "quantize", str(checkpoint), "--recipe",
-                           "onnx-dynamic-int8", "--scan", "--seq-len", str(SEQ), "--eval-text", str(tmp_path / "eval.txt"),
+                           "onnx-dynamic-int8", "--scan", "--seq-len", str(SEQ), "--eval-text", str(cli_eval_text),
                            "-o", str(tmp_path / "scan.json")],
                           capture_output=True, text=True, env=cli_env)
     assert done.returncode == 0, done.stderr
@@ -218,11 +215,11 @@ def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env):
 
 
 @pytest.mark.integration
-def test_sweep_writes_json_markdown_and_chart(checkpoint, tmp_path, cli_env):
+def test_sweep_writes_json_markdown_and_chart(checkpoint, tmp_path, cli_env, cli_eval_text):
     done = subprocess.run(
         [sys.executable, "-m", "pocketbert.cli", "quantize-sweep", str(checkpoint), "--formats", "onnx", "tflite",
          "--recipes", "onnx-dynamic-int8", "tflite-float16", "--seq-len", str(SEQ), "--runs", "3",
-         "-o", str(tmp_path / "sweep")], capture_output=True, text=True, env=cli_env)
+         "--eval-text", str(cli_eval_text), "-o", str(tmp_path / "sweep")], capture_output=True, text=True, env=cli_env)
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     rows = {(r["format"], r["recipe"]): r for r in report["rows"]}

@@ -193,12 +193,13 @@ def test_run_prints_vectors_and_similarities(tmp_path, cli_env):
 
 
 @pytest.mark.integration
-def test_the_sweep_takes_the_task(tmp_path, cli_env):
+def test_the_sweep_takes_the_task(tmp_path, cli_env, cli_eval_text):
     from pocketbert.models import create_checkpoint
 
     create_checkpoint("bert", tmp_path / "ckpt", task="feature-extraction", layers=1)  # as sentence-transformers ship
     cli = [sys.executable, "-m", "pocketbert.cli", "quantize-sweep", str(tmp_path / "ckpt"), "--task", "sentence-embedding",
-           "--formats", "onnx", "--recipes", "onnx-dynamic-int8", "--seq-len", "32", "--runs", "2"]
+           "--formats", "onnx", "--recipes", "onnx-dynamic-int8", "--seq-len", "32", "--runs", "2",
+           "--eval-text", str(cli_eval_text)]
     done = subprocess.run([*cli, "-o", str(tmp_path / "sweep")], capture_output=True, text=True, env=cli_env)
     assert done.returncode == 0, done.stderr
     rows = {r["recipe"]: r for r in json.loads((tmp_path / "sweep" / "sweep.json").read_text())["rows"]}

@@ -39,9 +39,7 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="OUT_DIR", type=output_path, help="the quantized export (with --scan: a JSON report)")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
     p.add_argument("--calibration", metavar="FILE", type=input_path, help=".txt (a line each), .jsonl or .tsv with a text column")
-    p.add_argument("--eval-text", metavar="FILE", type=input_path,
-                   help="real sentences to measure quality on (.txt a line each, .jsonl/.tsv with a text column; "
-                        "default: 240 held-out sentences, never the calibration text)")
+    add_eval_text(p)
     p.add_argument("--scan", action="store_true",
                    help="quantize one block at a time and rank blocks by the error they add")
     p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", type=regex,
@@ -51,6 +49,12 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
     add_require_trained_head(p)
     add_keep_below_floor(p)
     p.set_defaults(run=run_quantize)
+
+
+def add_eval_text(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eval-text", metavar="FILE", type=input_path,
+                   help="real sentences to measure quality on (.txt a line each, .jsonl/.tsv with a text column; "
+                        "default: 240 held-out sentences, never the calibration text)")
 
 
 def eval_texts(path) -> list[str]:
@@ -164,6 +168,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=threads, default=1)
     p.add_argument("--seq-len", type=at_least(1), default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--runs", type=at_least(1), default=20, help="timed runs per file")
+    add_eval_text(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", type=output_path, help="sweep.json, sweep.md, sweep.png")
     p.set_defaults(run=run_sweep)
 
@@ -172,7 +177,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     from pocketbert.quantize.sweep import sweep
 
     rows = sweep(args.model, args.formats, args.recipes, args.output, eval_data=args.eval_data,
-                 threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty(), task=args.task)
+                 threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty(), task=args.task,
+                 eval_texts=eval_texts(args.eval_text) if args.eval_text else None)
     print((Path(args.output) / "sweep.md").read_text(), end="")
     print(f"wrote {len(rows)} rows to {args.output}/sweep.json, sweep.md, sweep.png")
     return 0
