@@ -117,8 +117,10 @@ def _real(text: str) -> Path:
 def _read_places(text: str) -> list[Path]:
     """An input and what is read with it: a model file inside an export is read with the
     export's manifest, config and vocabulary."""
+    from pocketbert.contracts.artifact import is_artifact
+
     path = _real(text)
-    if path.is_file() and (path.parent / "manifest.json").is_file():
+    if path.is_file() and is_artifact(path.parent):
         return [path, path.parent]
     return [path]
 

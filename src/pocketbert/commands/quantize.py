@@ -57,11 +57,12 @@ def add_eval_text(p: argparse.ArgumentParser) -> None:
                         "default: 240 held-out sentences, never the calibration text)")
 
 
-def eval_texts(path) -> list[str]:
-    """Sentences to measure quality on: .txt a line each, .jsonl/.tsv with a text column."""
+def eval_texts(path) -> list[str] | None:
+    """Sentences to measure quality on: .txt a line each, .jsonl/.tsv with a text column;
+    None without --eval-text (the library's held-out sentences)."""
     from pocketbert.quantize.calibration import read_texts
 
-    return [text for text, _ in read_texts(path, what="eval")]
+    return None if path is None else [text for text, _ in read_texts(path, what="eval")]
 
 
 def run_quantize(args: argparse.Namespace) -> int:
@@ -87,7 +88,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     manifest = quantize_model(
         args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
         exclude=tuple(args.exclude), force=args.force, options=options,
-        eval_texts=eval_texts(args.eval_text) if getattr(args, "eval_text", None) else None,
+        eval_texts=eval_texts(getattr(args, "eval_text", None)),
         keep_below_floor=args.keep_below_floor,
     )
     print(f"wrote {args.output}: {manifest.model_class} with {args.recipe}")
@@ -113,7 +114,7 @@ def run_target(args: argparse.Namespace) -> int:
     manifest = quantize_to_target(
         args.source, args.format, args.target, args.output, task=args.task, calibration_file=args.calibration,
         seq_len=args.seq_len, threads=args.threads, force=args.force, progress=lambda line: print(f"  {line}", file=sys.stderr),
-        eval_texts=eval_texts(args.eval_text) if args.eval_text else None, keep_below_floor=args.keep_below_floor,
+        eval_texts=eval_texts(args.eval_text), keep_below_floor=args.keep_below_floor,
     )
     search = manifest.quantization["target_search"]
     metric = search["target"]["metric"]
@@ -137,7 +138,7 @@ def run_scan(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as exc:
             raise PocketbertError(f"-o: {exc}") from None
     rows = scan(args.source, args.recipe, task=args.task, seq_len=args.seq_len, calibration_file=args.calibration,
-                eval_texts=eval_texts(args.eval_text) if args.eval_text else None)
+                eval_texts=eval_texts(args.eval_text))
     print(f"{'block':<24} {'real text':>10} {'mean abs diff':>14} {'max abs diff':>13} {'top-1':>7}   "
           f"(worst first, {args.recipe}; real text: the task's figure on held-out sentences)")
     for row in rows:
@@ -178,7 +179,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     rows = sweep(args.model, args.formats, args.recipes, args.output, eval_data=args.eval_data,
                  threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty(), task=args.task,
-                 eval_texts=eval_texts(args.eval_text) if args.eval_text else None)
+                 eval_texts=eval_texts(args.eval_text))
     print((Path(args.output) / "sweep.md").read_text(), end="")
     print(f"wrote {len(rows)} rows to {args.output}/sweep.json, sweep.md, sweep.png")
     return 0
