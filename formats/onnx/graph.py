@@ -76,3 +76,11 @@ def ffn_matmuls(graph) -> dict[str, list[str]]:
     matmuls = [n for n in graph.node if n.op_type in ("MatMul", "Gemm")]
     return {"in": [n.name for n in matmuls if _near(n, downs, GELU_OPS, 3)],
             "out": [n.name for n in matmuls if _near(n, ups, GELU_OPS, 4)]}
+
+
+def weight_matmul_inputs(graph) -> list[str]:
+    """The activations read by MatMuls with a constant 2-D weight (what the per-token rewrite
+    quantizes), each once, in graph order."""
+    weights = {i.name for i in graph.initializer if len(i.dims) == 2}
+    found = [n.input[0] for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    return list(dict.fromkeys(found))

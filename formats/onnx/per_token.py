@@ -25,13 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.formats.onnx.graph import ffn_matmuls
 
 OPSET = 21  # blocked QuantizeLinear (a per-row scale on a 3-D activation without reshapes)
 
 
-def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_bits: int,
-                       excluded: set[str]) -> dict:
-    """Rewrite ``source`` (a float or partly quantized ONNX file) into ``target``."""
+def quantize_per_token(source: Path, target: Path, *, asymmetric: bool | str, weight_bits: int,
+                       excluded: set[str], channel_max: dict[str, np.ndarray] | None = None,
+                       alpha: float = 0.5) -> dict:
+    """Rewrite ``source`` (a float or partly quantized ONNX file) into ``target``.
+    ``asymmetric``: True gives every row a zero point, "gelu" only the rows of GELU outputs
+    (the FFN output layer's input: skewed, >= -0.17, so a symmetric range wastes half its
+    codes there, while the other activations are near-symmetric and keep the faster path).
+    ``channel_max`` (activation name -> |x| max per channel over calibration tokens) turns on
+    smoothing for those activations, with migration strength ``alpha``."""
     import onnx
     from onnx import version_converter
 
@@ -43,35 +50,70 @@ def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_b
             model = version_converter.convert_version(model, OPSET)
         except Exception as exc:  # onnx raises bare RuntimeError/ValueError from its C++ adapters
             raise PocketbertError(f"onnx could not move this graph to opset {OPSET}: {first_line(exc)}") from None
+    if asymmetric == "gelu":
+        asymmetric = {n.input[0] for n in model.graph.node if n.name in set(ffn_matmuls(model.graph)["out"])}
     rewrite = _Rewrite(model.graph, asymmetric, qmax=2 ** (weight_bits - 1) - 1)
+    smoothed = rewrite.smooth(channel_max or {}, alpha, excluded)
     quantized, kept = rewrite.run(excluded)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(target))
-    return {"activation_scale": "per token, asymmetric" if asymmetric else "per token, symmetric",
-            "weight_bits": weight_bits, "int8_matmuls": quantized, "float_matmuls": kept}
+    kind = ("asymmetric" if asymmetric else "symmetric") if isinstance(asymmetric, bool) else \
+        "asymmetric on GELU outputs, else symmetric"
+    return {"activation_scale": f"per token, {kind}",
+            "weight_bits": weight_bits, "int8_matmuls": quantized, "float_matmuls": kept,
+            "smoothed_activations": smoothed, **({"smoothing_alpha": alpha} if smoothed else {})}
 
 
 class _Rewrite:
     """One pass over a graph: weight MatMuls out, per-token integer MatMuls in."""
 
-    def __init__(self, graph, asymmetric: bool, qmax: int):
+    def __init__(self, graph, asymmetric: bool | set[str], qmax: int):
         from onnx import numpy_helper
 
-        self.graph, self.asymmetric, self.qmax = graph, asymmetric, qmax
+        self.graph, self.qmax = graph, qmax
+        self.asymmetric_inputs = asymmetric  # every activation (True), none (False), or these
         self.weights = {i.name: i for i in graph.initializer}
         self.to_array = numpy_helper.to_array
         self.from_array = numpy_helper.from_array
         self.added: list = []
         self.quantized_inputs: dict[str, tuple[str, str, str]] = {}  # activation -> (q, scale, zs)
+        self.smoothing: dict[str, np.ndarray] = {}  # activation -> per-channel divisor s [K]
         for name, value in (("pt/last_axis", np.array([-1], np.int64)), ("pt/zero", np.array(0.0, np.float32)),
                             ("pt/tiny", np.array(1e-12, np.float32)), ("pt/qmax", np.array(127.0, np.float32)),
                             ("pt/range", np.array(255.0, np.float32)), ("pt/zero_point", np.array(128, np.uint8))):
             self.constant(name, value)
 
+    def asymmetric(self, activation: str) -> bool:
+        """Whether ``activation``'s rows get their own zero point."""
+        chosen = self.asymmetric_inputs
+        return chosen if isinstance(chosen, bool) else activation in chosen
+
     def constant(self, name: str, value: np.ndarray) -> str:
         self.added.append(self.from_array(np.asarray(value), name))
         return name
+
+    def smooth(self, channel_max: dict[str, np.ndarray], alpha: float, excluded: set[str]) -> int:
+        """Per-channel divisors that move the activations' outlier channels into the weights
+        (SmoothQuant, Xiao et al. 2023): x / s row-quantized, s * W channel-quantized, the
+        product unchanged in float. A per-token scale cannot help a row whose own outlier
+        channels (the special tokens' rows carry the residual stream's ~10-100x channels) set
+        its step: the row's other channels round to a few codes. s = a^alpha / w^(1 - alpha),
+        with a the activation's calibration |x| max per channel and w the largest |weight| in
+        that input row across every integer MatMul reading it (they share one quantized copy)."""
+        readers: dict[str, list[np.ndarray]] = {}
+        for node in self.graph.node:
+            weight = self._weight(node)
+            if weight is not None and node.name not in excluded and node.input[0] in channel_max:
+                readers.setdefault(node.input[0], []).append(np.abs(weight).max(axis=1))  # [K]
+        for activation, rows in readers.items():
+            a = np.asarray(channel_max[activation], np.float64)
+            w = np.max(rows, axis=0).astype(np.float64)
+            if a.shape != w.shape:
+                continue  # statistics of another graph's tensor: leave this activation as it is
+            divisor = np.where((a > 0) & (w > 0), a ** alpha / np.maximum(w, 1e-12) ** (1 - alpha), 1.0)
+            self.smoothing[activation] = np.clip(divisor, 1e-4, 1e4).astype(np.float32)
+        return len(self.smoothing)
 
     def run(self, excluded: set[str]) -> tuple[int, list[str]]:
         nodes, quantized, kept = [], 0, []
@@ -104,12 +146,14 @@ class _Rewrite:
         from onnx import helper
 
         name = node.name
+        if node.input[0] in self.smoothing:  # the reader of x / s computes with s * W
+            weight = weight * self.smoothing[node.input[0]][:, None]  # [K, N]
         step = np.abs(weight).max(axis=0) / self.qmax  # [N]: symmetric per output channel
         step[step == 0] = 1.0
         codes = np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8)  # [K, N]
         w, w_scale = self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))
         nodes, (q, scale, zero_times_scale) = self._quantize_rows(node.input[0], weight.shape[0])
-        if not self.asymmetric:
+        if not self.asymmetric(node.input[0]):
             return nodes + [helper.make_node("MatMulIntegerToFloat", [q, w, scale, w_scale, "pt/zero_point"], [node.output[0]],
                                              name=name, domain="com.microsoft")]
         # (q - z) @ W = q @ W - z * colsum(W): the kernel takes one zero point, so subtract the rest
@@ -132,8 +176,14 @@ class _Rewrite:
         def op(kind, inputs, output, **attrs):
             return helper.make_node(kind, inputs, [f"{p}/{output}"], name=f"{p}/{output}", **attrs)
 
-        if self.asymmetric:  # the row's range [min(x, 0), max(x, 0)] onto 0..255
-            nodes = [op("ReduceMax", [x, "pt/last_axis"], "max", keepdims=1),
+        source, nodes = x, []
+        if x in self.smoothing:  # x [.., K] * (1 / s) [K]: one elementwise pass before the row scales
+            inverse = self.constant(f"{p}/inverse_divisor", (1.0 / self.smoothing[x]).astype(np.float32))
+            nodes.append(op("Mul", [x, inverse], "smoothed"))
+            x = f"{p}/smoothed"
+
+        if self.asymmetric(source):  # the row's range [min(x, 0), max(x, 0)] onto 0..255
+            nodes += [op("ReduceMax", [x, "pt/last_axis"], "max", keepdims=1),
                      op("ReduceMin", [x, "pt/last_axis"], "min", keepdims=1),
                      op("Max", [f"{p}/max", "pt/zero"], "hi"), op("Min", [f"{p}/min", "pt/zero"], "lo"),
                      op("Sub", [f"{p}/hi", f"{p}/lo"], "span"), op("Div", [f"{p}/span", "pt/range"], "step"),
@@ -143,10 +193,10 @@ class _Rewrite:
                      op("Mul", [f"{p}/zf", f"{p}/scale"], "zs")]
         else:  # the row's |x| max onto 127 either side of the fixed zero point 128
             fill = helper.make_tensor("value", TensorProto.UINT8, [1], [128])
-            nodes = [op("Abs", [x], "abs"), op("ReduceMax", [f"{p}/abs", "pt/last_axis"], "max", keepdims=1),
+            nodes += [op("Abs", [x], "abs"), op("ReduceMax", [f"{p}/abs", "pt/last_axis"], "max", keepdims=1),
                      op("Div", [f"{p}/max", "pt/qmax"], "step"), op("Max", [f"{p}/step", "pt/tiny"], "scale"),
                      op("Shape", [f"{p}/scale"], "scale_shape"),
                      op("ConstantOfShape", [f"{p}/scale_shape"], "zp", value=fill)]
         nodes.append(op("QuantizeLinear", [x, f"{p}/scale", f"{p}/zp"], "q", axis=-1, block_size=width))
-        self.quantized_inputs[x] = (f"{p}/q", f"{p}/scale", f"{p}/zs")
-        return nodes, self.quantized_inputs[x]
+        self.quantized_inputs[source] = (f"{p}/q", f"{p}/scale", f"{p}/zs")
+        return nodes, self.quantized_inputs[source]
