@@ -27,6 +27,7 @@ from pocketbert.errors import PocketbertError
 CORPUS_FILE = "corpus_en.txt"
 PIECES_FILE = "wordpieces_en.txt"
 HELDOUT_FILE = "heldout_en.txt"
+HELDOUT_SHORT_FILE = "heldout_short_en.txt"
 SENTIMENT_FILE = "sentiment_en.tsv"
 SPECIAL_IDS = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
 RESERVED = 104  # ids 0..103: specials and the first 99 [unusedN], as in BERT's vocab
@@ -48,6 +49,13 @@ def heldout_lines() -> list[str]:
     """240 held-out English sentences the project wrote (never calibration text), about a
     third in paraphrase pairs and triples: the default text int8 quality is measured on."""
     return _data_lines(HELDOUT_FILE)
+
+
+def heldout_short_lines() -> list[str]:
+    """48 held-out texts of one to five words the project wrote (chat replies, commands,
+    search queries, status labels): their [CLS]/[SEP] rows are half of what a pooled vector
+    averages, so they show int8 losses that sentences hide."""
+    return _data_lines(HELDOUT_SHORT_FILE)
 
 
 def sentiment_rows() -> list[tuple[str, str]]:

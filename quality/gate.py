@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import FLOORS
+from pocketbert.quality.metrics import floor_failures
 
 # What random weights can show, and the floors that separate a working file from a collapsed one.
 RANDOM_WEIGHTS_FLOORS = {"output_closeness": 0.9, "cosine_mean": FLOORS["cosine_mean"],
@@ -46,8 +47,7 @@ def failures(quality: dict | None, random_weights: bool) -> list[str]:
         return [f"real text: {quality['error']}"]
     floors = FLOORS if not random_weights else RANDOM_WEIGHTS_FLOORS
     weights = "random weights" if random_weights else "trained weights"
-    return [f"{name} {quality[name]:.4f} < floor {floor:g} ({weights}, real text, {quality['sentences']} sentences)"
-            for name, floor in floors.items() if name in quality and not quality[name] >= floor]
+    return floor_failures(quality, floors, "{name} {value:.4f} < floor {floor:g}", f"{weights}, real text")
 
 
 def below_floor(quality_by_file: dict[str, dict | None], random_weights: bool) -> dict[str, list[str]]:

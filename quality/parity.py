@@ -265,7 +265,7 @@ DEFAULT_GATES = {"float": {"max_abs": DEFAULT_ATOL}, "quantized": quality.FLOORS
 
 def quality_failures(entry: dict, min_cosine=None, min_agreement=None, min_nn=None) -> list[str]:
     """The real-text gates: pooled cosine mean (feature extraction), the task's agreement
-    metric, nearest-neighbour retention."""
+    metric, tie-aware nearest-neighbour retention."""
     found = entry.get("quality")
     if not found:
         return []
@@ -275,7 +275,7 @@ def quality_failures(entry: dict, min_cosine=None, min_agreement=None, min_nn=No
     if min_agreement is not None:
         floors[get_task(found["task"]).agreement] = min_agreement
     if min_nn is not None:
-        floors["nn_retention"] = min_nn
+        floors["nn_retention_tie_aware"] = min_nn
     return quality.floor_failures(found, floors)
 
 

@@ -92,5 +92,5 @@ def _ranking_figure(task: str) -> str:
     """Pooled cosine for embeddings (finer than neighbour retention), else the task's agreement."""
     from pocketbert.models.tasks import get_task
 
-    agreement = get_task(task).agreement
-    return "cosine_mean" if agreement == "nn_retention" else agreement
+    entry = get_task(task)
+    return "cosine_mean" if entry.figures_kind == "embedding" else entry.agreement

@@ -68,27 +68,31 @@ def cli_env():
     return env
 
 
-TINY_MODEL_SENTENCES = 48
+TINY_MODEL_SENTENCES = {"sentences": 32, "short": 8, "long": 8}
 
 
 @pytest.fixture(autouse=True)
 def _fewer_quality_sentences(request, monkeypatch):
     """Tiny random-weight models test the wiring of the real-text quality check, not its
-    figures: 48 of the 240 held-out sentences keep every quantize call in them ~5x cheaper
-    (the 30522-wide MLM logits dominate). Slow tests (real weights, paper sizes) and those
-    marked ``all_sentences`` measure on all of them."""
+    figures: 48 of the 304 held-out texts (32 sentences, 8 short, 8 long: every length
+    regime) keep every quantize call in them ~6x cheaper (the 30522-wide MLM logits
+    dominate). Slow tests (real weights, paper sizes) and those marked ``all_sentences``
+    measure on all of them."""
     if request.node.get_closest_marker("slow") or request.node.get_closest_marker("all_sentences"):
         return
+    from pocketbert.models.vocab import heldout_lines, heldout_short_lines
     from pocketbert.quality import metrics as quality
 
-    texts = quality.default_texts()[:TINY_MODEL_SENTENCES]
+    every = quality.default_texts()
+    texts = (heldout_lines()[:TINY_MODEL_SENTENCES["sentences"]] + heldout_short_lines()[:TINY_MODEL_SENTENCES["short"]]
+             + every[-TINY_MODEL_SENTENCES["long"]:])
     monkeypatch.setattr(quality, "default_texts", lambda: list(texts))
 
 
 @pytest.fixture
 def cli_eval_text(tmp_path) -> Path:
     """The sentences this test's quality checks use, as a file for ``--eval-text``: a CLI in
-    its own process does not see the cut above and would measure on all 240."""
+    its own process does not see the cut above and would measure on all 304."""
     from pocketbert.quality import metrics as quality
 
     path = tmp_path / "eval-text.txt"

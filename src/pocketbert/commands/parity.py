@@ -56,7 +56,8 @@ def add_parity(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-agreement", type=fraction, metavar="A",
                    help="fail when the task's agreement on real text (labels, tokens, masked top-1, spans, "
                         "nearest neighbours) is under A")
-    p.add_argument("--min-nn", type=fraction, metavar="N", help="feature extraction: nearest-neighbour retention floor")
+    p.add_argument("--min-nn", type=fraction, metavar="N", help="embeddings: nearest-neighbour retention floor (tie-aware: "
+                   "a changed neighbour fp32 ranked within 0.01 of its own is not a miss)")
     p.add_argument("--seq-len", type=at_least(1), metavar="N",
                    help="sequence length for files without a fixed one (default: their export length)")
     p.add_argument("--json", metavar="FILE", type=output_file, help="also write the full report as JSON")
