@@ -25,18 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError, first_line
-from pocketbert.formats.onnx.graph import ffn_matmuls
 
 OPSET = 21  # blocked QuantizeLinear (a per-row scale on a 3-D activation without reshapes)
 
 
-def quantize_per_token(source: Path, target: Path, *, asymmetric: bool | str, weight_bits: int,
+def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_bits: int,
                        excluded: set[str], channel_max: dict[str, np.ndarray] | None = None,
                        alpha: float = 0.5) -> dict:
     """Rewrite ``source`` (a float or partly quantized ONNX file) into ``target``.
-    ``asymmetric``: True gives every row a zero point, "gelu" only the rows of GELU outputs
-    (the FFN output layer's input: skewed, >= -0.17, so a symmetric range wastes half its
-    codes there, while the other activations are near-symmetric and keep the faster path).
     ``channel_max`` (activation name -> |x| max per channel over calibration tokens) turns on
     smoothing for those activations, with migration strength ``alpha``."""
     import onnx
@@ -50,17 +46,13 @@ def quantize_per_token(source: Path, target: Path, *, asymmetric: bool | str, we
             model = version_converter.convert_version(model, OPSET)
         except Exception as exc:  # onnx raises bare RuntimeError/ValueError from its C++ adapters
             raise PocketbertError(f"onnx could not move this graph to opset {OPSET}: {first_line(exc)}") from None
-    if asymmetric == "gelu":
-        asymmetric = {n.input[0] for n in model.graph.node if n.name in set(ffn_matmuls(model.graph)["out"])}
     rewrite = _Rewrite(model.graph, asymmetric, qmax=2 ** (weight_bits - 1) - 1)
     smoothed = rewrite.smooth(channel_max or {}, alpha, excluded)
     quantized, kept = rewrite.run(excluded)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(target))
-    kind = ("asymmetric" if asymmetric else "symmetric") if isinstance(asymmetric, bool) else \
-        "asymmetric on GELU outputs, else symmetric"
-    return {"activation_scale": f"per token, {kind}",
+    return {"activation_scale": "per token, asymmetric" if asymmetric else "per token, symmetric",
             "weight_bits": weight_bits, "int8_matmuls": quantized, "float_matmuls": kept,
             "smoothed_activations": smoothed, **({"smoothing_alpha": alpha} if smoothed else {})}
 
@@ -68,11 +60,10 @@ def quantize_per_token(source: Path, target: Path, *, asymmetric: bool | str, we
 class _Rewrite:
     """One pass over a graph: weight MatMuls out, per-token integer MatMuls in."""
 
-    def __init__(self, graph, asymmetric: bool | set[str], qmax: int):
+    def __init__(self, graph, asymmetric: bool, qmax: int):
         from onnx import numpy_helper
 
-        self.graph, self.qmax = graph, qmax
-        self.asymmetric_inputs = asymmetric  # every activation (True), none (False), or these
+        self.graph, self.asymmetric, self.qmax = graph, asymmetric, qmax
         self.weights = {i.name: i for i in graph.initializer}
         self.to_array = numpy_helper.to_array
         self.from_array = numpy_helper.from_array
@@ -83,11 +74,6 @@ class _Rewrite:
                             ("pt/tiny", np.array(1e-12, np.float32)), ("pt/qmax", np.array(127.0, np.float32)),
                             ("pt/range", np.array(255.0, np.float32)), ("pt/zero_point", np.array(128, np.uint8))):
             self.constant(name, value)
-
-    def asymmetric(self, activation: str) -> bool:
-        """Whether ``activation``'s rows get their own zero point."""
-        chosen = self.asymmetric_inputs
-        return chosen if isinstance(chosen, bool) else activation in chosen
 
     def constant(self, name: str, value: np.ndarray) -> str:
         self.added.append(self.from_array(np.asarray(value), name))
@@ -153,7 +139,7 @@ class _Rewrite:
         codes = np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8)  # [K, N]
         w, w_scale = self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))
         nodes, (q, scale, zero_times_scale) = self._quantize_rows(node.input[0], weight.shape[0])
-        if not self.asymmetric(node.input[0]):
+        if not self.asymmetric:
             return nodes + [helper.make_node("MatMulIntegerToFloat", [q, w, scale, w_scale, "pt/zero_point"], [node.output[0]],
                                              name=name, domain="com.microsoft")]
         # (q - z) @ W = q @ W - z * colsum(W): the kernel takes one zero point, so subtract the rest
@@ -182,7 +168,7 @@ class _Rewrite:
             nodes.append(op("Mul", [x, inverse], "smoothed"))
             x = f"{p}/smoothed"
 
-        if self.asymmetric(source):  # the row's range [min(x, 0), max(x, 0)] onto 0..255
+        if self.asymmetric:  # the row's range [min(x, 0), max(x, 0)] onto 0..255
             nodes += [op("ReduceMax", [x, "pt/last_axis"], "max", keepdims=1),
                      op("ReduceMin", [x, "pt/last_axis"], "min", keepdims=1),
                      op("Max", [f"{p}/max", "pt/zero"], "hi"), op("Min", [f"{p}/min", "pt/zero"], "lo"),
