@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import FLOORS
+from pocketbert.quality import metrics
 from pocketbert.quality.metrics import floor_failures
 
 # What random weights can show, and the floors that separate a working file from a collapsed one.
@@ -48,6 +49,11 @@ def failures(quality: dict | None, random_weights: bool) -> list[str]:
     floors = FLOORS if not random_weights else RANDOM_WEIGHTS_FLOORS
     weights = "random weights" if random_weights else "trained weights"
     return floor_failures(quality, floors, "{name} {value:.4f} < floor {floor:g}", f"{weights}, real text")
+
+
+def regime_shortfalls(quality: dict | None, random_weights: bool) -> list[str]:
+    """Short and long texts' figures under the floors the typical ones are gated on."""
+    return metrics.regime_shortfalls(quality, FLOORS if not random_weights else RANDOM_WEIGHTS_FLOORS)
 
 
 def below_floor(quality_by_file: dict[str, dict | None], random_weights: bool) -> dict[str, list[str]]:

@@ -128,6 +128,9 @@ def quantize_model(
             below_floor = gate.below_floor({e.path: e.quality for e in entries.values()}, config.random_weights)
             if below_floor and not keep_below_floor:
                 raise gate.refusal(below_floor)
+            for entry in entries.values():  # short and long texts: said beside the gate, not refused yet
+                for line in gate.regime_shortfalls(entry.quality, config.random_weights):
+                    warnings.warn(f"{entry.path}: {line}", stacklevel=2)
             for extra in ["config.json", *manifest.tokenizer_files]:  # names confined by Manifest.from_dict
                 (tmp / extra).parent.mkdir(parents=True, exist_ok=True)  # 1_Pooling/config.json
                 shutil.copyfile(artifact.directory / extra, tmp / extra)
