@@ -314,8 +314,8 @@ def floor_failures(quality: dict, floors: dict[str, float], wording: str = "{nam
     if "error" in quality:
         return [f"real text: {quality['error']}"]
     found = quality.get("regimes", {}).get(GATED_REGIME, quality)
-    where = f"{GATED_REGIME} texts: " if found is not quality else ""
-    return [f"{where}{wording.format(name=name, value=found[name], floor=floor)} ({about}, {found['sentences']} sentences)"
+    which = f"{GATED_REGIME} " if found is not quality else ""
+    return [f"{wording.format(name=name, value=found[name], floor=floor)} ({about}, {found['sentences']} {which}sentences)"
             for name, floor in floors.items() if name in found and not found[name] >= floor]
 
 

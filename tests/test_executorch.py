@@ -264,8 +264,12 @@ def test_cli_export(tmp_path, cli_env):
     assert Artifact.open(tmp_path / "e").manifest.details["xnnpack"]["subgraphs"] >= 1
 
 
+# MobileBERT, the paper's model for phones, at its full size (24 layers, bottlenecks, four
+# FFNs); every architecture's paper size exports to ONNX and TorchScript in test_export, and
+# every architecture's graph converts here at 2 layers: the other three at paper size cost CI
+# 2-3 minutes for the same ops at other widths
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", list(registry.ARCHITECTURES))
+@pytest.mark.parametrize("arch", ["mobilebert"])
 def test_paper_size_models_export(arch, tmp_path):
     source = tmp_path / "ckpt"
     create_checkpoint(arch, source, task="fill-mask", seed=0)

@@ -87,8 +87,12 @@ def test_fill_mask_on_tflite_matches_the_checkpoint(tmp_path):
         assert abs(g["score"] - e["score"]) <= 1e-4
 
 
+# MobileBERT, the paper's model for phones, at its full size (24 layers, bottlenecks, four
+# FFNs); every architecture's paper size exports to ONNX and TorchScript in test_export, and
+# every architecture's graph converts here at 2 layers: the other three at paper size cost CI
+# 2-3 minutes for the same ops at other widths
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", list(registry.ARCHITECTURES))
+@pytest.mark.parametrize("arch", ["mobilebert"])
 def test_paper_size_models_convert(arch, tmp_path):
     source = tmp_path / "ckpt"
     create_checkpoint(arch, source, task="fill-mask", seed=0)

@@ -27,11 +27,14 @@ def channel_max(model_path: Path, calibration: list[dict[str, np.ndarray]]) -> d
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the names as written
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    wanted = [i.name for i in session.get_inputs()]
+    batch = {i.name: i.shape[0] for i in session.get_inputs()}
     found: dict[str, np.ndarray] = {}
     for example in calibration:
-        real = example.get("attention_mask")
-        values = session.run(activations, {k: v for k, v in example.items() if k in wanted})
+        # a graph with a fixed batch > 1 takes each (batch-1) example repeated to fill it
+        feed = {k: np.repeat(v, batch[k], axis=0) if isinstance(batch[k], int) and batch[k] != v.shape[0] else v
+                for k, v in example.items() if k in batch}
+        real = feed.get("attention_mask")
+        values = session.run(activations, feed)
         for name, value in zip(activations, values):
             rows = np.abs(value.reshape(-1, value.shape[-1]))  # [B*S, K] (or [B*heads*S, K])
             if real is not None and rows.shape[0] == real.size:
