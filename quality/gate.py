@@ -27,7 +27,6 @@ from __future__ import annotations
 from pocketbert.errors import PocketbertError
 from pocketbert.models.tasks import FLOORS
 from pocketbert.quality import metrics
-from pocketbert.quality.metrics import floor_failures
 
 # What random weights can show, and the floors that separate a working file from a collapsed one.
 RANDOM_WEIGHTS_FLOORS = {"output_closeness": 0.9, "cosine_mean": FLOORS["cosine_mean"],
@@ -48,7 +47,7 @@ def failures(quality: dict | None, random_weights: bool) -> list[str]:
         return [f"real text: {quality['error']}"]
     floors = FLOORS if not random_weights else RANDOM_WEIGHTS_FLOORS
     weights = "random weights" if random_weights else "trained weights"
-    return floor_failures(quality, floors, "{name} {value:.4f} < floor {floor:g}", f"{weights}, real text")
+    return metrics.floor_failures(quality, floors, "{name} {value:.4f} < floor {floor:g}", f"{weights}, real text")
 
 
 def regime_shortfalls(quality: dict | None, random_weights: bool) -> list[str]:

@@ -34,8 +34,9 @@ EVERY_TASK_FIGURE = "output_closeness"  # beside each task's own figures (see ``
 FLOORS = tasks.FLOORS
 
 
-# Length regimes every measurement reports apart (floors apply to each): a pooled vector of
-# a short text is half [CLS]/[SEP], which carry the outlier channels; a long one is truncated.
+# Length regimes every measurement reports apart (floor_failures, regime_shortfalls): a pooled
+# vector of a short text is half [CLS]/[SEP], which carry the outlier channels; a long text is
+# truncated.
 SHORT_TOKENS = 5  # word pieces, without [CLS]/[SEP]: "short" is 1-5
 LONG_TEXTS, LONG_SENTENCES = 16, 10  # ten held-out sentences each: 150-250 pieces
 
@@ -344,13 +345,13 @@ def summary(quality: dict) -> str:
         return quality["error"]
     shown = [f"{k.replace('_', ' ')} {v:.4f}" for k, v in quality.items() if k not in ("task", "sentences", "regimes")]
     line = ", ".join(shown) + f" ({quality['sentences']} real sentences)"
-    figure = next((k for k in shown_first(quality) if k in quality), None)
+    figure = next((k for k in BY_LENGTH_FIGURES if k in quality), None)
     if figure is None or "regimes" not in quality:
         return line
-    worst = ", ".join(f"{name} {found[figure]:.4f}" for name, found in quality["regimes"].items() if figure in found)
-    return f"{line}; {figure.replace('_', ' ')} by length: {worst}"
+    by_length = ", ".join(f"{name} {found[figure]:.4f}" for name, found in quality["regimes"].items() if figure in found)
+    return f"{line}; {figure.replace('_', ' ')} by length: {by_length}"
 
 
-def shown_first(quality: dict) -> list[str]:
-    """The figures a one-line summary breaks down by length, most telling first."""
-    return ["cosine_min", "label_agreement", "token_agreement", "top1_agreement", "span_exact", EVERY_TASK_FIGURE]
+# The figure a one-line summary breaks down by length: the first of these the task has.
+BY_LENGTH_FIGURES = ("cosine_min", "label_agreement", "token_agreement", "top1_agreement", "span_exact",
+                     EVERY_TASK_FIGURE)
