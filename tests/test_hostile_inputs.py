@@ -181,7 +181,7 @@ def test_text_that_is_not_text(ckpt, onnx_artifact, tmp_path):
         one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-static-int8-minmax", "--calibration",
                            tmp_path / "cal.jsonl", "-o", tmp_path / "q"), "cal.jsonl:1", shown)
     (tmp_path / "cal.txt").write_text("a sentence\n")
-    one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-dynamic-int8", "--calibration", tmp_path / "cal.txt",
+    one_line_error(cli("quantize", onnx_artifact, "--recipe", "onnx-dynamic-int8-per-channel", "--calibration", tmp_path / "cal.txt",
                        "-o", tmp_path / "q"), "is not calibrated")
     one_line_error(cli("run", "--task", "fill-mask", "--model", ckpt, "\x00\x01\x02"), "has no tokens")
     one_line_error(cli("run", "--task", "multiple-choice", "--model", ckpt, "prompt\t\tchoice"), "none empty")

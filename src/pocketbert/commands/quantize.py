@@ -38,7 +38,8 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=threads, default=1, help="with --target: threads the candidates are timed with")
     p.add_argument("-o", "--output", metavar="OUT_DIR", type=output_path, help="the quantized export (with --scan: a JSON report)")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
-    p.add_argument("--calibration", metavar="FILE", type=input_path, help=".txt (a line each), .jsonl or .tsv with a text column")
+    p.add_argument("--calibration", metavar="FILE", type=input_path, help="text for the static recipes' ranges and the ONNX per-token recipes' smoothing: "
+                   ".txt (a line each), .jsonl or .tsv with a text column")
     add_eval_text(p)
     p.add_argument("--scan", action="store_true",
                    help="quantize one block at a time and rank blocks by the error they add")
@@ -54,7 +55,8 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
 def add_eval_text(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-text", metavar="FILE", type=input_path,
                    help="real sentences to measure quality on (.txt a line each, .jsonl/.tsv with a text column; "
-                        "default: 240 held-out sentences, never the calibration text)")
+                        "default: the held-out text, 240 sentences, 48 short texts and 16 long ones, "
+                        "never the calibration text)")
 
 
 def eval_texts(path) -> list[str] | None:
