@@ -76,7 +76,10 @@ def _stopped(raised: int = 0) -> int:
     return 128 + signal.SIGINT
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# SIGINT's handler first: a process that catches SIGTERM (what a supervisor, or a test reading
+# /proc/PID/status, can see from outside) then catches Ctrl-C too; the other order left a
+# window in which Ctrl-C hit Python's default handler before the try (a traceback, exit -2)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _drop_lost_interrupts(unraisable, print_others) -> None:
