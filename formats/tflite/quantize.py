@@ -116,11 +116,13 @@ def calibration_feed(source: Path, calibration: list[dict]) -> dict[str, list[di
 def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exclude: list[str]) -> dict:
     from ai_edge_quantizer import quantizer
 
+    from pocketbert.formats.tflite.ranges import calibrate_min_max
+
     entries = recipe_entries(recipe, exclude) + (softmax_entries(source) if recipe.float_softmax else [])
     entries += outlier_entries(source) if recipe.float_outliers else []
     with quiet_libraries(native_stderr=True):
         qt = quantizer.Quantizer(str(source), entries)
-        result = qt.calibrate(calibration_feed(source, calibration)) if recipe.needs_calibration else None
+        result = calibrate_min_max(source, entries, calibration_feed(source, calibration)) if recipe.needs_calibration else None
         qt.quantize(result).export_model(str(target), overwrite=True)
     dequantized = float_outputs(target) if recipe.params.float_outputs else []
     return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized}

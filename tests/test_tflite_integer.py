@@ -1,0 +1,73 @@
+"""What the integer (NPU) recipes are built from: calibration text across lengths, ranges
+over every example, the padding bias kept out of the scores' range, and a graph whose only
+float ops are the two lookups from int32 inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pocketbert.formats.tflite.graph import subgraphs
+from pocketbert.formats.tflite.quantize import calibration_feed, recipe_entries
+from pocketbert.formats.tflite.ranges import MASKED_MARGIN, calibrate_min_max
+from pocketbert.models.tokenizer import load_tokenizer
+from pocketbert.quantize import get_recipe, quantize_model
+from pocketbert.quantize.calibration import calibration_inputs, read_texts
+
+pytestmark = pytest.mark.integration
+SEQ = 32
+NPU = "tflite-full-integer-a16w8"
+
+
+@pytest.fixture(scope="module")
+def float_dir(tiny_checkpoint, tiny_export):
+    return tiny_export(tiny_checkpoint("bert", "sentence-embedding"), "tflite", seq_len=SEQ)
+
+
+def _feed(float_dir, texts):
+    tokenizer = load_tokenizer(float_dir)
+    inputs = calibration_inputs(tokenizer, ["input_ids", "attention_mask", "token_type_ids"], [(t, None) for t in texts],
+                                SEQ, True, dtype="int32")
+    return calibration_feed(float_dir / "model.tflite", inputs)
+
+
+def test_the_default_calibration_text_reaches_very_short_texts_and_full_sequences(float_dir):
+    texts = [text for text, _ in read_texts(None)][:100]  # what a calibrated recipe runs
+    pieces = [len(load_tokenizer(float_dir)(text)["input_ids"]) for text in texts]
+    assert sum(n <= 5 for n in pieces) >= 10  # [CLS] + up to three words + [SEP]
+    assert sum(n > 128 for n in pieces) >= 10  # past the default sequence length
+    assert sum(5 < n <= 64 for n in pieces) >= 60  # mostly sentences
+
+
+def test_ranges_hold_every_example_and_not_the_padding_bias(float_dir):
+    """The quantizer's own calibrate() averages ranges (weight 0.95 on the past): one long
+    text followed by 29 short ones kept about a quarter of the long text's range."""
+    float_file = float_dir / "model.tflite"
+    entries = recipe_entries(get_recipe(NPU), [])
+    long_text = " ".join(read_texts(None)[0][0] for _ in range(4))
+    first = calibrate_min_max(float_file, entries, _feed(float_dir, [long_text]))
+    every = calibrate_min_max(float_file, entries, _feed(float_dir, [long_text] + ["Yes."] * 29))
+    assert first.keys() == every.keys()
+    for name, found in first.items():
+        assert np.all(every[name]["max"] >= found["max"] - 1e-6) and np.all(every[name]["min"] <= found["min"] + 1e-6), name
+    graph = subgraphs(float_file)[0]
+    producers = graph.producers()
+    softmax_inputs = [graph.tensor_names[op.inputs[0]] for op in graph.operators if op.name == "SOFTMAX"]
+    assert softmax_inputs and all(producers[graph.tensor_names.index(n)].name == "ADD" for n in softmax_inputs)
+    for name in softmax_inputs:  # the padded keys' -10000 saturates; the real scores keep the steps
+        add = producers[graph.tensor_names.index(name)]
+        scores = min(float(np.min(every[graph.tensor_names[t]]["min"])) for t in add.inputs
+                     if float(np.min(every[graph.tensor_names[t]]["min"])) > -5000)
+        assert float(np.min(every[name]["min"])) == pytest.approx(scores - MASKED_MARGIN, abs=1e-3), name
+
+
+def test_the_npu_file_is_integer_but_for_the_lookups_from_int32_inputs(float_dir, tmp_path):
+    """Layer norm's variance is a MUL (LiteRT has no 16-bit SQUARED_DIFFERENCE); what stays
+    float: the embedding tables' lookups and the attention mask's CAST, each from an int32
+    input, each followed by a QUANTIZE."""
+    manifest = quantize_model(float_dir, NPU, tmp_path / "npu", keep_below_floor=True)
+    graph = subgraphs(tmp_path / "npu" / manifest.files["model"].path)[0]
+    float_ops = {op.name for op in graph.operators if any(graph.tensor_types[t] == "FLOAT32" for t in op.outputs)}
+    assert float_ops == {"EMBEDDING_LOOKUP", "CAST"}, float_ops
+    assert "SQUARED_DIFFERENCE" not in {op.name for op in graph.operators}
+    assert not any(op.name == "DEQUANTIZE" for op in graph.operators)
