@@ -70,6 +70,12 @@ class Recipe:
         return arithmetic(self.to_dict())
 
     @property
+    def sixteen_bit_activations(self) -> bool:
+        """Whether calibrated activations get 16 bits: resolution to spare, so their ranges
+        should hold every length of text rather than clip the rare extremes."""
+        return self.activations == "int16"
+
+    @property
     def needs_calibration(self) -> bool:
         return self.calibration is not None
 

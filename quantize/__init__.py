@@ -85,7 +85,7 @@ def quantize_model(
     if seq_len is not None:
         options = dataclasses.replace(options, seq_len=seq_len)
     refuse_existing(out_dir, force, protect=[source])  # before exporting the float model, not after
-    examples = read_texts(calibration_file) if recipe.needs_calibration else None
+    examples = read_texts(calibration_file, mixed_lengths=recipe.sixteen_bit_activations) if recipe.needs_calibration else None
     limit = fmt.calibration_limit(recipe)
     with work_directory("quantize") as work:
         artifact, model = _float_start(source, recipe, fmt, task, options, Path(work))

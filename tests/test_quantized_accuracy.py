@@ -61,7 +61,7 @@ def test_int8_keeps_accuracy_within_one_point(arch, tmp_path):
     print(f"{arch}: under the gate's floors on real text: {gated}")
     for recipe in DYNAMIC + STATIC:
         assert results[recipe] >= fp32 - 0.01, (recipe, results[recipe], fp32)
-    # With the mask add and softmax in int8 too (tflite-full-integer-int8 differs from
-    # tflite-static-int8 only there and in its int8 logits), the -10000 mask bias sets the
-    # scores' range: BERT, DistilBERT and SqueezeBERT fall to chance here, MobileBERT does not.
-    # Printed above as the record of what every-op-integer int8 does.
+    # Every-op-integer int8 (the mask add, softmax, LayerNorm and GELU in int8 too) is printed
+    # above as the record of what it does; it is no longer at chance since the -10000 padding
+    # bias stopped setting the scores' range (formats/tflite/ranges.py), but it is not held to
+    # the floors: on the real checkpoint it keeps pooled cosine 0.78 (the 16-bit file: 0.998).

@@ -81,8 +81,10 @@ def test_a_collapsed_file_is_refused_and_the_npu_recipe_keeps_the_real_model(flo
     """quantize refuses a file under the floors on the real checkpoint: one line naming the
     figure and its floor, exit 2, nothing written (per-tensor weights on the outlier channels;
     the 8-bit-everywhere integer file, pooled cosine mean 0.31, goes the same way, ~2 minutes
-    more in CI). The integer-only recipe ``--accelerator npu`` makes (int8 weights, 16-bit
-    activations) keeps the model (measured 0.977 min, 0.994 mean)."""
+    more in CI). The integer recipe ``--accelerator npu`` makes (int8 weights, 16-bit
+    activations) keeps the model in every length regime: pooled cosine min 0.986 / 0.996 / 0.996
+    (short / typical / long), mean 0.998, measured at seq 128; it was 0.93 / 0.98 / 0.88 before
+    its ranges were taken over every example (formats/tflite/ranges.py)."""
     from pocketbert.cli import main
     from pocketbert.contracts.artifact import Artifact
     from pocketbert.formats import get_format
@@ -97,8 +99,8 @@ def test_a_collapsed_file_is_refused_and_the_npu_recipe_keeps_the_real_model(flo
     kept = tmp_path / "npu"
     assert main(["quantize", str(floats / "tflite"), "--recipe", npu, "-o", str(kept)]) == 0
     found = Artifact.open(kept).manifest.files["model"].quality
-    typical = found["regimes"]["typical"]  # short texts: min 0.93, said in a warning (measured, seq 128)
-    assert typical["cosine_mean"] >= 0.99 and typical["cosine_min"] >= 0.95, found
+    assert found["cosine_mean"] >= 0.995, found
+    assert all(figures["cosine_min"] >= 0.98 for figures in found["regimes"].values()), found["regimes"]
     assert found["sentences"] == len(quality.default_texts())
 
 

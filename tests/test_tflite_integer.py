@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pocketbert.formats.tflite import LiteRTOptions
 from pocketbert.formats.tflite.graph import subgraphs
 from pocketbert.formats.tflite.quantize import calibration_feed, recipe_entries
-from pocketbert.formats.tflite.ranges import MASKED_MARGIN, calibrate_min_max
+from pocketbert.formats.tflite.ranges import MASKED_MARGIN, calibrated_ranges
 from pocketbert.models.tokenizer import load_tokenizer
 from pocketbert.quantize import get_recipe, quantize_model
 from pocketbert.quantize.calibration import calibration_inputs, read_texts
@@ -21,7 +22,9 @@ NPU = "tflite-full-integer-a16w8"
 
 @pytest.fixture(scope="module")
 def float_dir(tiny_checkpoint, tiny_export):
-    return tiny_export(tiny_checkpoint("bert", "sentence-embedding"), "tflite", seq_len=SEQ)
+    """The float file ``export --accelerator npu`` quantizes."""
+    return tiny_export(tiny_checkpoint("bert", "sentence-embedding"), "tflite", seq_len=SEQ,
+                       format_options=LiteRTOptions(accelerator="npu"))
 
 
 def _feed(float_dir, texts):
@@ -32,7 +35,7 @@ def _feed(float_dir, texts):
 
 
 def test_the_default_calibration_text_reaches_very_short_texts_and_full_sequences(float_dir):
-    texts = [text for text, _ in read_texts(None)][:100]  # what a calibrated recipe runs
+    texts = [text for text, _ in read_texts(None, mixed_lengths=True)][:100]  # what a 16-bit recipe runs
     pieces = [len(load_tokenizer(float_dir)(text)["input_ids"]) for text in texts]
     assert sum(n <= 5 for n in pieces) >= 10  # [CLS] + up to three words + [SEP]
     assert sum(n > 128 for n in pieces) >= 10  # past the default sequence length
@@ -45,8 +48,8 @@ def test_ranges_hold_every_example_and_not_the_padding_bias(float_dir):
     float_file = float_dir / "model.tflite"
     entries = recipe_entries(get_recipe(NPU), [])
     long_text = " ".join(read_texts(None)[0][0] for _ in range(4))
-    first = calibrate_min_max(float_file, entries, _feed(float_dir, [long_text]))
-    every = calibrate_min_max(float_file, entries, _feed(float_dir, [long_text] + ["Yes."] * 29))
+    first = calibrated_ranges(float_file, entries, _feed(float_dir, [long_text]), 16)
+    every = calibrated_ranges(float_file, entries, _feed(float_dir, [long_text] + ["Yes."] * 29), 16)
     assert first.keys() == every.keys()
     for name, found in first.items():
         assert np.all(every[name]["max"] >= found["max"] - 1e-6) and np.all(every[name]["min"] <= found["min"] + 1e-6), name
@@ -62,7 +65,8 @@ def test_ranges_hold_every_example_and_not_the_padding_bias(float_dir):
 
 
 def test_the_npu_file_is_integer_but_for_the_lookups_from_int32_inputs(float_dir, tmp_path):
-    """Layer norm's variance is a MUL (LiteRT has no 16-bit SQUARED_DIFFERENCE); what stays
+    """Layer norm's variance is a MUL in the graph exported for the NPU (LiteRT has no 16-bit
+    SQUARED_DIFFERENCE; the default graph keeps it, in float, for the CPU recipes); what stays
     float: the embedding tables' lookups and the attention mask's CAST, each from an int32
     input, each followed by a QUANTIZE."""
     manifest = quantize_model(float_dir, NPU, tmp_path / "npu", keep_below_floor=True)

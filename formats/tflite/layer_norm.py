@@ -4,10 +4,11 @@ litert-torch lowers layer norm to MEAN / SQUARED_DIFFERENCE / RSQRT ..., and Lit
 SQUARED_DIFFERENCE runs float32 and int32 only ("SquaredDifference only supports FLOAT32 and
 INT32", tried with int16): the 16-bit-activation file (the NPU recipe) kept every LayerNorm's
 variance in float, 13 float islands with 26 DEQUANTIZE/QUANTIZE around them
-(all-MiniLM-L6-v2), so it was not integer end to end. While a TFLite conversion traces the
-model, layer norm is computed with the variance as MEAN(centred * centred), one MUL, which
-the integer recipes quantize; the arithmetic is the same in float, and the modules (so the
-tensor names the quantizer's exclusions match) stay ``nn.LayerNorm``.
+(all-MiniLM-L6-v2), so it was not integer end to end. While an ``--accelerator npu``
+conversion traces the model, layer norm is computed with the variance as MEAN(centred *
+centred), one MUL, which the integer recipes quantize; the arithmetic is the same in float
+(2e-7 apart), and the modules (so the tensor names the quantizer's exclusions match) stay
+``nn.LayerNorm``.
 """
 
 from __future__ import annotations

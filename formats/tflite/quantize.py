@@ -8,6 +8,7 @@ Chosen over litert-torch's PT2E path, whose dynamic int8 files fail to load in 0
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 from pocketbert.formats.tflite.litert import interpreter_module
@@ -113,16 +114,24 @@ def calibration_feed(source: Path, calibration: list[dict]) -> dict[str, list[di
             for n in lengths}
 
 
+def _float_variance(model_path: Path) -> bool:
+    return any(op.name == "SQUARED_DIFFERENCE" for ops, *_ in _graphs(model_path) for op in ops)
+
+
 def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exclude: list[str]) -> dict:
     from ai_edge_quantizer import quantizer
 
-    from pocketbert.formats.tflite.ranges import calibrate_min_max
+    from pocketbert.formats.tflite.ranges import calibrated_ranges
 
+    if recipe.sixteen_bit_activations and not recipe.float_softmax and _float_variance(source):
+        warnings.warn(f"{source.name}: LayerNorm's variance stays float in the integer file (LiteRT runs no 16-bit "
+                      f"SQUARED_DIFFERENCE); export with --accelerator npu for one integer from the lookups on")
     entries = recipe_entries(recipe, exclude) + (softmax_entries(source) if recipe.float_softmax else [])
     entries += outlier_entries(source) if recipe.float_outliers else []
     with quiet_libraries(native_stderr=True):
         qt = quantizer.Quantizer(str(source), entries)
-        result = calibrate_min_max(source, entries, calibration_feed(source, calibration)) if recipe.needs_calibration else None
+        feed = calibration_feed(source, calibration) if recipe.needs_calibration else None
+        result = calibrated_ranges(source, entries, feed, 16 if recipe.sixteen_bit_activations else 8) if feed else None
         qt.quantize(result).export_model(str(target), overwrite=True)
     dequantized = float_outputs(target) if recipe.params.float_outputs else []
     return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized}
