@@ -7,9 +7,9 @@ Two measured faults of the quantizer's own calibration on all-MiniLM-L6-v2, 16-b
   so a range is mostly the last ~20 examples': the rare long text's ranges were forgotten and
   its activations saturated (the pooling's token count capped at 25.8). With 16 bits every
   range here is the min and max over all examples (long texts' cosine mean 0.907 -> 0.997).
-  With 8 bits the quantizer's average stays, on the corpus sentences: 255 steps stretched to
-  the rare extreme cost every other text resolution (tflite-static-int8 on length-mixed text
-  fell under the 0.995 cosine floor on typical sentences, with either merge).
+  With 8 bits the quantizer's average stays, on the corpus sentences, as the 8-bit recipes'
+  floors were measured: 255 steps stretched to a rare extreme cost every other text
+  resolution (whether full ranges help them is not measured apart yet).
 - The scores that reach SOFTMAX carry the padding bias (-10000): the ADD's calibrated range
   spanned 10000 where real scores span about 100, so one 16-bit step was 0.3 (8-bit: 79, every
   score the same code). Its range is now the scores' own, with the minimum lowered by
