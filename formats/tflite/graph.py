@@ -36,6 +36,13 @@ class Subgraph:
         return readers
 
 
+def masked_score_adds(graph: Subgraph) -> list[Operator]:
+    """The ADD that feeds each SOFTMAX its scores plus the padding bias (an attention's mask add)."""
+    producers = graph.producers()
+    feeders = [producers.get(op.inputs[0]) for op in graph.operators if op.name == "SOFTMAX"]
+    return [op for op in feeders if op is not None and op.name == "ADD"]
+
+
 def subgraphs(path: str | Path) -> list[Subgraph]:
     from ai_edge_litert import schema_py_generated as schema
 

@@ -74,12 +74,11 @@ def softmax_entries(model_path: Path) -> list[dict]:
     """``no_quantize`` for every SOFTMAX and the ADD that feeds it the masked scores (by its
     output tensor's exact name: ai-edge-quantizer matches "name;", an op's output names
     each followed by ";")."""
+    from pocketbert.formats.tflite.graph import masked_score_adds, subgraphs
+
     entries = [{"regex": ".*", "operation": "SOFTMAX", "algorithm_key": "no_quantize"}]
-    for ops, names, producers, _ in _graphs(model_path):
-        for op in ops:
-            feeder = producers.get(op.inputs[0]) if op.name == "SOFTMAX" else None
-            if feeder is not None and feeder.name == "ADD":
-                entries.append(_exact(names[feeder.outputs[0]], "ADD"))
+    for graph in subgraphs(model_path):
+        entries += [_exact(graph.tensor_names[add.outputs[0]], "ADD") for add in masked_score_adds(graph)]
     return entries
 
 

@@ -44,13 +44,11 @@ def calibrated_ranges(source: Path, entries: list[dict], feed: dict[str, list[di
 
 def bound_masked_scores(source: Path, ranges: dict) -> dict:
     """Each SOFTMAX input's minimum raised to its unmasked scores' minimum - MASKED_MARGIN."""
-    from pocketbert.formats.tflite.graph import subgraphs
+    from pocketbert.formats.tflite.graph import masked_score_adds, subgraphs
 
     for graph in subgraphs(source):
-        producers = graph.producers()
-        for op in graph.operators:
-            add = producers.get(op.inputs[0]) if op.name == "SOFTMAX" else None
-            if add is None or add.name != "ADD" or graph.tensor_names[add.outputs[0]] not in ranges:
+        for add in masked_score_adds(graph):
+            if graph.tensor_names[add.outputs[0]] not in ranges:
                 continue
             inputs = [ranges.get(graph.tensor_names[t]) for t in add.inputs]
             scores = [r for r in inputs if r and float(np.min(r["min"])) > MASK_BIAS / 2]  # not the bias
