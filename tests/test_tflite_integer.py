@@ -27,6 +27,14 @@ def float_dir(tiny_checkpoint, tiny_export):
                        format_options=LiteRTOptions(accelerator="npu"))
 
 
+@pytest.fixture(scope="module")
+def npu_file(float_dir, tmp_path_factory):
+    """What ``--accelerator npu`` quantizes the float file to, and its manifest entry."""
+    out = tmp_path_factory.mktemp("npu") / "npu"
+    manifest = quantize_model(float_dir, NPU, out, keep_below_floor=True)
+    return out / manifest.files["model"].path, manifest.files["model"]
+
+
 def _feed(float_dir, texts):
     tokenizer = load_tokenizer(float_dir)
     inputs = calibration_inputs(tokenizer, ["input_ids", "attention_mask", "token_type_ids"], [(t, None) for t in texts],
@@ -64,14 +72,48 @@ def test_ranges_hold_every_example_and_not_the_padding_bias(float_dir):
         assert float(np.min(every[name]["min"])) == pytest.approx(scores - MASKED_MARGIN, abs=1e-3), name
 
 
-def test_the_npu_file_is_integer_but_for_the_lookups_from_int32_inputs(float_dir, tmp_path):
+def test_the_npu_file_is_integer_from_the_ids_on_and_no_bigger_than_the_dynamic_file(float_dir, npu_file, tmp_path):
     """Layer norm's variance is a MUL in the graph exported for the NPU (LiteRT has no 16-bit
-    SQUARED_DIFFERENCE; the default graph keeps it, in float, for the CPU recipes); what stays
-    float: the embedding tables' lookups and the attention mask's CAST, each from an int32
-    input, each followed by a QUANTIZE."""
-    manifest = quantize_model(float_dir, NPU, tmp_path / "npu", keep_below_floor=True)
-    graph = subgraphs(tmp_path / "npu" / manifest.files["model"].path)[0]
+    SQUARED_DIFFERENCE; the default graph keeps it, in float, for the CPU recipes); the
+    embedding tables and the mask's CAST, which the quantizer leaves float, are integer
+    GATHERs (formats/tflite/integer_lookups.py): no op writes a float tensor, and the word
+    table's int8 rows keep the file at the dynamic recipe's size."""
+    graph = subgraphs(npu_file[0])[0]
     float_ops = {op.name for op in graph.operators if any(graph.tensor_types[t] == "FLOAT32" for t in op.outputs)}
-    assert float_ops == {"EMBEDDING_LOOKUP", "CAST"}, float_ops
-    assert "SQUARED_DIFFERENCE" not in {op.name for op in graph.operators}
-    assert not any(op.name == "DEQUANTIZE" for op in graph.operators)
+    assert float_ops == set(), float_ops
+    names = {op.name for op in graph.operators}
+    assert "GATHER" in names and not names & {"EMBEDDING_LOOKUP", "SQUARED_DIFFERENCE", "DEQUANTIZE"}, names
+    dynamic = quantize_model(float_dir, "tflite-dynamic-int8", tmp_path / "dynamic", keep_below_floor=True)
+    assert npu_file[1].bytes <= 1.2 * dynamic.files["model"].bytes
+
+
+def test_the_word_table_rows_come_back_within_half_a_step(float_dir, npu_file):
+    """Per-row int8 codes times the row's int16 scale give the float table back, each value
+    within half its row's step (plus the scale's own rounding); the 0/1 mask maps to 0 and 1."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(npu_file[0]))
+    tensors = {t.name.decode(): t for t in model.subgraphs[0].tensors}
+
+    def values(tensor, dtype):
+        data = bytes(np.asarray(model.buffers[tensor.buffer].data, dtype=np.uint8))
+        return np.frombuffer(data, dtype=dtype).reshape(tensor.shape), float(tensor.quantization.scale[0])
+
+    codes_name = next(name for name in tensors if name.endswith("_codes") and "attention_mask" not in name)
+    codes, _ = values(tensors[codes_name], np.int8)
+    column, column_scale = values(tensors[codes_name.removesuffix("_codes") + "_row_scales"], np.int16)
+    words = load_float_table(float_dir, codes.shape)
+    step = np.abs(words).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(codes * (column * column_scale) - words) <= 0.5 * step + 127 * column_scale), codes_name
+    mask, mask_scale = values(tensors["attention_mask_codes"], np.int16)
+    np.testing.assert_allclose(mask * mask_scale, [0.0, 1.0], atol=mask_scale)
+
+
+def load_float_table(float_dir, shape) -> np.ndarray:
+    """The float file's constant of ``shape``: the word table the export wrote."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(float_dir / "model.tflite"))
+    table = next(t for t in model.subgraphs[0].tensors if list(t.shape) == list(shape) and t.buffer
+                 and model.buffers[t.buffer].data is not None)
+    return np.frombuffer(bytes(np.asarray(model.buffers[table.buffer].data, dtype=np.uint8)), np.float32).reshape(shape)

@@ -40,7 +40,7 @@ def float_outputs(path: Path) -> list[str]:
             subgraph.tensors.append(real)
             new_index = len(subgraph.tensors) - 1
             op = schema.OperatorT()
-            op.opcodeIndex = _opcode_index(model, schema.BuiltinOperator.DEQUANTIZE,
+            op.opcodeIndex = opcode_index(model, schema.BuiltinOperator.DEQUANTIZE,
                                            _DEQUANTIZE_VERSION[quantized_types[quantized.type]])
             op.inputs, op.outputs = [output.tensorIndex], [new_index]
             subgraph.operators.append(op)
@@ -54,7 +54,7 @@ def float_outputs(path: Path) -> list[str]:
     return changed
 
 
-def _opcode_index(model, builtin: int, version: int) -> int:
+def opcode_index(model, builtin: int, version: int) -> int:
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools.flatbuffer_utils import get_builtin_code_from_operator_code
 

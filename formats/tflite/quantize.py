@@ -120,6 +120,7 @@ def _float_variance(model_path: Path) -> bool:
 def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exclude: list[str]) -> dict:
     from ai_edge_quantizer import quantizer
 
+    from pocketbert.formats.tflite.integer_lookups import integer_lookups, lookup_ranges
     from pocketbert.formats.tflite.ranges import calibrated_ranges
 
     if recipe.sixteen_bit_activations and not recipe.float_softmax and _float_variance(source):
@@ -131,6 +132,10 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
         qt = quantizer.Quantizer(str(source), entries)
         feed = calibration_feed(source, calibration) if recipe.needs_calibration else None
         result = calibrated_ranges(source, entries, feed, 16 if recipe.sixteen_bit_activations else 8) if feed else None
+        if result and recipe.sixteen_bit_activations:
+            result = lookup_ranges(source, result)
         qt.quantize(result).export_model(str(target), overwrite=True)
+    lookups = integer_lookups(target) if recipe.sixteen_bit_activations else []
     dequantized = float_outputs(target) if recipe.params.float_outputs else []
-    return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized}
+    return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized,
+            "integer_lookups": lookups}
