@@ -131,6 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as exc:  # Ctrl-C, or Terminated (SIGTERM)
         return _stopped(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    except Exception:
+        # the interrupt raised inside a C extension's import comes back as that import's
+        # error (numpy: "PyCapsule_Import could not import module datetime"): still a stop
+        if atomic.termination_requested():
+            return _stopped()
+        raise  # a bug, with its traceback
     finally:
         sys.unraisablehook = previous_hook
         for signum, handler in previous.items():
