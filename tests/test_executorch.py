@@ -208,6 +208,10 @@ def test_int8_recipes_keep_accuracy_on_distilbert(trained, tmp_path, monkeypatch
     assert collapsed < 0.7, collapsed
     for name in RECIPES:
         manifest = quantize_model(trained, name, tmp_path / name, seq_len=SEQ)
+        assert manifest.quantization["name"] == name and manifest.quantization["method"] == REGISTRY[name].method
+        assert (manifest.quantization["calibration"] is not None) == REGISTRY[name].needs_calibration
+        assert json.loads((tmp_path / name / "manifest.json").read_text())["quantization"]["name"] == name
+        assert all(entry.bytes < entry.float_bytes for entry in manifest.files.values())
         details = manifest.quantization["details"]
         ffn_outputs = 2 if REGISTRY[name].float_outliers else 0  # one per layer kept float
         assert details["quantized_layers"] == {"int8": 2 * 6 + 2 - ffn_outputs, "float": ffn_outputs}

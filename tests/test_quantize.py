@@ -34,7 +34,12 @@ def float_export(checkpoint, tiny_export):
     return lambda fmt: tiny_export(checkpoint, fmt, "fill-mask", seq_len=SEQ)
 
 
-@pytest.mark.parametrize("name", list(RECIPES))
+# ExecuTorch's recipes are applied and their records checked in test_executorch, on a
+# classifier whose accuracy they must keep (here they cost CI 4 minutes for the same records)
+RECORDED_HERE = [name for name, recipe in RECIPES.items() if recipe.format != "executorch"]
+
+
+@pytest.mark.parametrize("name", RECORDED_HERE)
 @pytest.mark.integration
 def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tmp_path):
     from pocketbert.formats import get_format

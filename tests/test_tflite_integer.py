@@ -1,6 +1,6 @@
 """What the integer (NPU) recipes are built from: calibration text across lengths, ranges
-over every example, the padding bias kept out of the scores' range, and a graph whose only
-float ops are the two lookups from int32 inputs."""
+over every example, the padding bias kept out of the scores' range, and a graph with no float
+op: the lookups and the mask are integer GATHERs."""
 
 from __future__ import annotations
 
