@@ -8,6 +8,7 @@ counts ops (inspect) has to walk each subgraph.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,12 +44,23 @@ def masked_score_adds(graph: Subgraph) -> list[Operator]:
     return [op for op in feeders if op is not None and op.name == "ADD"]
 
 
+@functools.cache
+def _builtin_names() -> dict[int, str]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def builtin_name(code: int) -> str:
+    """FULLY_CONNECTED ... for a builtin operator code ("?" for one this schema lacks)."""
+    return _builtin_names().get(code, "?")
+
+
 def subgraphs(path: str | Path) -> list[Subgraph]:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
     codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
-    builtin_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     result = []
     for s in range(model.SubgraphsLength()):
@@ -57,7 +69,7 @@ def subgraphs(path: str | Path) -> list[Subgraph]:
         for i in range(graph.OperatorsLength()):
             op = graph.Operators(i)
             code = codes[op.OpcodeIndex()]
-            name = builtin_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "?")
+            name = builtin_name(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
             if name == "CUSTOM" and code.CustomCode():
                 name = code.CustomCode().decode()
             operators.append(Operator(name, tuple(op.InputsAsNumpy()) if op.InputsLength() else (),

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.formats.tflite.float_io import opcode_index
+from pocketbert.formats.tflite.graph import builtin_name
 
 SMALL_TABLE_ROWS = 1024  # token types (2), positions (512): int16; vocabularies: per-row int8
 INT16_MAX = 32767
@@ -78,14 +79,16 @@ def integer_lookups(path: Path) -> list[str]:
             if quantize is None:
                 continue
             target = quantize.outputs[0]
-            if name == "EMBEDDING_LOOKUP" and _float_table(model, subgraph, op) is not None:
+            values = _float_table(model, subgraph, op) if name == "EMBEDDING_LOOKUP" else None
+            if values is not None:
                 ids, table_index = op.inputs
-                rows = subgraph.tensors[table_index].shape[0]
+                rows = values.shape[0]
                 if rows <= SMALL_TABLE_ROWS:
-                    replacements[position] = [_int16_gather(model, subgraph, table_index, ids, target, shared)]
+                    replacements[position] = [_int16_gather(model, subgraph, table_index, values, ids, target, shared)]
                 else:
-                    replacements[position] = _row_scaled_gather(model, subgraph, table_index, ids, target, shared)
-                done.append(f"{_text(subgraph.tensors[table_index].name)}: {'int16' if rows <= SMALL_TABLE_ROWS else 'int8 per row'}")
+                    replacements[position] = _row_scaled_gather(model, subgraph, table_index, values, ids, target, shared)
+                kind = "int16" if rows <= SMALL_TABLE_ROWS else "int8 per row"
+                done.append(f"{_text(subgraph.tensors[table_index].name)}: {kind}")
             elif name == "CAST" and _casts_the_mask(model, subgraph, op):
                 replacements[position] = [_mask_gather(model, subgraph, op.inputs[0], target, shared)]
                 done.append(f"{_text(subgraph.tensors[op.inputs[0]].name)}: int16 (0/1 mask)")
@@ -108,25 +111,25 @@ def integer_lookups(path: Path) -> list[str]:
 
 
 # ---- the rewrites -------------------------------------------------------------------------
-def _int16_gather(model, subgraph, table_index: int, ids: int, target: int, shared: dict):
-    """The table as int16 at the target's scale; GATHER writes the target directly."""
+def _int16_gather(model, subgraph, table_index: int, values: np.ndarray, ids: int, target: int, shared: dict):
+    """The table (its float ``values``) as int16 at the target's scale; GATHER writes the target directly."""
     from ai_edge_litert import schema_py_generated as schema
 
     table = subgraph.tensors[table_index]
     scale = float(subgraph.tensors[target].quantization.scale[0])
-    values = _buffer_array(model, table, np.float32)
     codes = np.clip(np.round(values / scale), -INT16_MAX, INT16_MAX).astype(np.int16)
     table_index = _constant(model, subgraph, codes, schema.TensorType.INT16, scale, _text(table.name) + "_int16",
                             shared, (table.buffer, "int16", scale))
     return _gather(model, subgraph, table_index, ids, target, "INT16")
 
 
-def _row_scaled_gather(model, subgraph, table_index: int, ids: int, target: int, shared: dict) -> list:
-    """int8 codes per row, GATHERed, CAST to int16, times the row's GATHERed int16 scale."""
+def _row_scaled_gather(model, subgraph, table_index: int, values: np.ndarray, ids: int, target: int,
+                       shared: dict) -> list:
+    """int8 codes per row of ``values`` [V, H], GATHERed, CAST to int16, times the row's
+    GATHERed int16 scale."""
     from ai_edge_litert import schema_py_generated as schema
 
     table = subgraph.tensors[table_index]
-    values = _buffer_array(model, table, np.float32)  # [V, H]
     row_scale = np.maximum(np.abs(values).max(axis=1, keepdims=True), 1e-12) / INT8_MAX  # [V, 1]
     codes = np.clip(np.round(values / row_scale), -INT8_MAX, INT8_MAX).astype(np.int8)
     column_scale = float(row_scale.max()) / INT16_MAX
@@ -287,13 +290,9 @@ def _readers(subgraph) -> dict[int, list]:
 
 
 def _op_name(model, op) -> str | None:
-    from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools.flatbuffer_utils import get_builtin_code_from_operator_code
 
-    if op is None:
-        return None
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    return names.get(get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex]))
+    return None if op is None else builtin_name(get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex]))
 
 
 def _shape(subgraph, index: int) -> list[int]:
