@@ -19,4 +19,8 @@ bash scripts/install-software-gpu.sh
 # and the suite took longer (41 min against 38 here)
 workers=$(nproc)
 [ "$workers" -le 4 ] || workers=4
+# one math thread per worker: two workers of two torch threads each on two cores took 264 s
+# for test_quantized_accuracy + test_hostile_inputs, one thread each 207 s (benchmarks and
+# runners that take --threads still set their own)
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
 HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"

@@ -22,7 +22,7 @@ from pocketbert.export import ExportOptions, export_model
 from pocketbert.contracts.artifact import Artifact
 from pocketbert.contracts.spec import ExportSpec, random_inputs
 from pocketbert.quality.validate import compare
-from pocketbert.models import create_checkpoint, load_model, registry
+from pocketbert.models import load_model, registry
 from pocketbert.models.vocab import build_vocab
 from pocketbert.pipelines import pipeline
 from pocketbert.quantize import quantize_model
@@ -266,19 +266,3 @@ def test_cli_export(tmp_path, cli_env):
     assert done.returncode == 0, done.stderr
     assert "as executorch" in done.stdout and "model.pte" in done.stdout
     assert Artifact.open(tmp_path / "e").manifest.details["xnnpack"]["subgraphs"] >= 1
-
-
-# MobileBERT, the paper's model for phones, at its full size (24 layers, bottlenecks, four
-# FFNs); every architecture's paper size exports to ONNX and TorchScript in test_export, and
-# every architecture's graph converts here at 2 layers: the other three at paper size cost CI
-# 2-3 minutes for the same ops at other widths
-@pytest.mark.slow
-@pytest.mark.parametrize("arch", ["mobilebert"])
-def test_paper_size_models_export(arch, tmp_path):
-    source = tmp_path / "ckpt"
-    create_checkpoint(arch, source, task="fill-mask", seed=0)
-    manifest = export_model(source, "fill-mask", "executorch", tmp_path / "e")
-    entry, xnnpack = manifest.files["model"], manifest.details["xnnpack"]
-    print(f"{arch} executorch: export {manifest.export_seconds} s, {entry.bytes / 1e6:.1f} MB, "
-          f"max abs diff {entry.validation['max_abs_diff']:.2e}, xnnpack {xnnpack}")
-    assert entry.validation["passed"] and set(xnnpack["not_delegated"]) <= PORTABLE
