@@ -24,6 +24,8 @@ def float_outputs(path: Path) -> list[str]:
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
+    from pocketbert.formats.tflite.graph import write_in_place
+
     model = flatbuffer_utils.read_model(str(path))
     quantized_types = {schema.TensorType.INT8: "INT8", schema.TensorType.INT16: "INT16"}
     changed = []
@@ -48,9 +50,7 @@ def float_outputs(path: Path) -> list[str]:
             output.tensorIndex = new_index
             changed.append(output.name.decode() if isinstance(output.name, bytes) else output.name)
     if changed:
-        staged = path.with_name(path.name + ".io")
-        flatbuffer_utils.write_model(model, str(staged))
-        staged.replace(path)
+        write_in_place(model, path, ".io")
     return changed
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.formats.tflite.float_io import opcode_index
-from pocketbert.formats.tflite.graph import builtin_name
+from pocketbert.formats.tflite.graph import builtin_name, write_in_place
 
 SMALL_TABLE_ROWS = 1024  # token types (2), positions (512): int16; vocabularies: per-row int8
 INT16_MAX = 32767
@@ -104,9 +104,7 @@ def integer_lookups(path: Path) -> list[str]:
             subgraph.operators = ops
     if done:
         _drop_unread_buffers(model)
-        staged = path.with_name(path.name + ".lookups")
-        flatbuffer_utils.write_model(model, str(staged))
-        staged.replace(path)
+        write_in_place(model, path, ".lookups")
     return done
 
 
