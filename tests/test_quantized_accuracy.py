@@ -3,8 +3,10 @@
 For each architecture a 2-layer model with the project vocabulary is fine-tuned for a few
 seconds on the synthetic task (fp32 >= 95% on held-out sentences); dynamic int8 in each
 format, and static int8 with the attention softmax in float, must stay within 1 point of
-fp32; what every-op-integer int8 does is printed (recorded): it falls under the floors, so
-quantize refuses it unless asked to keep it."""
+fp32, and so must tflite-full-integer-a16w8 (int8 weights, 16-bit activations). Every-op-
+integer int8 is not run here: it is not held to a floor (measured: 1.000 for MobileBERT,
+0.537 for SqueezeBERT; pooled cosine 0.83 on the real checkpoint), and test_quantize checks
+its int8 inputs and outputs."""
 
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ pytestmark = pytest.mark.integration
 
 DYNAMIC = ["onnx-dynamic-int8", "tflite-dynamic-int8", "torchscript-dynamic-int8-x86"]
 STATIC = ["onnx-static-int8-minmax", "tflite-static-int8"]
-FULL_INTEGER = "tflite-full-integer-int8"
 NPU = "tflite-full-integer-a16w8"
 SEQ = 32
 
@@ -45,7 +46,7 @@ def test_int8_keeps_accuracy_within_one_point(arch, tmp_path):
     results = {}
     gated = {}
     floats: dict[str, object] = {}  # one float export per format that quantizes a file
-    for recipe in DYNAMIC + STATIC + [FULL_INTEGER, NPU]:
+    for recipe in DYNAMIC + STATIC + [NPU]:
         fmt = get_format(get_recipe(recipe).format)
         if fmt.quantizes == "file" and fmt.name not in floats:
             floats[fmt.name] = tmp_path / f"float-{fmt.name}"
@@ -59,10 +60,5 @@ def test_int8_keeps_accuracy_within_one_point(arch, tmp_path):
         results[recipe] = accuracy(pipeline("text-classification", tmp_path / recipe), held_out)
     print(f"{arch}: fp32 {fp32:.3f} " + " ".join(f"{r} {a:.3f}" for r, a in results.items()))
     print(f"{arch}: under the gate's floors on real text: {gated}")
-    for recipe in DYNAMIC + STATIC:
+    for recipe in DYNAMIC + STATIC + [NPU]:
         assert results[recipe] >= fp32 - 0.01, (recipe, results[recipe], fp32)
-    # Every-op-integer int8 (the mask add, softmax, LayerNorm and GELU in int8 too) is printed
-    # above as the record of what it does; it is no longer at chance since the -10000 padding
-    # bias stopped setting the scores' range (formats/tflite/ranges.py), but it is not held to
-    # the floors: on the real checkpoint it keeps pooled cosine mean 0.83 on typical sentences
-    # (the 16-bit file: 0.999).
