@@ -54,7 +54,7 @@ class TfliteFormat(Format):
         Recipe("tflite-static-int8", "tflite", Method.STATIC, float_softmax=True, float_outliers=True, activations="int8",
                per_channel=True, calibration="minmax", params=LiteRTParams(),
                description="int8 weights and activations, calibrated; mask add, softmax and the ops carrying "
-                           "outlier channels (FFN output, residual adds, LayerNorm, GELU, batch matmul) in float"),
+                           "outlier channels (FFN output, residual adds, LayerNorm, GELU, batch matmul, sentence pooling) in float"),
         Recipe("tflite-full-integer-int8", "tflite", Method.STATIC, activations="int8", per_channel=True,
                calibration="minmax", params=LiteRTParams(io="int8"), description="every op int8, int8 logits out: for integer-only accelerators"),
         Recipe("tflite-full-integer-a16w8", "tflite", Method.STATIC, activations="int16", per_channel=True,

@@ -93,4 +93,3 @@ def write_in_place(model, path: Path, suffix: str) -> None:
     staged = path.with_name(path.name + suffix)
     flatbuffer_utils.write_model(model, str(staged))
     staged.replace(path)
-
