@@ -17,6 +17,7 @@ from pocketbert.models.vocab import build_vocab
 from pocketbert.pipelines import pipeline
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.formats import get_format
+from pocketbert.formats.tflite.graph import subgraphs
 from pocketbert.quantize import get_recipe, quantize_model
 from pocketbert.quantize.synthetic_task import LABELS, accuracy, fine_tune, make_examples
 
@@ -62,3 +63,9 @@ def test_int8_keeps_accuracy_within_one_point(arch, tmp_path):
     print(f"{arch}: under the gate's floors on real text: {gated}")
     for recipe in DYNAMIC + STATIC + [NPU]:
         assert results[recipe] >= fp32 - 0.01, (recipe, results[recipe], fp32)
+    # static int8 keeps each layer's FFN output projection after a GELU float in every graph
+    # (SqueezeBERT's is a CONV_2D behind transposes; MobileBERT's paper config uses ReLU)
+    graph = subgraphs(tmp_path / "tflite-static-int8" / "model.tflite")[0]
+    written = [(op.name, graph.tensor_types[op.outputs[0]]) for op in graph.operators]
+    if ("GELU", "FLOAT32") in written:
+        assert written.count(("FULLY_CONNECTED", "FLOAT32")) + written.count(("CONV_2D", "FLOAT32")) >= 2, written
