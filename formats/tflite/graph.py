@@ -91,5 +91,8 @@ def write_in_place(model, path: Path, suffix: str) -> None:
         if buffer.data is not None and type(buffer.data) is not np.ndarray:
             buffer.data = np.frombuffer(buffer.data, dtype=np.uint8)
     staged = path.with_name(path.name + suffix)
-    flatbuffer_utils.write_model(model, str(staged))
-    staged.replace(path)
+    try:  # a full disk or a signal leaves no staged file beside the artifact
+        flatbuffer_utils.write_model(model, str(staged))
+        staged.replace(path)
+    finally:
+        staged.unlink(missing_ok=True)
