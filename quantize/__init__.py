@@ -20,11 +20,12 @@ from pocketbert.atomic import atomic_directory, refuse_existing, work_directory
 from pocketbert.quality import metrics as quality
 from pocketbert.errors import PocketbertError
 from pocketbert.formats import get_format, runner_for_file
+from pocketbert.quantize.finetune import FinetuneOptions, integer_scheme
 from pocketbert.quantize.recipes import RECIPES, Recipe, get_recipe
 from pocketbert.contracts.artifact import Artifact, FileEntry, Manifest, is_artifact, sha256, versions, write_manifest
 from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
 
-__all__ = ["RECIPES", "Recipe", "get_recipe", "quantize_model"]
+__all__ = ["RECIPES", "FinetuneOptions", "Recipe", "get_recipe", "quantize_model"]
 
 CORPUS_SOURCE = "project corpus (models/data/corpus_en.txt)"
 
@@ -61,6 +62,8 @@ def quantize_model(
     eval_texts: list[str] | None = None,
     keep_below_floor: bool = False,
     reference_outputs: dict | None = None,
+    finetune: "FinetuneOptions | None" = None,
+    progress: bool = False,
 ) -> Manifest:
     """``options`` are the export options of the float model (``seq_len`` alone is a
     shorthand for ``ExportOptions(seq_len=...)``). Quality against the float file is
@@ -70,7 +73,11 @@ def quantize_model(
     every candidate; the manifest then lists what failed). ``reference_outputs`` is a dict
     that keeps the float file's outputs on ``eval_texts`` between calls that start from the
     same float model (the scan quantizes it once per block; its reference runs once). Returns
-    the new artifact's manifest: the float one's, with the quantized files and the recipe."""
+    the new artifact's manifest: the float one's, with the quantized files and the recipe.
+    ``finetune`` first fine-tunes the float weights with the recipe's rounding emulated
+    (``quantize/finetune.py``) on the calibration text, then quantizes those; quality is
+    still measured against the untouched float model, beside the file post-training
+    quantization alone makes (``finetune.before``) and the tuned float model's own drift."""
     from pocketbert.quality import gate
     from pocketbert.quality.agreement import agreement
     from pocketbert.quality.validate import random_batches
@@ -86,6 +93,7 @@ def quantize_model(
         options = dataclasses.replace(options, seq_len=seq_len)
     refuse_existing(out_dir, force, protect=[source])  # before exporting the float model, not after
     examples = read_texts(calibration_file, mixed_lengths=recipe.sixteen_bit_activations) if recipe.needs_calibration else None
+    scheme = None if finetune is None else integer_scheme(recipe)  # before any work: a recipe it cannot emulate
     limit = fmt.calibration_limit(recipe)
     with work_directory("quantize") as work:
         artifact, model = _float_start(source, recipe, fmt, task, options, Path(work))
@@ -93,8 +101,17 @@ def quantize_model(
         float_file = artifact.model_path()
         config = load_config(artifact.directory)
         spec = artifact.spec()
-        if model is None and fmt.quantizes == "model":
+        if model is None and (fmt.quantizes == "model" or finetune is not None):
             model = _pytorch_model(source, manifest)
+        if reference_outputs is None:  # the float file runs once for every quantized file
+            reference_outputs = {}
+        tuning = None
+        if finetune is not None:
+            tuning = _finetuned(source, artifact, model, recipe_name, scheme, finetune, calibration_file, options,
+                                eval_texts, reference_outputs, Path(work), progress)
+            model, quantized_from = tuning.pop("model"), tuning.pop("float_file")
+        else:
+            quantized_from = float_file
         with atomic_directory(out_dir, force=force, protect=[source]) as tmp:
             start = time.perf_counter()
             calibration = None
@@ -105,14 +122,12 @@ def quantize_model(
                     load_tokenizer(artifact.directory), spec.input_names, examples, spec.sequence, True,
                     dtype=fmt.input_dtype, input_shape=manifest.inputs[0].shape, limit=limit,
                 )
-            job = QuantizeJob(recipe, model, spec, tmp, float_file, calibration, tuple(exclude),
-                              _resolve_exclusions(fmt, float_file, exclude), options)
+            job = QuantizeJob(recipe, model, spec, tmp, quantized_from, calibration, tuple(exclude),
+                              _resolve_exclusions(fmt, quantized_from, exclude), options)
             files, details = fmt.quantize(job)
             seconds = time.perf_counter() - start
             reference = runner_for_file(float_file, manifest)
             tokenizer = _tokenizer_or_none(artifact.directory)
-            if reference_outputs is None:  # the float file runs once for every quantized file
-                reference_outputs = {}
             batches = random_batches(spec, config.vocab_size)
             entries = {}
             for role, name in files.items():
@@ -148,11 +163,38 @@ def quantize_model(
                     "excluded_nodes": job.excluded_nodes,
                     "seconds": round(seconds, 2),
                     "details": details,
+                    **({} if tuning is None else {"finetune": tuning}),
                 },
                 versions=versions(),
             )
             written = write_manifest(tmp, quantized)
     return written
+
+
+def _finetuned(source, artifact: Artifact, model, recipe_name: str, scheme, finetune, calibration_file, options,
+               eval_texts, reference_outputs: dict, work: Path, progress: bool) -> dict:
+    """The fine-tuned float model and file, with what the manifest says of them: the run,
+    the post-training file's quality (``before``) and the tuned float model's against the
+    original (``float_drift``: the task itself must not move)."""
+    from pocketbert.export import export_loaded
+    from pocketbert.quantize.calibration import read_texts
+    from pocketbert.quantize.finetune import finetune as run_finetune
+    from pocketbert.models.tokenizer import load_tokenizer
+
+    before = quantize_model(artifact.directory, recipe_name, work / "before", calibration_file=calibration_file,
+                            eval_texts=eval_texts, keep_below_floor=True, reference_outputs=reference_outputs)
+    texts = [text for text, _ in read_texts(calibration_file, mixed_lengths=True)]
+    spec = artifact.spec()
+    tuned, report = run_finetune(model, scheme, load_tokenizer(artifact.directory), texts, spec.sequence, finetune,
+                                 progress=progress)
+    export_loaded(tuned, artifact.manifest.format, work / "tuned", options, source=str(source))
+    tuned_file = Artifact.open(work / "tuned").model_path()
+    manifest = artifact.manifest
+    drift = quality.measure(manifest.task, runner_for_file(artifact.model_path(), manifest),
+                            runner_for_file(tuned_file, manifest), load_tokenizer(artifact.directory), spec,
+                            eval_texts, reference_outputs)
+    return {"model": tuned, "float_file": tuned_file, **report.to_dict(),
+            "before": before.files["model"].quality, "float_drift": drift}
 
 
 def _tokenizer_or_none(directory: Path):

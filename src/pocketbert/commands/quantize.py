@@ -46,6 +46,11 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude", nargs="+", default=[], metavar="PATTERN", type=regex,
                    help="keep matching layers in float (regex over node/tensor/module names)")
     p.add_argument("--seq-len", type=at_least(1), default=DEFAULT_SEQUENCE_LENGTH)
+    p.add_argument("--finetune", type=at_least(1), metavar="STEPS",
+                   help="first fine-tune the float weights STEPS steps with the recipe's integer rounding emulated, "
+                        "against the float model's own outputs on the calibration text (no labels); "
+                        "tflite-full-integer-* recipes")
+    p.add_argument("--seed", type=int, default=0, help="with --finetune: the text order and the initial state")
     p.add_argument("--force", action="store_true")
     add_require_trained_head(p)
     add_keep_below_floor(p)
@@ -69,8 +74,10 @@ def eval_texts(path) -> list[str] | None:
 
 def run_quantize(args: argparse.Namespace) -> int:
     from pocketbert.quality import metrics as quality
-    from pocketbert.quantize import quantize_model
+    from pocketbert.quantize import FinetuneOptions, quantize_model
 
+    if getattr(args, "finetune", None) and (getattr(args, "target", None) or getattr(args, "scan", False)):
+        raise PocketbertError("--finetune takes one --recipe (not --target or --scan)")
     if getattr(args, "target", None) is not None or getattr(args, "format", None) and not getattr(args, "quantize", None):
         return run_target(args)
     if not args.recipe:
@@ -87,13 +94,21 @@ def run_quantize(args: argparse.Namespace) -> int:
     # export --quantize: every export option; quantize: the length and the head check
     options = getattr(args, "export_options", None) or ExportOptions(
         seq_len=args.seq_len, require_trained_head=args.require_trained_head)
+    steps = getattr(args, "finetune", None)
     manifest = quantize_model(
         args.source, args.recipe, args.output, task=args.task, calibration_file=args.calibration,
         exclude=tuple(args.exclude), force=args.force, options=options,
         eval_texts=eval_texts(getattr(args, "eval_text", None)),
         keep_below_floor=args.keep_below_floor,
+        finetune=None if steps is None else FinetuneOptions(steps=steps, seed=args.seed),
+        progress=sys.stderr.isatty(),
     )
     print(f"wrote {args.output}: {manifest.model_class} with {args.recipe}")
+    tuning = manifest.quantization.get("finetune")
+    if tuning:
+        print(f"  fine-tuned {tuning['steps']} steps in {tuning['seconds']:.0f} s (loss {tuning['first_loss']:.4f} -> "
+              f"{tuning['last_loss']:.4f}); without it: {quality.summary(tuning['before'])}")
+        print(f"  the tuned float model against the original: {quality.summary(tuning['float_drift'])}")
     for entry in manifest.files.values():
         print(f"  {entry.path:<12} {entry.bytes / 1e6:7.1f} MB (float {entry.float_bytes / 1e6:.1f})")
         print(f"    {manifest.task} quality vs float: "
