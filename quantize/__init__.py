@@ -140,6 +140,8 @@ def quantize_model(
                     quality=None if tokenizer is None else quality.measure(
                         manifest.task, reference, candidate, tokenizer, spec, eval_texts, reference_outputs),
                 )
+            if tuning is not None and not keep_below_floor:
+                _refuse_a_worse_tuning(tuning["before"], entries["model"])
             below_floor = gate.below_floor({e.path: e.quality for e in entries.values()}, config.random_weights)
             if below_floor and not keep_below_floor:
                 raise gate.refusal(below_floor)
@@ -195,6 +197,23 @@ def _finetuned(source, artifact: Artifact, model, recipe_name: str, scheme, fine
                             eval_texts, reference_outputs)
     return {"model": tuned, "float_file": tuned_file, **report.to_dict(),
             "before": before.files["model"].quality, "float_drift": drift}
+
+
+WORSE_BY = 0.005  # a tuned file this much under the post-training one on its first figure is refused
+
+
+def _refuse_a_worse_tuning(before: dict | None, entry: FileEntry) -> None:
+    """A fine-tune that leaves the file worse than post-training quantization alone is a
+    wrong answer (measured: MiniLM in MobileBERT's graph, pooled cosine mean 0.815 -> 0.679):
+    one line naming both figures; ``keep_below_floor`` keeps it."""
+    from pocketbert.models.tasks import FLOORS
+
+    after = entry.quality or {}
+    figure = next((name for name in (*FLOORS, "output_closeness") if name in (before or {}) and name in after), None)
+    if figure is not None and after[figure] < before[figure] - WORSE_BY:
+        raise PocketbertError(
+            f"{entry.path}: --finetune made it worse on held-out text: {figure} {after[figure]:.4f} against "
+            f"{before[figure]:.4f} without it; quantize without --finetune, or keep it with --keep-below-floor")
 
 
 def _tokenizer_or_none(directory: Path):
