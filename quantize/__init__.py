@@ -204,7 +204,7 @@ WORSE_BY = 0.005  # a tuned file this much under the post-training one on its fi
 
 def _refuse_a_worse_tuning(before: dict | None, entry: FileEntry) -> None:
     """A fine-tune that leaves the file worse than post-training quantization alone is a
-    wrong answer (measured: MiniLM in MobileBERT's graph, pooled cosine mean 0.815 -> 0.679):
+    wrong answer (measured: MiniLM in MobileBERT's graph at one rate for every weight, 0.815 -> 0.679):
     one line naming both figures; ``keep_below_floor`` keeps it."""
     from pocketbert.models.tasks import FLOORS
 

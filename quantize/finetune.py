@@ -82,7 +82,7 @@ def finetune(model: "torch.nn.Module", scheme: "IntegerScheme", tokenizer, texts
     for parameter in student.parameters():
         parameter.requires_grad_(True)
     emulation = IntegerEmulation(scheme)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=options.learning_rate, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(_parameter_groups(student, options.learning_rate), weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / options.steps)
 
     def batch() -> dict:
@@ -125,6 +125,23 @@ def finetune(model: "torch.nn.Module", scheme: "IntegerScheme", tokenizer, texts
     return student, FinetuneReport(options.steps, options.batch, options.seed, len(set(texts)),
                                    round(time.perf_counter() - start, 1), round(losses[0], 5),
                                    round(sum(tail) / len(tail), 5))
+
+
+def _parameter_groups(model: "torch.nn.Module", learning_rate: float) -> list[dict]:
+    """Adam moves every weight by about the learning rate whatever its size, so a matrix that a
+    form scales by 1/64 (MiniLM in MobileBERT's graph carries its norms' inputs x64 and takes
+    the scale back out in the next dense layer) would move 64 times further for its size than
+    BERT's own: its file went from pooled cosine 0.815 to 0.679, the tuned float model to 0.743
+    of the original. Each matrix's rate is scaled by its RMS against the model's median matrix
+    RMS (about 1 for a plain BERT); vectors (biases, norms) take the rate as given."""
+    from statistics import median
+
+    matrices = [p for p in model.parameters() if p.dim() >= 2]
+    sizes = [float(p.detach().pow(2).mean().sqrt()) for p in matrices]
+    reference = median(sizes) or 1.0
+    groups = [{"params": [p for p in model.parameters() if p.dim() < 2], "lr": learning_rate}]
+    groups += [{"params": [p], "lr": learning_rate * size / reference} for p, size in zip(matrices, sizes)]
+    return groups
 
 
 def _forward(model: "torch.nn.Module", inputs: dict) -> dict:
