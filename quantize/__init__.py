@@ -186,14 +186,13 @@ def _finetuned(source, artifact: Artifact, model, recipe_name: str, scheme, fine
     before = quantize_model(artifact.directory, recipe_name, work / "before", calibration_file=calibration_file,
                             eval_texts=eval_texts, keep_below_floor=True, reference_outputs=reference_outputs)
     texts = [text for text, _ in read_texts(calibration_file, mixed_lengths=True)]
-    spec = artifact.spec()
-    tuned, report = run_finetune(model, scheme, load_tokenizer(artifact.directory), texts, spec.sequence, finetune,
-                                 progress=progress)
+    spec, tokenizer = artifact.spec(), load_tokenizer(artifact.directory)
+    tuned, report = run_finetune(model, scheme, tokenizer, texts, spec.sequence, finetune, progress=progress)
     export_loaded(tuned, artifact.manifest.format, work / "tuned", options, source=str(source))
     tuned_file = Artifact.open(work / "tuned").model_path()
     manifest = artifact.manifest
     drift = quality.measure(manifest.task, runner_for_file(artifact.model_path(), manifest),
-                            runner_for_file(tuned_file, manifest), load_tokenizer(artifact.directory), spec,
+                            runner_for_file(tuned_file, manifest), tokenizer, spec,
                             eval_texts, reference_outputs)
     return {"model": tuned, "float_file": tuned_file, **report.to_dict(),
             "before": before.files["model"].quality, "float_drift": drift}

@@ -90,13 +90,9 @@ def finetune(model: "torch.nn.Module", scheme: "IntegerScheme", tokenizer, texts
         return dict(tokenizer(rows, padding="max_length", truncation=True, max_length=seq_len, return_tensors="pt"))
 
     def observe(inputs: dict) -> None:
-        """Ranges from the float forward, as the file's calibration takes them from the float
-        model: observed through the rounding, a saturated op (a variance rounded to 0 feeds
-        RSQRT) would widen its own range until nothing else resolves."""
-        emulation.observe, emulation.quantize = True, False
-        with torch.no_grad(), emulation:
-            _forward(student, inputs)
-        emulation.observe, emulation.quantize = False, True
+        # observed through the rounding instead, a saturated op (a variance rounded to 0 feeds
+        # RSQRT) would widen its own range until nothing else resolves
+        emulation.calibrate(lambda: _forward(student, inputs))
 
     for _ in range(options.observe_batches):
         observe(batch())

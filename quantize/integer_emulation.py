@@ -21,9 +21,9 @@ import torch
 from torch.nn import functional
 from torch.overrides import TorchFunctionMode
 
+from pocketbert.formats.tflite.ranges import MASKED_MARGIN
 from pocketbert.models.blocks import MASK_BIAS
 
-MASKED_MARGIN = 20.0  # as formats/tflite/ranges.py sets the masked scores' floor
 # ops that move values without computing new ones: LiteRT keeps their input's scale
 _LAYOUT = {
     "view", "reshape", "permute", "transpose", "contiguous", "unsqueeze", "squeeze", "expand", "expand_as",
@@ -99,6 +99,16 @@ class IntegerEmulation(TorchFunctionMode):
         self.sites: list[Site] = []
         self.float_sites: set[int] = set()  # left unrounded: to measure what each op's rounding costs
         self._next = 0
+
+    def calibrate(self, forward) -> None:
+        """Ranges from one float forward (``forward()`` runs the model), as the file's
+        calibration takes them from the float model; rounding is on again after it."""
+        self.observe, self.quantize = True, False
+        try:
+            with torch.no_grad(), self:
+                forward()
+        finally:
+            self.observe, self.quantize = False, True
 
     def __enter__(self):
         self._next = 0

@@ -26,15 +26,11 @@ def _calibrated_emulation(model, tokenizer, bits: int, seq: int):
     from pocketbert.quantize.integer_emulation import IntegerEmulation, IntegerScheme
 
     emulation = IntegerEmulation(IntegerScheme(activation_bits=bits))
-    emulation.quantize = False
     lines = corpus_lines()
-    with torch.no_grad():
-        for start in range(0, 96, 16):
-            batch = tokenizer(lines[start:start + 16], padding="max_length", truncation=True, max_length=seq,
-                              return_tensors="pt")
-            with emulation:
-                _forward(model, dict(batch))
-    emulation.observe, emulation.quantize = False, True
+    for start in range(0, 96, 16):
+        batch = tokenizer(lines[start:start + 16], padding="max_length", truncation=True, max_length=seq,
+                          return_tensors="pt")
+        emulation.calibrate(lambda: _forward(model, dict(batch)))
     return emulation
 
 
