@@ -151,25 +151,12 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _time_all(rows: list[dict], threads: int, rounds: int = 3) -> None:
+def _time_all(rows: list[dict], threads: int) -> None:
     """Median latency of each candidate, rounds alternated so drift hits all alike."""
-    from pocketbert.benchmarks import latency
-    from pocketbert.formats import open_runner
-    from pocketbert.models.configs import load_config
-    from pocketbert.contracts.spec import full_length_inputs
+    from pocketbert.quantize.timing import time_files
 
-    runners = []
-    for row in rows:
-        directory = Path(row["directory"])
-        runner = open_runner(directory, threads=threads)
-        shape = Artifact.open(directory).spec().input_shape()
-        runners.append((row, runner, full_length_inputs(runner.input_names, load_config(directory).vocab_size, shape)))
-    medians: dict[int, list[float]] = {id(row): [] for row in rows}
-    for _ in range(rounds):
-        for row, runner, inputs in runners:
-            medians[id(row)].append(latency.measure(runner, inputs, warmup=2, runs=10)["median_ms"])
-    for row in rows:
-        row["median_ms"] = round(float(sorted(medians[id(row)])[len(medians[id(row)]) // 2]), 3)
+    for row, timed in zip(rows, time_files([Path(row["directory"]) for row in rows], threads)):
+        row["median_ms"] = timed["median_ms"]
 
 
 def _held_out(float_dir: Path | str, candidate_dir: Path, task: str, texts: list[str]) -> dict:

@@ -316,14 +316,18 @@ def _swap_in(stage: Path, directory: Path, names: tuple[str, ...]) -> None:
         raise
 
 
+def remove_stale_work() -> None:
+    """The work directories of pocketbert processes that are gone (killed workers included)."""
+    _remove_stale(Path(tempfile.gettempdir()), re.compile(rf"{WORK_PREFIX}[a-z]+-(?P<pid>\d+)-.*"))
+
+
 @contextlib.contextmanager
 def work_directory(kind: str) -> Iterator[Path]:
     """A private directory in TMPDIR for intermediate files (float exports, candidates),
     removed afterwards, also after SIGTERM; those of killed processes are removed first.
     Libraries that make their own temporary files meanwhile (onnxruntime's quantizer) make
     them inside it, so nothing of theirs is left in TMPDIR either."""
-    root = Path(tempfile.gettempdir())
-    _remove_stale(root, re.compile(rf"{WORK_PREFIX}[a-z]+-(?P<pid>\d+)-.*"))
+    remove_stale_work()
     saved = tempfile.tempdir
     with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{kind}-{os.getpid()}-") as work:
         tempfile.tempdir = work

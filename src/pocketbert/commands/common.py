@@ -180,3 +180,20 @@ def format_options(args: argparse.Namespace, fmt_name: str):
     if foreign:
         raise PocketbertError(foreign_option_error(FORMATS.values(), foreign[0]))
     return fmt.option_type(**given)
+
+
+# ---- where an experiment's jobs run (pocketbert.executor) ---------------------------------------
+def add_pool_options(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=at_least(1), metavar="N",
+                       help="run the quality jobs on a private local Ray of N workers (the 'distributed' extra); "
+                            "timing still has the machine to itself")
+    where.add_argument("--ray", metavar="auto|ADDRESS",
+                       help="run the jobs on an existing Ray cluster (see docs/distributed.md)")
+
+
+def pool_from(args: argparse.Namespace):
+    """The executor the options ask for; use it as a context manager (Ray is shut down after)."""
+    from pocketbert.executor import executor
+
+    return executor(workers=getattr(args, "workers", None), ray_address=getattr(args, "ray", None))

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from pocketbert.commands.common import at_least, input_path, output_file, output_path, regex, task_names, threads
+from pocketbert.commands.common import (add_pool_options, at_least, input_path, output_file, output_path, pool_from, regex,
+                                        task_names, threads)
 from pocketbert.commands.export import add_keep_below_floor, add_require_trained_head, warn_below_floor, warn_untrained
 from pocketbert.errors import PocketbertError
 from pocketbert.contracts.format import ExportOptions
@@ -187,16 +188,20 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seq-len", type=at_least(1), default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--runs", type=at_least(1), default=20, help="timed runs per file")
     add_eval_text(p)
-    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", type=output_path, help="sweep.json, sweep.md, sweep.png")
+    add_pool_options(p)
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", type=output_path,
+                   help="sweep.json, sweep.md, sweep.png (an interrupted sweep keeps its finished jobs in OUT_DIR/.jobs: "
+                        "the same command again resumes)")
     p.set_defaults(run=run_sweep)
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     from pocketbert.quantize.sweep import sweep
 
-    rows = sweep(args.model, args.formats, args.recipes, args.output, eval_data=args.eval_data,
-                 threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty(), task=args.task,
-                 eval_texts=eval_texts(args.eval_text))
+    with pool_from(args) as pool:
+        rows = sweep(args.model, args.formats, args.recipes, args.output, eval_data=args.eval_data,
+                     threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty(), task=args.task,
+                     eval_texts=eval_texts(args.eval_text), pool=pool)
     print((Path(args.output) / "sweep.md").read_text(), end="")
     print(f"wrote {len(rows)} rows to {args.output}/sweep.json, sweep.md, sweep.png")
     return 0

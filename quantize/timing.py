@@ -1,0 +1,49 @@
+"""Latency of the candidates of one comparison, timed together in alternated rounds.
+
+The sweep and the target search time every file they compare in one process, on one
+machine, round after round (A B C A B C ...), so a slow stretch falls on all of them alike;
+each file's figure is the median of its round medians. A row says when it should not be
+trusted: other processes used the cores meanwhile, or its rounds spread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from statistics import median
+
+
+def time_files(directories: list[Path], threads: int, runs: int = 10, rounds: int = 3, warmup: int = 2) -> list[dict]:
+    """Per directory: median_ms and p90_ms (medians over rounds), round_medians_ms and noise."""
+    from pocketbert.benchmarks import latency, noise
+    from pocketbert.contracts.artifact import Artifact
+    from pocketbert.contracts.spec import full_length_inputs
+    from pocketbert.formats import open_runner
+    from pocketbert.models.configs import load_config
+
+    prepared = []
+    for directory in directories:
+        runner = open_runner(directory, threads=threads)
+        shape = Artifact.open(directory).spec().input_shape()
+        prepared.append((runner, full_length_inputs(runner.input_names, load_config(directory).vocab_size, shape)))
+    figures: list[list[dict]] = [[] for _ in prepared]
+    spent = [{"wall": 0.0, "others": 0.0, "steal": 0.0} for _ in prepared]
+    for _ in range(rounds):
+        for index, (runner, inputs) in enumerate(prepared):
+            before, load_before = noise.sample(), noise.load_average()
+            figures[index].append(latency.measure(runner, inputs, warmup=warmup, runs=runs))
+            load = noise.machine_load(before, noise.sample(), load_before, noise.load_average())
+            spent[index]["wall"] += load["seconds"]
+            spent[index]["others"] += (load["other_cores"] or 0.0) * load["seconds"]
+            spent[index]["steal"] += (load["steal_cores"] or 0.0) * load["seconds"]
+    rows = []
+    for per_round, load in zip(figures, spent):
+        medians = [f["median_ms"] for f in per_round]
+        wall = max(load["wall"], 1e-9)
+        machine = {"other_cores": load["others"] / wall, "steal_cores": load["steal"] / wall}
+        reasons = noise.noise_reasons(machine, None)
+        spread = noise.coefficient_of_variation(medians)
+        if spread is not None and spread > noise.ROUND_CV:
+            reasons.append(f"rounds spread {100 * spread:.0f}% (std/mean of {len(medians)} round medians)")
+        rows.append({"median_ms": round(median(medians), 3), "p90_ms": round(median(f["p90_ms"] for f in per_round), 3),
+                     "round_medians_ms": [round(m, 3) for m in medians], "noise": reasons})
+    return rows

@@ -1,0 +1,146 @@
+"""Jobs: the independent units of an experiment, and what running one gives back.
+
+A sweep or a target search is a queue of (export, quantize, measure on real text) jobs. A
+job names a function by import path and passes it only plain values and directory trees as
+bytes, so the same job runs the same way in this process or in a Ray worker on another
+machine with no shared file system. Its key is a hash of everything that decides its
+result, which is what a re-run of an interrupted sweep looks finished jobs up by.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import io
+import json
+import socket
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pocketbert.errors import PocketbertError, first_line
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A directory (a checkpoint, an export) as tar bytes, named by its content's hash."""
+
+    sha256: str
+    data: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, directory: str | Path) -> Tree:
+        directory = Path(directory)
+        buffer = io.BytesIO()
+        digest = hashlib.sha256()
+        # sorted names and no owners or times: the same files give the same bytes and hash
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+                name = path.relative_to(directory).as_posix()
+                content = path.read_bytes()
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+                digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+        return cls(digest.hexdigest(), buffer.getvalue())
+
+    def unpack(self, directory: str | Path) -> Path:
+        """Into ``directory`` (made if missing); member paths that would leave it are refused."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(self.data)) as archive:
+            try:
+                archive.extractall(directory, filter="data")
+            except tarfile.FilterError as exc:
+                raise PocketbertError(f"a job's files point outside their directory: {exc}") from None
+        return directory
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str  # sha256 of what decides the result (job_key)
+    label: str  # how tables and progress name it: "onnx onnx-dynamic-int8"
+    function: str  # "package.module:function", called as function(scratch_dir, **arguments)
+    arguments: dict  # plain values and Trees
+
+
+@dataclass
+class Outcome:
+    """One job's result: ``value`` (plain values), the directory it wrote as a Tree, or the
+    one-line error it failed with; where it ran and how long it took."""
+
+    key: str
+    label: str
+    value: dict | None = None
+    artifact: Tree | None = None
+    error: str | None = None
+    node: str = ""
+    cpu: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def job_key(function: str, **parts) -> str:
+    """The hash of a job's function and arguments; Trees count by their content's hash, so the
+    key does not change with where a checkpoint lies."""
+    from pocketbert import __version__
+
+    def plain(value):
+        if isinstance(value, Tree):
+            return {"tree": value.sha256}
+        if dataclasses.is_dataclass(value):
+            return plain(dataclasses.asdict(value))
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in sorted(value.items())}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    text = json.dumps({"function": function, "version": __version__, "arguments": plain(parts)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_job(label: str, function: str, **arguments) -> Job:
+    return Job(job_key(function, **arguments), label, function, arguments)
+
+
+def cpu_name() -> str:
+    from pocketbert.benchmarks.report import host_info
+
+    info = host_info()
+    return f"{info['cpu']} ({', '.join(info['isa']) or 'no SIMD flags'}), {info['cores']} cores"
+
+
+def run_job(job: Job, threads: int | None = None) -> Outcome:
+    """Run ``job`` here in a private scratch directory that is gone afterwards: its value, or
+    its failure as one line (a job failing for good is a row of the report, not the end of the
+    experiment). ``threads``: the math threads it may use, set explicitly for every job (a Ray
+    worker would otherwise keep the count of its first task)."""
+    import torch
+
+    from pocketbert.atomic import work_directory
+
+    if threads:
+        torch.set_num_threads(threads)
+    begin = time.perf_counter()
+    outcome = Outcome(job.key, job.label, node=socket.gethostname(), cpu=cpu_name())
+    module_name, function_name = job.function.split(":")
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+        with work_directory("job") as scratch:
+            value, written = function(scratch, **job.arguments)
+            outcome.value = value
+            outcome.artifact = None if written is None else Tree.of(written)
+    except PocketbertError as exc:
+        outcome.error = str(exc)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a job's bug is reported in its row, the others go on
+        outcome.error = f"{type(exc).__name__}: {first_line(exc)}"
+    outcome.seconds = time.perf_counter() - begin
+    return outcome
