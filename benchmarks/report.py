@@ -20,19 +20,22 @@ from pocketbert.benchmarks.rows import ProtocolResult, baseline_name
 SCHEMA_VERSION = 1
 
 
+def cpu_model() -> str:
+    """The CPU's name as the kernel gives it ("AMD EPYC 9B14"); the platform's guess elsewhere."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def host_info() -> dict:
     from pocketbert.benchmarks.harness import available_cores
     from pocketbert.contracts.artifact import versions
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": available_cores(), "machine": platform.machine(), "isa": cpu_isa(),
+    return {"cpu": cpu_model(), "cores": available_cores(), "machine": platform.machine(), "isa": cpu_isa(),
             "system": platform.system(), "python": platform.python_version(), "versions": versions()}
 
 

@@ -49,16 +49,20 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
                        calibration_file=None, seq_len: int | None = None, threads: int = 1,
                        eval_texts: list[str] | None = None, max_float_blocks: int = 4, force: bool = False,
                        progress=lambda line: None, recipe_names: list[str] | None = None,
-                       keep_below_floor: bool = False) -> Manifest:
+                       keep_below_floor: bool = False, pool=None) -> Manifest:
     """``recipe_names`` limits the search to these recipes of the format (default: all int8).
     Returns the chosen file's manifest, the search recorded in its ``quantization``. The file
     written also keeps the documented floors on the held-out half (``quality/gate``) unless
-    ``keep_below_floor``: a target under them does not buy a collapsed file."""
+    ``keep_below_floor``: a target under them does not buy a collapsed file. ``pool``: where the
+    candidates are made and measured (``pocketbert.executor``; default in this process); they
+    are timed together on one machine that has its cores to itself."""
     from pocketbert.export import ExportOptions, export_model
     from pocketbert.formats import get_format
     from pocketbert.models import load_model
-    from pocketbert.quantize import quantize_model
+    from pocketbert.models.hub import resolve
+    from pocketbert.executor import InProcess, Tree, make_job
     from pocketbert.quantize.scan import scan_blocks
+    from pocketbert.quantize.timing import time_on_one_machine
 
     fmt = get_format(fmt_name)
     fmt.require()
@@ -76,6 +80,7 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
     if not recipes:
         raise PocketbertError(f"{fmt.name} has no int8 recipe to search")
     options = ExportOptions(seq_len=seq_len) if seq_len else ExportOptions()
+    pool = pool or InProcess()
     with work_directory("target") as work:
         work = Path(work)
         base = source
@@ -83,27 +88,38 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
             base = work / "float"
             export_model(source, model.task, fmt.name, base, options)
 
-        def attempt(recipe, float_blocks: list[tuple[str, str]] = ()) -> dict:
-            """Quantize with ``recipe``, these (label, pattern) blocks kept in float."""
-            name = " + ".join([recipe.name, *[label for label, _ in float_blocks]])
-            directory = work / f"c{len(candidates)}"
-            manifest = quantize_model(base, recipe.name, directory, task=model.task, calibration_file=calibration_file,
-                                      exclude=tuple(p for _, p in float_blocks), options=options, eval_texts=tune,
-                                      keep_below_floor=True,  # every candidate is measured and listed
-                                      reference_outputs=reference_outputs)
-            found = manifest.files["model"].quality or {}
-            row = {"candidate": name, "recipe": recipe.name, "float_blocks": [label for label, _ in float_blocks],
-                   "directory": str(directory), "bytes": manifest.files["model"].bytes,
-                   metric: found.get(metric), "quality": found}
-            candidates.append(row)
-            progress(f"{name}: {metric} {_fmt(row[metric])}")
-            return row
-
+        base_tree = Tree.of(resolve(base) if base is source else base)  # a hub name: its local copy
+        calibration = None if calibration_file is None else Tree.of_file(calibration_file)
         candidates: list[dict] = []
-        reference_outputs: dict = {}  # the float file's outputs on the tuning text, run once
-        for recipe in recipes:
-            attempt(recipe)
-        _time_all(candidates, threads)
+        files: dict[str, Tree] = {}  # each candidate's directory, for timing
+
+        def attempts(planned: list[tuple]) -> list[dict]:
+            """Each (recipe, [(label, pattern) blocks kept in float]) quantized and measured, as jobs."""
+            jobs = [make_job(" + ".join([recipe.name, *[label for label, _ in blocks]]), f"{__name__}:candidate_job",
+                             base=base_tree, recipe=recipe.name, task=model.task, calibration=calibration,
+                             exclude=[pattern for _, pattern in blocks], seq_len=seq_len, texts=tune)
+                     for recipe, blocks in planned]
+            rows = []
+            for (recipe, blocks), outcome in zip(planned, pool.run(jobs)):
+                if not outcome.ok:
+                    raise PocketbertError(f"{outcome.label}: {outcome.error}")
+                found = outcome.value["quality"]
+                directory = outcome.artifact.unpack(work / f"c{len(candidates)}")
+                files[outcome.label] = outcome.artifact
+                row = {"candidate": outcome.label, "recipe": recipe.name, "float_blocks": [label for label, _ in blocks],
+                       "directory": str(directory), "bytes": outcome.value["bytes"], metric: found.get(metric), "quality": found}
+                candidates.append(row)
+                rows.append(row)
+                progress(f"{outcome.label}: {metric} {_fmt(row[metric])}")
+            return rows
+
+        def time_all(rows: list[dict]) -> None:
+            """Median latency of each, rounds alternated so drift hits all alike, on one machine."""
+            timing = time_on_one_machine(pool, [files[row["candidate"]] for row in rows], threads, runs=30)
+            for row, timed in zip(rows, timing.value["rows"]):
+                row["median_ms"] = timed["median_ms"]
+
+        time_all(attempts([(recipe, []) for recipe in recipes]))
         if not any(_meets(c, metric, floor) for c in candidates):
             fastest = min(candidates, key=lambda c: c["median_ms"])
             recipe = next(r for r in recipes if r.name == fastest["recipe"])
@@ -112,8 +128,8 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
             kept: list[tuple[str, str]] = []
             for label, pattern in ranked[:max_float_blocks]:
                 kept.append((label, pattern))
-                row = attempt(recipe, list(kept))
-                _time_all([row], threads)
+                row, = attempts([(recipe, list(kept))])
+                time_all([row])
                 if _meets(row, metric, floor):
                     break
         chosen = None
@@ -151,12 +167,23 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def _time_all(rows: list[dict], threads: int) -> None:
-    """Median latency of each candidate, rounds alternated so drift hits all alike."""
-    from pocketbert.quantize.timing import time_files
+def candidate_job(scratch: Path, base, recipe: str, task: str, calibration, exclude: list[str], seq_len: int | None,
+                  texts: list[str]) -> tuple[dict, Path]:
+    """One candidate of the search: ``recipe`` applied to ``base`` (the checkpoint, or the
+    format's float file) with ``exclude`` kept in float, measured on the tuning ``texts``."""
+    from pocketbert.export import ExportOptions
+    from pocketbert.quantize import quantize_model
 
-    for row, timed in zip(rows, time_files([Path(row["directory"]) for row in rows], threads)):
-        row["median_ms"] = timed["median_ms"]
+    source = base.unpack(scratch / "base")
+    calibration_file = None
+    if calibration is not None:
+        calibration_file = calibration.unpack_file(scratch / "calibration")
+    directory = scratch / "candidate"
+    manifest = quantize_model(source, recipe, directory, task=task, calibration_file=calibration_file,
+                              exclude=tuple(exclude), options=ExportOptions(seq_len=seq_len) if seq_len else ExportOptions(),
+                              eval_texts=texts, keep_below_floor=True)  # every candidate is measured and listed
+    entry = manifest.files["model"]
+    return {"bytes": entry.bytes, "quality": entry.quality or {}}, directory
 
 
 def _held_out(float_dir: Path | str, candidate_dir: Path, task: str, texts: list[str]) -> dict:

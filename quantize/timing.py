@@ -47,3 +47,22 @@ def time_files(directories: list[Path], threads: int, runs: int = 10, rounds: in
         rows.append({"median_ms": round(median(medians), 3), "p90_ms": round(median(f["p90_ms"] for f in per_round), 3),
                      "round_medians_ms": [round(m, 3) for m in medians], "noise": reasons})
     return rows
+
+
+def time_on_one_machine(pool, files: list, threads: int, runs: int):
+    """``files`` (Trees) timed by ``timing_job`` with a machine to itself (``pool.run_exclusive``):
+    the Outcome, whose node and cpu say where."""
+    from pocketbert.errors import PocketbertError
+    from pocketbert.executor import make_job
+
+    timing = pool.run_exclusive(make_job("timing", f"{__name__}:timing_job", files=files, threads=threads, runs=runs))
+    if not timing.ok:
+        raise PocketbertError(f"timing the files failed: {timing.error}")
+    return timing
+
+
+def timing_job(scratch: Path, files: list, threads: int, runs: int, rounds: int = 3) -> tuple[dict, None]:
+    """Every file timed in alternated rounds, batch 1 and full length, on this machine;
+    ``runs`` spread over the rounds."""
+    directories = [tree.unpack(scratch / f"file{index}") for index, tree in enumerate(files)]
+    return {"rows": time_files(directories, threads, runs=max(3, -(-runs // rounds)), rounds=rounds)}, None

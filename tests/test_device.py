@@ -461,3 +461,21 @@ def test_cli_bench_on_a_phone_uses_the_same_report(adb, files, tmp_path, capsys)
     assert "--num_threads=4" in adb.calls()[-1][-1]
     assert main(["bench", str(tmp_path / "ckpt"), "--device", "adb", "--benchmark-model", str(binary)]) == 2
     assert "--device adb runs .tflite files" in capsys.readouterr().err
+
+    # a device pool: every file on each phone, one queue per phone, the phones at once
+    other = "R58M99ZYXWV"
+    adb.devices(f"{SERIAL}=device,{other}=device")
+    code = main(["bench", str(tmp_path / "tflite" / "model.tflite"), "--device", f"adb:{SERIAL},adb:{other}",
+                 "--benchmark-model", str(binary), "--threads", "4", "2", "--json", str(tmp_path / "pool.json")])
+    assert code == 0, capsys.readouterr().err
+    measured = json.loads((tmp_path / "pool.json").read_text())["measurements"]
+    assert sorted((m["device"], m["threads"]) for m in measured) == sorted(
+        (f"adb:{serial}", threads) for serial in (SERIAL, other) for threads in (4, 2))
+    runs = [call for call in adb.calls() if len(call) == 4 and call[2] == "shell" and "--graph=" in call[3]]
+    assert sorted(call[1] for call in runs[-4:]) == sorted([SERIAL, SERIAL, other, other])
+    assert main(["bench", str(tmp_path / "tflite" / "model.tflite"), "--device", f"adb:{SERIAL},adb:{SERIAL}",
+                 "--benchmark-model", str(binary)]) == 2
+    assert "a phone is listed twice" in capsys.readouterr().err
+    assert main(["bench", str(tmp_path / "tflite" / "model.tflite"), "--device", f"adb:{SERIAL},host",
+                 "--benchmark-model", str(binary)]) == 2
+    assert "a device pool lists phones as adb:SERIAL" in capsys.readouterr().err

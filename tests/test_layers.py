@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "contracts", "formats", "quality", "export", "quantize", "benchmarks")
 SRC = ROOT / "src" / "pocketbert"
 # lowest first: a part may import only parts before it (and the leaf utilities)
-LAYERS = ("models", "contracts", "formats", "pipelines", "quality", "export", "benchmarks", "quantize", "docs", "commands", "cli")
+LAYERS = ("models", "contracts", "formats", "pipelines", "quality", "export", "benchmarks", "executor", "quantize", "docs",
+          "commands", "cli")
 LEAVES = {"errors", "atomic", "paths", "quiet", "textfile", "__init__"}
 
 
@@ -26,7 +27,8 @@ def part_files() -> dict[str, list[Path]]:
     empty = [name for name, files in parts.items() if not files]
     # an sdist without the top-level folders gave empty parts, and every check here passed on nothing
     assert not empty, f"parts with no .py files under {ROOT}: {', '.join(f'{name}/' for name in empty)}"
-    parts["commands"] = sorted((SRC / "commands").glob("*.py"))
+    for package in ("commands", "executor"):  # packages of src/pocketbert itself
+        parts[package] = sorted((SRC / package).glob("*.py"))
     for module in SRC.glob("*.py"):
         parts[module.stem] = [module]
     return parts
@@ -63,7 +65,7 @@ def test_every_part_is_a_package_the_installed_name_reaches():
 
 def test_no_import_cycle_between_top_level_parts():
     graph = dependencies()
-    assert {"models", "contracts", "formats", "quality", "export", "quantize", "benchmarks", "commands"} <= set(graph)
+    assert {"models", "contracts", "formats", "quality", "export", "quantize", "benchmarks", "executor", "commands"} <= set(graph)
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
 
 

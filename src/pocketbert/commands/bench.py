@@ -63,8 +63,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accelerator", default=defaults.accelerator, choices=accelerator_names(),
                    help="what the files run on: cpu, or gpu for .tflite (LiteRT CompiledModel; an error, not a "
                         "CPU fallback, when unavailable)")
-    p.add_argument("--device", default="host", metavar="host|adb[:SERIAL]",
-                   help="adb: run .tflite files on a phone with --benchmark-model")
+    p.add_argument("--device", default="host", metavar="host|adb[:SERIAL][,adb:SERIAL...]",
+                   help="adb: run .tflite files on a phone with --benchmark-model; several adb:SERIAL, comma-separated: "
+                        "a device pool, every INPUT measured on each phone, the phones at once (one queue each)")
     p.add_argument("--benchmark-model", metavar="PATH", help="with --device adb: TFLite's benchmark_model for the phone")
     p.add_argument("--taskset", metavar="MASK", help="with --device adb: pin to these cores (e.g. f0 = big cores)")
     p.add_argument("--json", metavar="FILE", type=output_file)
@@ -79,7 +80,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from pocketbert.benchmarks import protocols as presets
     from pocketbert.benchmarks.flops import gemm_peak_gflops, int8_gemm_peak_gops
     from pocketbert.benchmarks.harness import Settings, available_cores, warn_oversubscribed
-    from pocketbert.benchmarks.report import build_report, noise_warning, to_markdown, write_reports
+    from pocketbert.benchmarks.report import build_report
 
     if not args.inputs and not args.protocol and not args.compare:
         raise PocketbertError("give INPUT files to measure, --compare A B, or --protocol (see pocketbert bench --help)")
@@ -90,7 +91,13 @@ def run_bench(args: argparse.Namespace) -> int:
             raise PocketbertError(f"{path}: no such file or directory")
     if args.plot and not args.plot.endswith(".png"):
         raise PocketbertError(f"--plot {args.plot}: the chart is a PNG (FILE.png)")
-    measure_fresh = _measure_function(args)
+    devices = _devices(args.device)
+    if len(devices) > 1:
+        if args.compare or args.protocol:
+            raise PocketbertError("--device with several phones measures INPUT files on each; --compare and --protocol "
+                                  "take one device")
+        return _print_and_write(args, build_report([m.to_dict() for m in _on_each_device(args, devices)], [], {}, [], {}))
+    measure_fresh = _measure_function(args, args.device)
     protocol_rounds = args.rounds or 1
     measure_one = _measured_once(measure_fresh) if protocol_rounds == 1 else measure_fresh
     base = Settings(seq_len=args.seq_len, batch=args.batch, warmup_runs=args.warmup_runs,
@@ -132,7 +139,13 @@ def run_bench(args: argparse.Namespace) -> int:
             if any(m.arithmetic == "int8" for m in measurements):
                 int8_peaks[str(threads)] = int8_gemm_peak_gops(threads)
 
-    report = build_report([m.to_dict() for m in measurements], protocol_results, peaks, comparisons, int8_peaks)
+    return _print_and_write(args, build_report([m.to_dict() for m in measurements], protocol_results, peaks, comparisons,
+                                               int8_peaks))
+
+
+def _print_and_write(args: argparse.Namespace, report: dict) -> int:
+    from pocketbert.benchmarks.report import noise_warning, to_markdown, write_reports
+
     print(to_markdown(report))
     warning = noise_warning(report["measurements"])
     if warning:
@@ -183,14 +196,42 @@ def _quantize(export_dir: Path, recipe: str, out_dir: Path, task: str) -> None:
     quantize_model(export_dir, recipe, out_dir, task=task, force=True, keep_below_floor=True)
 
 
-def _measure_function(args: argparse.Namespace):
+def _devices(text: str) -> list[str]:
+    """``--device``'s devices: host, adb, adb:SERIAL, or a pool of distinct adb:SERIAL."""
+    devices = [d.strip() for d in text.split(",")]
+    if len(devices) > 1:
+        bad = [d for d in devices if not (d.startswith("adb:") and len(d) > 4)]
+        if bad:
+            raise PocketbertError(f"--device {text}: a device pool lists phones as adb:SERIAL, got {bad[0]!r}")
+        if len(set(devices)) < len(devices):
+            raise PocketbertError(f"--device {text}: a phone is listed twice (each phone is one queue)")
+    return devices
+
+
+def _on_each_device(args: argparse.Namespace, devices: list[str]) -> list:
+    """Every INPUT at every --threads on each phone: one queue per phone, so a phone runs one
+    benchmark at a time, and the phones at once (adb and benchmark_model wait on the phone,
+    not on this machine's cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    queues = {device: _measure_function(args, device) for device in devices}  # every device's options checked first
+
+    def queue(device: str) -> list:
+        return [queues[device](Path(path), threads, args.seq_len, args.batch, None)
+                for path in args.inputs for threads in args.threads or [None]]
+
+    with ThreadPoolExecutor(max_workers=len(devices)) as phones:
+        return [m for measured in phones.map(queue, devices) for m in measured]
+
+
+def _measure_function(args: argparse.Namespace, device: str):
     """``(path, threads, seq_len, batch, label) -> Measurement`` on this host or on a phone."""
     from pocketbert.benchmarks.harness import Settings, measure
     from pocketbert.benchmarks.lengths import query_lengths
 
     base = Settings(warmup_runs=args.warmup_runs, num_runs=args.num_runs, min_secs=args.min_secs,
                     accelerator=args.accelerator)
-    if args.device == "host":
+    if device == "host":
         if args.benchmark_model or args.taskset:
             raise PocketbertError("--benchmark-model and --taskset need --device adb[:SERIAL]")
 
@@ -207,9 +248,9 @@ def _measure_function(args: argparse.Namespace):
             return measure(path, settings, label)
 
         return on_host
-    kind, _, serial = args.device.partition(":")
+    kind, _, serial = device.partition(":")
     if kind != "adb":
-        raise PocketbertError(f"--device {args.device}: expected host, adb or adb:SERIAL")
+        raise PocketbertError(f"--device {device}: expected host, adb or adb:SERIAL")
     if args.lengths:
         raise PocketbertError("--lengths with --device adb: benchmark_model times one fixed input")
     if args.accelerator != "cpu":

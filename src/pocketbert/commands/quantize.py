@@ -37,6 +37,7 @@ def add_quantize(sub: argparse._SubParsersAction) -> None:
                    help="write the fastest file of --format keeping this quality on real text, e.g. "
                         "cosine_mean>=0.995 or agreement>=0.98 (recipes, then blocks kept in float)")
     p.add_argument("--threads", type=threads, default=1, help="with --target: threads the candidates are timed with")
+    add_pool_options(p)
     p.add_argument("-o", "--output", metavar="OUT_DIR", type=output_path, help="the quantized export (with --scan: a JSON report)")
     p.add_argument("--task", choices=task_names(), metavar="TASK", help="head (checkpoints only; default: from config.json)")
     p.add_argument("--calibration", metavar="FILE", type=input_path, help="text for the static recipes' ranges and the ONNX per-token recipes' smoothing: "
@@ -81,6 +82,8 @@ def run_quantize(args: argparse.Namespace) -> int:
         raise PocketbertError("--finetune takes one --recipe (not --target or --scan)")
     if getattr(args, "target", None) is not None or getattr(args, "format", None) and not getattr(args, "quantize", None):
         return run_target(args)
+    if getattr(args, "workers", None) or getattr(args, "ray", None):
+        raise PocketbertError("--workers/--ray spread a search's candidates: they go with --target (or quantize-sweep)")
     if not args.recipe:
         raise PocketbertError("give --recipe RECIPE, or --format FORMAT --target METRIC>=VALUE")
     from pocketbert.quantize import get_recipe
@@ -129,11 +132,12 @@ def run_target(args: argparse.Namespace) -> int:
 
     if args.recipe or not (args.format and args.target is not None and args.output):
         raise PocketbertError("--target takes --format FORMAT and -o OUT_DIR, and no --recipe (it picks one)")
-    manifest = quantize_to_target(
-        args.source, args.format, args.target, args.output, task=args.task, calibration_file=args.calibration,
-        seq_len=args.seq_len, threads=args.threads, force=args.force, progress=lambda line: print(f"  {line}", file=sys.stderr),
-        eval_texts=eval_texts(args.eval_text), keep_below_floor=args.keep_below_floor,
-    )
+    with pool_from(args) as pool:
+        manifest = quantize_to_target(
+            args.source, args.format, args.target, args.output, task=args.task, calibration_file=args.calibration,
+            seq_len=args.seq_len, threads=args.threads, force=args.force, progress=lambda line: print(f"  {line}", file=sys.stderr),
+            eval_texts=eval_texts(args.eval_text), keep_below_floor=args.keep_below_floor, pool=pool,
+        )
     search = manifest.quantization["target_search"]
     metric = search["target"]["metric"]
     print(f"{'candidate':<48} {metric:>16} {'ms':>9} {'MB':>7}   (tuning half, {search['threads']} thread(s))")
@@ -178,7 +182,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
         "quantize-sweep",
         help="every recipe against float: size, latency, agreement, accuracy (JSON, Markdown, PNG)",
     )
-    p.add_argument("model", metavar="MODEL", type=input_path, help="checkpoint directory")
+    p.add_argument("model", metavar="MODEL", nargs="+", type=input_path, help="checkpoint directories (rows per model)")
     p.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS), metavar="FORMAT")
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), metavar="RECIPE")
     p.add_argument("--eval-data", metavar="FILE", type=input_path, help="labelled text (.tsv/.jsonl with text and label) for accuracy")
@@ -187,6 +191,8 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=threads, default=1)
     p.add_argument("--seq-len", type=at_least(1), default=DEFAULT_SEQUENCE_LENGTH)
     p.add_argument("--runs", type=at_least(1), default=20, help="timed runs per file")
+    p.add_argument("--calibration", nargs="+", metavar="FILE", type=input_path,
+                   help="calibration texts (.txt, .jsonl, .tsv): the calibrated recipes get a row per file")
     add_eval_text(p)
     add_pool_options(p)
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR", type=output_path,
@@ -201,7 +207,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     with pool_from(args) as pool:
         rows = sweep(args.model, args.formats, args.recipes, args.output, eval_data=args.eval_data,
                      threads=args.threads, seq_len=args.seq_len, runs=args.runs, progress=sys.stderr.isatty(), task=args.task,
-                     eval_texts=eval_texts(args.eval_text), pool=pool)
+                     eval_texts=eval_texts(args.eval_text), pool=pool, calibration_files=args.calibration)
     print((Path(args.output) / "sweep.md").read_text(), end="")
     print(f"wrote {len(rows)} rows to {args.output}/sweep.json, sweep.md, sweep.png")
     return 0

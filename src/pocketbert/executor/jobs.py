@@ -10,6 +10,7 @@ result, which is what a re-run of an interrupted sweep looks finished jobs up by
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib
 import io
@@ -33,12 +34,20 @@ class Tree:
     @classmethod
     def of(cls, directory: str | Path) -> Tree:
         directory = Path(directory)
+        return cls._packed((p.relative_to(directory).as_posix(), p) for p in sorted(directory.rglob("*")) if p.is_file())
+
+    @classmethod
+    def of_file(cls, path: str | Path) -> Tree:
+        """One file, unpacked under its own name (a calibration text)."""
+        return cls._packed([(Path(path).name, Path(path))])
+
+    @classmethod
+    def _packed(cls, members) -> Tree:
         buffer = io.BytesIO()
         digest = hashlib.sha256()
         # sorted names and no owners or times: the same files give the same bytes and hash
         with tarfile.open(fileobj=buffer, mode="w") as archive:
-            for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-                name = path.relative_to(directory).as_posix()
+            for name, path in members:
                 content = path.read_bytes()
                 info = tarfile.TarInfo(name)
                 info.size = len(content)
@@ -56,6 +65,13 @@ class Tree:
             except tarfile.FilterError as exc:
                 raise PocketbertError(f"a job's files point outside their directory: {exc}") from None
         return directory
+
+    def unpack_file(self, directory: str | Path) -> Path:
+        """A Tree of one file (``of_file``) unpacked: the file's path."""
+        files = [p for p in self.unpack(directory).rglob("*") if p.is_file()]
+        if len(files) != 1:
+            raise PocketbertError(f"expected one file in a job's input, found {len(files)}")
+        return files[0]
 
 
 @dataclass(frozen=True)
@@ -109,11 +125,12 @@ def make_job(label: str, function: str, **arguments) -> Job:
     return Job(job_key(function, **arguments), label, function, arguments)
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_name() -> str:
-    from pocketbert.benchmarks.report import host_info
+    from pocketbert.benchmarks.harness import available_cores
+    from pocketbert.benchmarks.report import cpu_isa, cpu_model
 
-    info = host_info()
-    return f"{info['cpu']} ({', '.join(info['isa']) or 'no SIMD flags'}), {info['cores']} cores"
+    return f"{cpu_model()} ({', '.join(cpu_isa()) or 'no SIMD flags'}), {available_cores()} cores"
 
 
 def run_job(job: Job, threads: int | None = None) -> Outcome:

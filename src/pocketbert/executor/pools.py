@@ -2,8 +2,8 @@
 
 ``InProcess`` runs jobs one after another as pocketbert always has. ``RayPool`` starts a
 private local Ray (``--workers N``) or joins an existing cluster (``--ray auto|ADDRESS``) and
-fans jobs out one core each; a worker that dies is replaced and its job retried. Timing is
-different work: ``run_exclusive`` gives a job a whole node (all of its CPUs and the node's
+fans jobs out, one core each when there are more jobs than cores; a worker that dies is
+replaced and its job retried. Timing is different work: ``run_exclusive`` gives a job a whole node (all of its CPUs and the node's
 one ``pocketbert_timing`` resource), so no other job shares its cores while it times.
 """
 
@@ -139,8 +139,12 @@ class RayPool:
         return outcomes
 
     def run(self, jobs: list[Job], finished: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-        remote = self._ray.remote(_run_in_worker).options(num_cpus=1, max_retries=RETRIES)
-        submitted = {remote.remote(self._shipped(job), 1): job for job in jobs}
+        """Fewer jobs than CPUs (a sweep's one float export) get several CPUs each, and as many
+        math threads: a lone job on one core left the others idle."""
+        largest_node = max(int(n["Resources"].get("CPU", 1)) for n in self._ray.nodes() if n.get("Alive"))
+        cpus = max(1, min(largest_node, self.workers // max(1, len(jobs))))  # a task runs on one node
+        remote = self._ray.remote(_run_in_worker).options(num_cpus=cpus, max_retries=RETRIES)
+        submitted = {remote.remote(self._shipped(job), cpus): job for job in jobs}
         outcomes = self._collect(submitted, finished)
         return [outcomes[job.key] for job in jobs]
 
