@@ -469,10 +469,10 @@ def test_cli_bench_on_a_phone_uses_the_same_report(adb, files, tmp_path, capsys)
                  "--benchmark-model", str(binary), "--threads", "4", "2", "--json", str(tmp_path / "pool.json")])
     assert code == 0, capsys.readouterr().err
     measured = json.loads((tmp_path / "pool.json").read_text())["measurements"]
-    assert sorted((m["device"], m["threads"]) for m in measured) == sorted(
-        (f"adb:{serial}", threads) for serial in (SERIAL, other) for threads in (4, 2))
-    runs = [call for call in adb.calls() if len(call) == 4 and call[2] == "shell" and "--graph=" in call[3]]
-    assert sorted(call[1] for call in runs[-4:]) == sorted([SERIAL, SERIAL, other, other])
+    assert sorted(m["device"] for m in measured) == sorted(f"adb:{serial}" for serial in (SERIAL, other) for _ in (4, 2))
+    runs = [call for call in adb.calls() if len(call) == 4 and call[2] == "shell" and "--graph=" in call[3]][-4:]
+    assert sorted((call[1], call[3].split("--num_threads=")[1].split()[0]) for call in runs) == sorted(
+        (serial, threads) for serial in (SERIAL, other) for threads in ("4", "2"))
     assert main(["bench", str(tmp_path / "tflite" / "model.tflite"), "--device", f"adb:{SERIAL},adb:{SERIAL}",
                  "--benchmark-model", str(binary)]) == 2
     assert "a phone is listed twice" in capsys.readouterr().err
