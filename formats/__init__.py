@@ -57,6 +57,19 @@ def suffixes() -> list[str]:
     return [suffix for fmt in FORMATS.values() for suffix in fmt.suffixes]
 
 
+# Threads for runners opened without a count in this process; None: the runtime's default (every
+# core). An experiment's job on a worker sets its CPU share here (executor.run_job): two jobs on
+# two cores, each with onnxruntime's default of both, ran 2.3x slower apiece than one alone.
+_process_threads: int | None = None
+
+
+def set_process_threads(threads: int | None) -> int | None:
+    """Set the default above; returns the one it replaces."""
+    global _process_threads
+    previous, _process_threads = _process_threads, threads
+    return previous
+
+
 def format_for_file(path: str | Path) -> Format:
     suffix = Path(path).suffix
     for fmt in FORMATS.values():
@@ -71,6 +84,7 @@ def runner_for_file(path: str | Path, manifest: Manifest | None = None, threads:
     on ``accelerator`` (``Format.open_on``)."""
     path = Path(path)
     fmt = format_for_file(path)
+    threads = _process_threads if threads is None else threads
     inputs, outputs = (manifest.inputs, manifest.outputs) if manifest is not None else ([], [])
     last = inputs[0].shape[-1] if inputs and inputs[0].shape else None
     runner = fmt.open_on(
@@ -96,6 +110,7 @@ def open_foreign(path: str | Path, threads: int | None = None, accelerator: str 
     from pocketbert.contracts.foreign import input_roles
 
     path = Path(path)
+    threads = _process_threads if threads is None else threads
     runner = format_for_file(path).open_on(accelerator, path, (), (), threads, None)
     if not runner.input_names:  # timing it at "seq 128" would measure a constant
         raise RunnerError(f"{path}: the graph takes no inputs; a BERT-family file takes token ids")

@@ -142,6 +142,8 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
             else:
                 outcomes[cell.label] = dataclasses.replace(base, label=cell.label, error=f"the float export failed: {base.error}")
                 bar.advance(counter)
+        # calibrated recipes first: the longest jobs, so that no worker is left with one at the end
+        from_file.sort(key=lambda cell: not RECIPES[cell.recipe].needs_calibration)
         run(from_file, lambda cell: outcomes[cell.float_file().label].artifact)
     quality_seconds = time.perf_counter() - began
     rows = _rows(cells, outcomes, pool, threads, runs)

@@ -8,6 +8,7 @@ after every run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -90,20 +91,9 @@ def in_process(model, texts, tmp_path_factory, scratch):
     return rows
 
 
-def test_two_workers_give_the_in_process_figures_and_files(model, texts, in_process, pool, tmp_path, scratch):
-    out = tmp_path / "sweep"
-    assert sweep_rows(model, out, texts, pool) == in_process
-    assert all(row["error"] is None for row in in_process) and len(in_process) == 1 + len(RECIPES)
-    report = json.loads((out / "sweep.json").read_text())
-    assert {k: report["jobs"][k] for k in ("executor", "total", "resumed")} == {
-        "executor": "a local Ray of 2 workers", "total": 3, "resumed": 0}
-    assert all(row["timed_on"] and row["made_on"] for row in report["rows"])
-    assert not (out / ".jobs").exists()  # the journal goes with a finished sweep
-    assert not leftovers(scratch)
-
-
-def test_a_worker_killed_mid_job_is_retried_and_leaves_nothing(model, texts, in_process, pool, tmp_path, scratch):
-    """SIGKILL to the first worker seen in a job's scratch directory (pocketbert-job-PID-...)."""
+@contextlib.contextmanager
+def one_worker_killed(scratch: Path):
+    """SIGKILL to the first Ray worker seen running a job (its scratch: pocketbert-job-PID-...)."""
     killed: list[int] = []
     stop = threading.Event()
 
@@ -120,13 +110,27 @@ def test_a_worker_killed_mid_job_is_retried_and_leaves_nothing(model, texts, in_
     killer = threading.Thread(target=kill_one)
     killer.start()
     try:
-        rows = sweep_rows(model, tmp_path / "sweep", texts, pool)
+        yield killed
     finally:
         stop.set()
         killer.join()
+
+
+def test_two_workers_give_the_in_process_figures_and_files_though_one_is_killed(model, texts, in_process, pool,
+                                                                                tmp_path, scratch):
+    """The killed worker's job is run again; nothing of it is left (its scratch included)."""
+    out = tmp_path / "sweep"
+    with one_worker_killed(scratch) as killed:
+        rows = sweep_rows(model, out, texts, pool)
     assert killed, "no job was caught running"
     assert rows == in_process
-    assert not leftovers(scratch)  # the killed job's scratch too
+    assert all(row["error"] is None for row in in_process) and len(in_process) == 1 + len(RECIPES)
+    report = json.loads((out / "sweep.json").read_text())
+    assert {k: report["jobs"][k] for k in ("executor", "total", "resumed")} == {
+        "executor": "a local Ray of 2 workers", "total": 3, "resumed": 0}
+    assert all(row["timed_on"] and row["made_on"] for row in report["rows"])
+    assert not (out / ".jobs").exists()  # the journal goes with a finished sweep
+    assert not leftovers(scratch)
 
 
 def test_an_interrupted_sweep_resumes_where_it_stopped(model, texts, in_process, tmp_path, cli_env):

@@ -136,14 +136,26 @@ def cpu_name() -> str:
 def run_job(job: Job, threads: int | None = None) -> Outcome:
     """Run ``job`` here in a private scratch directory that is gone afterwards: its value, or
     its failure as one line (a job failing for good is a row of the report, not the end of the
-    experiment). ``threads``: the math threads it may use, set explicitly for every job (a Ray
-    worker would otherwise keep the count of its first task)."""
+    experiment). ``threads``: the math threads it may use (torch's and every runner's it opens),
+    set explicitly for every job (a Ray worker would otherwise keep the count of its first task)."""
     import torch
 
-    from pocketbert.atomic import work_directory
+    from pocketbert.formats import set_process_threads
 
+    torch_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
+    runner_threads = set_process_threads(threads)  # onnxruntime and LiteRT take every core otherwise
+    try:
+        return _run(job)
+    finally:
+        torch.set_num_threads(torch_threads)
+        set_process_threads(runner_threads)
+
+
+def _run(job: Job) -> Outcome:
+    from pocketbert.atomic import work_directory
+
     begin = time.perf_counter()
     outcome = Outcome(job.key, job.label, node=socket.gethostname(), cpu=cpu_name())
     module_name, function_name = job.function.split(":")
