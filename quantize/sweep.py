@@ -73,6 +73,8 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
     for name in recipes:
         if name not in RECIPES:
             raise PocketbertError(f"unknown recipe {name!r}")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise PocketbertError(f"{out_dir}: exists and is not a directory (the sweep writes its reports there)")
     models = _named([model] if isinstance(model, (str, Path)) else list(model))
     labelled = TEXT_CLASSIFICATION.name
     if eval_data and task not in (None, labelled):
