@@ -23,7 +23,20 @@ RETRIES = 2  # a job whose worker dies is run again this many times
 OBJECT_STORE_BYTES = 2 * 1024**3  # a private Ray reserves 30% of memory otherwise; artifacts spill past this
 
 
-class InProcess:
+class _Pool:
+    """What every pool is used as: a context manager that closes it."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class InProcess(_Pool):
     """Jobs one after another in this process."""
 
     workers = 1
@@ -38,15 +51,6 @@ class InProcess:
 
     def run_exclusive(self, job: Job) -> Outcome:
         return run_job(job)
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _resolved(job: Job) -> Job:
@@ -73,7 +77,7 @@ def _remove_stale_work() -> None:
     remove_stale_work()
 
 
-class RayPool:
+class RayPool(_Pool):
     """Jobs on Ray: a private local instance of ``workers`` CPUs, or the cluster at ``address``."""
 
     def __init__(self, workers: int | None = None, address: str | None = None):
@@ -181,12 +185,6 @@ class RayPool:
             if self._temp_dir:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
         _remove_stale_work()  # a local pool's workers ran on this machine
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def executor(workers: int | None = None, ray_address: str | None = None):
