@@ -80,13 +80,17 @@ def build(hook: str, source: Path, out: Path) -> Path:
     return out / done.stdout.strip().splitlines()[-1]
 
 
+SRC_PACKAGES = ("api", "commands", "executor")  # packages of src/pocketbert itself
+
+
 def source_files() -> dict[str, list[str]]:
     """Every .py of the package as the repository holds it: each part's folder, and
     src/pocketbert's own modules and commands."""
     files = {part: sorted(str(p.relative_to(REPO / part)) for p in (REPO / part).rglob("*.py")) for part in PACKAGES}
     src = REPO / "src" / "pocketbert"
     files["pocketbert"] = sorted(str(p.relative_to(src)) for p in src.glob("*.py"))
-    files["commands"] = sorted(str(p.relative_to(src / "commands")) for p in (src / "commands").glob("*.py"))
+    for package in SRC_PACKAGES:
+        files[package] = sorted(str(p.relative_to(src / package)) for p in (src / package).glob("*.py"))
     assert all(files.values()), {part: names for part, names in files.items() if not names}
     return files
 
@@ -107,7 +111,7 @@ def test_sdist_and_wheel_carry_every_part_and_the_wheel_exports_from_anywhere(tm
     expected = [f"{part}/{name}" for part in PACKAGES for name in files[part]]  # the top-level folders
     expected += [f"src/pocketbert/{part}/{name}" for part in PACKAGES for name in files[part]]  # the symlinks, resolved
     expected += [f"src/pocketbert/{name}" for name in files["pocketbert"]]
-    expected += [f"src/pocketbert/commands/{name}" for name in files["commands"]]
+    expected += [f"src/pocketbert/{package}/{name}" for package in SRC_PACKAGES for name in files[package]]
     expected += ["pyproject.toml", "README.md", "constraints.txt", "scripts/setup.sh", "tests/conftest.py", "tests/test_layers.py"]
     assert not missing(in_sdist, expected), f"the sdist lacks {missing(in_sdist, expected)[:10]}"
 
@@ -122,7 +126,7 @@ def test_sdist_and_wheel_carry_every_part_and_the_wheel_exports_from_anywhere(tm
         in_wheel = set(archive.namelist())
     expected = [f"pocketbert/{part}/{name}" for part in PACKAGES for name in files[part]]
     expected += [f"pocketbert/{name}" for name in files["pocketbert"]]
-    expected += [f"pocketbert/commands/{name}" for name in files["commands"]]
+    expected += [f"pocketbert/{package}/{name}" for package in SRC_PACKAGES for name in files[package]]
     expected += [f"pocketbert/models/data/{p.name}" for p in (REPO / "models" / "data").iterdir()
                  if p.suffix in (".txt", ".tsv")]
     assert not missing(in_wheel, expected), f"the wheel lacks {missing(in_wheel, expected)[:10]}"

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import fake_model
 from pocketbert.benchmarks.flops import model_flops
-from pocketbert.commands import run
+from pocketbert.api import running as run
 from pocketbert.contracts.runner import TorchRunner
 from pocketbert.contracts.spec import ExportSpec, random_inputs
 from pocketbert.models import registry, tasks

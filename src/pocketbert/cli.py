@@ -108,7 +108,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous_hook = sys.unraisablehook
     sys.unraisablehook = functools.partial(_drop_lost_interrupts, print_others=previous_hook)
     try:
-        args = build_parser().parse_args(argv)
+        # the imports finish before a stop unwinds: Python 3.11's exec() of a string (every
+        # dataclass's generated methods) marks an interrupt raised inside it as unhandled for
+        # good, and the process killed itself with SIGINT after printing the stop (exit -2)
+        with atomic.termination_deferred():
+            parser = build_parser()
+        args = parser.parse_args(argv)
         warnings.showwarning = _one_line_warning
         refuse_outputs_over_inputs(args)
         status = args.run(args)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 from pocketbert.commands.common import architecture_names, at_least, input_path, output_path, task_names
 
@@ -30,17 +29,9 @@ def add_create(sub: argparse._SubParsersAction) -> None:
 
 
 def run_create(args: argparse.Namespace) -> int:
-    from pocketbert.models import create_checkpoint
+    from pocketbert import api
 
-    start = time.perf_counter()
-    model = create_checkpoint(
-        args.arch, args.out_dir, args.task, args.layers, args.seed, args.force, vocab_file=args.vocab
-    )
-    print(
-        f"wrote {args.out_dir}: {type(model).__name__}, {model.config.num_hidden_layers} layers, "
-        f"{model.num_parameters() / 1e6:.2f}M parameters, seed {args.seed} "
-        f"({time.perf_counter() - start:.1f} s)"
-    )
+    print(api.create(args.arch, args.out_dir, args.task, args.layers, args.seed, args.vocab, args.force))
     return 0
 
 
@@ -56,22 +47,13 @@ def add_models(sub: argparse._SubParsersAction) -> None:
 
 
 def run_models(args: argparse.Namespace) -> int:
-    from pocketbert.models.summary import architecture_summaries
+    from pocketbert import api
 
     if args.names:
         print("\n".join(architecture_names()))
         return 0
-    rows = architecture_summaries()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'architecture':<12} {'params (M)':>10} {'paper (M)':>12}  {'ok':<3} {'paper':<30} tasks")
-    for r in rows:
-        low, high = r["paper_params_millions"]
-        print(
-            f"{r['architecture']:<12} {r['params_millions']:>10.2f} {f'{low}-{high}':>12}  "
-            f"{'yes' if r['matches_paper'] else 'NO':<3} {r['paper']:<30} {', '.join(r['tasks'])}"
-        )
+    result = api.architectures()
+    print(json.dumps(result.records(), indent=2) if args.json else result)
     return 0
 
 
@@ -90,25 +72,8 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from pocketbert.models import load_model
-    from pocketbert.models.tokenizer import load_tokenizer
+    from pocketbert import api
 
-    model = load_model(args.model, task=args.task)
-    tokenizer = load_tokenizer(model.checkpoint_dir)  # run and export refuse what it refuses: so does info
-    info = {
-        "class": type(model).__name__,
-        "model_type": model.config.model_type,
-        "task": model.task,
-        "layers": model.config.num_hidden_layers,
-        "parameters": model.num_parameters(),
-        "inputs": list(model.input_names),
-        "outputs": list(model.output_names),
-        "vocabulary": len(tokenizer),
-        "checkpoint": str(model.checkpoint_dir),
-    }
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        for key, value in info.items():
-            print(f"{key:<11} {', '.join(value) if isinstance(value, list) else value}")
+    result = api.info(args.model, task=args.task)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else result)
     return 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from pocketbert.commands.common import (add_format_flags, at_least, format_options, input_path, non_negative, output_path,
+from pocketbert.commands.common import (add_format_flags, at_least, format_flag_values, input_path, non_negative, output_path,
                                         task_names)
-from pocketbert.errors import PocketbertError
 
 
 
@@ -56,103 +55,25 @@ def add_keep_below_floor(p: argparse.ArgumentParser) -> None:
                         "(default: one line naming the figure and the floor, exit 2, nothing written)")
 
 
-def warn_below_floor(manifest) -> None:
-    """A file kept under the floors on request, loudly: it does not compute the model."""
+def report(result, text: str | None = None) -> int:
+    """A result as the CLI shows it: its text (or ``text``) on stdout, its warnings on stderr
+    after the work."""
     import sys
 
-    for name, lines in ((manifest.quantization or {}).get("below_floor") or {}).items():
-        print(f"pocketbert: WARNING: {name} kept under the quality floors: {'; '.join(lines)}", file=sys.stderr)
-
-
-def warn_untrained(task: str, untrained: list[str], deprecated: str | None = None) -> None:
-    """Untrained weights (a manifest's or a checkpoint's), loudly, and a deprecated format's
-    note, after the work is reported."""
-    import sys
-
-    from pocketbert.export import untrained_summary
-
-    if untrained:
-        print(f"pocketbert: WARNING: {untrained_summary(task, untrained)}", file=sys.stderr)
-    if deprecated:
-        print(f"pocketbert: note: {deprecated}", file=sys.stderr)
+    print(result if text is None else text)
+    for line in result.notices():
+        print(f"pocketbert: {line}", file=sys.stderr)
+    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from pocketbert.contracts.options import AcceleratorOptions
-    from pocketbert.export import ExportOptions
+    from pocketbert import api
 
-    own = format_options(args, args.format)
-    if args.seq_len is not None and getattr(own, "seq_lens", ()):
-        raise PocketbertError("--seq-len and --seq-lens: give one (the buckets are the file's lengths)")
-    options = ExportOptions(
-        seq_len=args.seq_len if args.seq_len is not None else ExportOptions().seq_len,
-        batch=args.batch, static=args.static, dynamic=args.dynamic, atol=args.atol,
-        require_trained_head=args.require_trained_head, format_options=own,
-    )
-    accelerator = own.accelerator if isinstance(own, AcceleratorOptions) else ""
-    if not accelerator:
-        return _export(args, options)
-    from pocketbert.formats import get_format
-
-    made_for = get_format(args.format).accelerator_recipes
-    needed = made_for.get(accelerator)
-    if needed is None:
-        raise PocketbertError(f"--accelerator {accelerator}: {args.format} exports are made for "
-                              f"{', '.join(made_for) or 'no accelerator'}")
-    if needed and args.quantize and args.quantize != needed:
-        raise PocketbertError(f"--accelerator {accelerator} needs --quantize {needed}, not {args.quantize}")
-    args.quantize = args.quantize or needed or None
-    status = _export(args, options)
-    _verify_accelerator(args.output, accelerator)
-    return status
-
-
-def _verify_accelerator(output: str, accelerator: str) -> None:
-    """Check the written export with that accelerator's checks; a refused file is removed
-    (the user asked for a file that accelerator takes, not for this one)."""
-    import dataclasses
-    import shutil
-
-    from pocketbert.export.inspection import verify_accelerator
-    from pocketbert.contracts.artifact import Artifact, write_manifest
-
-    try:
-        section = verify_accelerator(output, accelerator)
-    except (PocketbertError, KeyboardInterrupt):  # refused, or Ctrl-C/SIGTERM mid-check: no unproven file stays
-        shutil.rmtree(output, ignore_errors=True)
-        raise
-    artifact = Artifact.open(output)
-    write_manifest(artifact.directory, dataclasses.replace(artifact.manifest, accelerator_check=section))
-    if section["verified"]:
-        print(f"  --accelerator {accelerator}: fully taken by {', '.join(section['fully_taken_by'])}")
-    else:
-        import sys
-
-        reasons = "; ".join(f"{k}: {v}" for k, v in section["not_checked"].items())
-        print(f"pocketbert: WARNING: --accelerator {accelerator} not verified here: no {accelerator.upper()} check could run "
-              f"({reasons})", file=sys.stderr)
-
-
-def _export(args: argparse.Namespace, options) -> int:
-    from pocketbert.export import export_model
-
-    if args.quantize:
-        from pocketbert.commands.quantize import run_quantize
-        from pocketbert.quantize import get_recipe
-
-        get_recipe(args.quantize, args.format)  # a recipe of another format is an error
-        args.source, args.recipe, args.exclude, args.export_options = args.model, args.quantize, [], options
-        return run_quantize(args)
-    manifest = export_model(args.model, args.task, args.format, args.output, options, force=args.force)
-    print(f"wrote {args.output}: {manifest.model_class} as {manifest.format} in {manifest.export_seconds} s")
-    for entry in manifest.files.values():
-        check = entry.validation
-        print(
-            f"  {entry.path:<22} {entry.bytes / 1e6:8.1f} MB  max abs diff {check['max_abs_diff']:.2e} "
-            f"(atol {check['atol']:g}, {len(check['cases'])} input shapes)"
-        )
-    warn_untrained(manifest.task, manifest.untrained_weights, manifest.deprecated)
-    return 0
+    return report(api.export(
+        args.model, args.format, args.output, task=args.task, seq_len=args.seq_len, batch=args.batch, static=args.static,
+        dynamic=args.dynamic, atol=args.atol, quantize=args.quantize, calibration=args.calibration, force=args.force,
+        require_trained_head=args.require_trained_head, keep_below_floor=args.keep_below_floor,
+        **format_flag_values(args)))
 
 
 # ---- pocketbert android-assets ---------------------------------------------------------------------
@@ -173,8 +94,6 @@ def add_android_assets(sub: argparse._SubParsersAction) -> None:
 
 
 def run_android_assets(args: argparse.Namespace) -> int:
-    from pocketbert.export.android_assets import write_android_assets
+    from pocketbert import api
 
-    written = write_android_assets(args.artifact, args.assets_dir, force=args.force)
-    print(f"wrote {', '.join(written)} to {args.assets_dir}")
-    return 0
+    return report(api.android_assets(args.artifact, args.assets_dir, force=args.force))

@@ -64,74 +64,6 @@ def add_parity(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_parity)
 
 
-def _worst(entry: dict, output: str):
-    """Max abs, mean abs (the worse check's) and cosine (the lower) over random and sentences."""
-    found = [checks[output] for checks in (entry["random"], entry["sentences"]) if checks and output in checks]
-    if not found:
-        return None, None, None
-    return (max(f["max_abs_diff"] for f in found), max(f["mean_abs_diff"] for f in found),
-            min(f["cosine"] for f in found))
-
-
-def _number(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def format_report(report: dict) -> str:
-    """The report as a table, the failures under it and a one-line verdict."""
-    header = ["file", "output", "max abs", "mean abs", "cosine", "top-1 random", "top-1 sentences", "metric",
-              "delta", "result"]
-    rows = []
-    for entry in report["artifacts"]:
-        outputs = list(dict.fromkeys([*(entry["random"] or {}), *(entry["sentences"] or {})])) or ["-"]
-        metrics = list((entry["eval"] or {}).items())
-        for index in range(max(len(outputs), len(metrics))):
-            output = outputs[index] if index < len(outputs) else ""
-            cells = ["", "", "", "", ""]
-            if output:
-                top1 = [((entry[check] or {}).get(output) or {}).get("top1_agreement") for check in ("random", "sentences")]
-                max_abs, mean_abs, cosine = _worst(entry, output)
-                cells = [_number(max_abs, ".3g"), _number(mean_abs, ".3g"), _number(cosine, ".6f"),
-                         _number(top1[0], ".4f"), _number(top1[1], ".4f")]
-            metric = delta = ""
-            if index < len(metrics):
-                name, figures = metrics[index]
-                metric, delta = f"{name} {figures['artifact']:.2f}", f"{figures['delta']:+.2f}"
-            elif index == 0:
-                metric = delta = "-"
-            first = index == 0
-            rows.append([entry["file"] if first else "", output, *cells, metric, delta,
-                         ("PASS" if entry["passed"] else "FAIL") if first else ""])
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    numeric = {2, 3, 4, 5, 6, 8}
-
-    def line(cells):
-        return "  ".join(str(c).rjust(w) if i in numeric else str(c).ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    lines = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-    from pocketbert.quality import metrics as quality
-
-    lines.append("")
-    lines += [f"{entry['file']}: {entry['task']} quality on real text: {quality.summary(entry['quality'])}"
-              for entry in report["artifacts"] if entry.get("quality")]
-    failed = [entry for entry in report["artifacts"] if not entry["passed"]]
-    if failed:
-        lines.append("")
-        lines += [f"FAIL {entry['file']}: {failure}" for entry in failed for failure in entry["failures"]]
-    thresholds = ", ".join(f"{k.replace('_', '-')} {v:g}" for k, v in report["thresholds"].items() if v is not None)
-    if report.get("default_gates"):
-        floors = ", ".join(f"{k} {v:g}" for k, v in report["default_gates"]["quantized"].items())
-        thresholds = (f"default gates: float max abs {report['default_gates']['float']['max_abs']:g}, "
-                      f"quantized on real text {floors}")
-    count = len(report["artifacts"])
-    verdict = (f"parity passed: {count} file(s)" if not failed
-               else f"parity FAILED: {len(failed)} of {count} file(s)")
-    lines.append(f"{verdict} ({thresholds or 'no thresholds'}; {report['sentences']} corpus sentences"
-                 + (f"; {report['eval_data']['examples']} eval examples)" if report["eval_data"] else ")"))
-    return "\n".join(lines)
-
-
 def write_json(report: dict, path: str) -> None:
     from pocketbert.atomic import atomic_file
 
@@ -140,15 +72,15 @@ def write_json(report: dict, path: str) -> None:
 
 
 def run_parity(args: argparse.Namespace) -> int:
-    from pocketbert.quality.parity import parity
+    from pocketbert import api
 
-    report = parity(
+    result = api.parity(
         args.model, args.artifacts, eval_data=args.eval_data, max_abs=args.max_abs, min_top1=args.min_top1,
         seq_len=args.seq_len, max_metric_drop=args.max_metric_drop, min_cosine=args.min_cosine,
         min_agreement=args.min_agreement, min_nn=args.min_nn, task=args.task,
     )
-    print(format_report(report))
+    print(result)
     if args.json:
-        write_json(report, args.json)
+        write_json(result.report, args.json)
         print(f"wrote {args.json}")
-    return 0 if report["passed"] else EXIT_PARITY_FAILED
+    return 0 if result.passed else EXIT_PARITY_FAILED
