@@ -84,11 +84,6 @@ def output_path(text: str) -> OutputPath:
     return OutputPath(text)
 
 
-def _marked(args: argparse.Namespace, kind: type) -> list[str]:
-    values = [v for value in vars(args).values() for v in (value if isinstance(value, list) else [value])]
-    return [v for v in values if isinstance(v, kind)]
-
-
 def _real(text: str) -> Path:
     """The path with every link followed; Path.resolve raises on a link loop, realpath keeps it."""
     return Path(os.path.realpath(text))
@@ -103,11 +98,6 @@ def _read_places(text: str) -> list[Path]:
     if path.is_file() and is_artifact(path.parent):
         return [path, path.parent]
     return [path]
-
-
-def refuse_outputs_over_inputs(args: argparse.Namespace) -> None:
-    """A command's marked paths (``input_path``, ``output_path``) checked as ``refuse_overlap``."""
-    refuse_overlap(_marked(args, InputPath), _marked(args, OutputPath))
 
 
 def refuse_overlap(inputs: list[str], outputs: list[str]) -> None:

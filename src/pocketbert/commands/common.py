@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 
 # the argument types live in api/checks.py: the Python API checks its arguments with them too
-from pocketbert.api.checks import (accelerator_names, fraction, input_path, non_negative, output_file,  # noqa: F401
-                                   output_path, refuse_outputs_over_inputs, regex, threads)
+from pocketbert.api.checks import (InputPath, OutputPath, accelerator_names, fraction, input_path,  # noqa: F401
+                                   non_negative, output_file, output_path, refuse_overlap, regex, threads)
 from pocketbert.contracts.options import Flag, at_least  # noqa: F401 (at_least: for the commands)
 from pocketbert.errors import PocketbertError
 
@@ -22,6 +22,17 @@ def task_names() -> list[str]:
     from pocketbert.models.registry import TASKS
 
     return list(TASKS)
+
+
+# ---- inputs and outputs kept apart (the argument types input_path and output_path mark them) ----
+def _marked(args: argparse.Namespace, kind: type) -> list[str]:
+    values = [v for value in vars(args).values() for v in (value if isinstance(value, list) else [value])]
+    return [v for v in values if isinstance(v, kind)]
+
+
+def refuse_outputs_over_inputs(args: argparse.Namespace) -> None:
+    """A command's marked paths (``input_path``, ``output_path``) checked as ``refuse_overlap``."""
+    refuse_overlap(_marked(args, InputPath), _marked(args, OutputPath))
 
 
 class OneLineParser(argparse.ArgumentParser):
