@@ -115,8 +115,7 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
         def run(chosen: list[Cell], base) -> None:
             """Finished jobs from the journal, the others on the pool, each recorded as it ends."""
             def finished(outcome) -> None:
-                journal.record(outcome)
-                outcomes[outcome.label] = outcome
+                outcomes[outcome.label] = journal.record(outcome)  # the file stays on disk, not in memory
                 bar.advance(counter)
 
             waiting = []

@@ -50,7 +50,7 @@ def test_bad_arguments_are_the_cli_lines_before_any_work(tmp_path):
         (lambda: api.parity(checkpoint, [checkpoint], min_top1=1.5), "min_top1: must be between 0 and 1"),
         (lambda: api.run("fill-mask", checkpoint, []), "empty input"),
         (lambda: api.run("fill-mask", checkpoint, ["a"], similarity=True), "--similarity needs --task"),
-        (lambda: api.sweep(checkpoint, tmp_path / "o", workers=2, ray="auto"), "give one"),
+        (lambda: api.sweep(checkpoint, tmp_path / "o", workers=2, ray="auto"), "not both"),
         (lambda: api.create("mobilebert", tmp_path / "m", layers=0), "layers: must be >= 1"),
     ]
     for call, line in refusals:

@@ -4,6 +4,7 @@ runs are in test_distributed.py)."""
 from __future__ import annotations
 
 import io
+import pickle
 import tarfile
 from pathlib import Path
 
@@ -92,6 +93,11 @@ def test_the_journal_keeps_finished_jobs_only(tmp_path):
     assert journal.count() == 1 and journal.finished(failed.key) is None
     again = journal.finished(done.key)
     assert (again.value, again.artifact, again.label) == (done.value, done.artifact, "ok")
+    # read from the record when used, not held: the bytes go to another process, the files unpack
+    assert journal.record(done).artifact.stored == journal.root / done.key / "artifact.tar"
+    assert pickle.loads(pickle.dumps(again.artifact)).stored == done.artifact.data
+    assert sorted(p.name for p in again.artifact.unpack(tmp_path / "out").iterdir()) == \
+        sorted(p.name for p in done.artifact.unpack(tmp_path / "out2").iterdir())
     (journal.root / done.key / "outcome.json").write_text("{not json")
     assert journal.finished(done.key) is None  # a damaged record: the job runs again
     assert journal.finished("../../etc") is None

@@ -142,8 +142,6 @@ def pool(workers: int | None = None, ray: str | None = None):
     the Ray cluster at ``ray`` (``"auto"`` or an address); a context manager."""
     from pocketbert.executor import executor
 
-    if workers is not None and ray is not None:
-        raise PocketbertError("--workers and --ray: give one (a local Ray of N workers, or an existing cluster)")
     return executor(workers=positive("workers", workers), ray_address=ray)
 
 

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import io
 import json
+import shutil
 import socket
 import tarfile
 import time
@@ -24,12 +25,35 @@ from pathlib import Path
 from pocketbert.errors import PocketbertError, first_line
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Tree:
-    """A directory (a checkpoint, an export) as tar bytes, named by its content's hash."""
+    """A directory (a checkpoint, an export) as tar bytes, named by its content's hash.
+    ``stored``: the bytes, or a tar file on this machine (a journal's record), read only when
+    the tree is unpacked or sent to another process: a sweep of many files holds paths, not
+    gigabytes (its in-process peak was 6 GB with every file's bytes kept)."""
 
     sha256: str
-    data: bytes = field(repr=False)
+    stored: bytes | Path = field(repr=False)
+
+    def __eq__(self, other) -> bool:  # the content hash is what a tree is, wherever it is kept
+        return isinstance(other, Tree) and other.sha256 == self.sha256
+
+    def __hash__(self) -> int:
+        return hash(self.sha256)
+
+    @property
+    def data(self) -> bytes:
+        return self.stored.read_bytes() if isinstance(self.stored, Path) else self.stored
+
+    def __reduce__(self):
+        """To another process (a Ray worker, the object store): the bytes, not a path it cannot see."""
+        return (Tree, (self.sha256, self.data))
+
+    def save(self, path: str | Path) -> None:
+        if isinstance(self.stored, Path):
+            shutil.copyfile(self.stored, path)
+        else:
+            Path(path).write_bytes(self.stored)
 
     @classmethod
     def of(cls, directory: str | Path) -> Tree:
@@ -59,7 +83,8 @@ class Tree:
         """Into ``directory`` (made if missing); member paths that would leave it are refused."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(fileobj=io.BytesIO(self.data)) as archive:
+        opened = tarfile.open(self.stored) if isinstance(self.stored, Path) else tarfile.open(fileobj=io.BytesIO(self.stored))
+        with opened as archive:
             try:
                 archive.extractall(directory, filter="data")
             except tarfile.FilterError as exc:

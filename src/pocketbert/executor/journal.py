@@ -34,20 +34,24 @@ class Journal:
             record = json.loads((entry / "outcome.json").read_text())
             artifact = entry / "artifact.tar"
             sha256 = record.pop("artifact_sha256")
-            tree = Tree(sha256, artifact.read_bytes()) if sha256 else None
-            return Outcome(**record, artifact=tree)
+            if sha256 and not artifact.is_file():
+                return None
+            return Outcome(**record, artifact=Tree(sha256, artifact) if sha256 else None)  # read when used
         except (OSError, ValueError, TypeError, KeyError):
             return None  # a damaged record: run the job again
 
-    def record(self, outcome: Outcome) -> None:
+    def record(self, outcome: Outcome) -> Outcome:
+        """``outcome`` written down; returned with its artifact read from the record from now
+        on (the bytes it came with can go). A failed job is not recorded."""
         if not outcome.ok:
-            return
+            return outcome
         with atomic_directory(self.root / outcome.key, force=True) as tmp:
             fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome) if f.name != "artifact"}
             fields["artifact_sha256"] = outcome.artifact.sha256 if outcome.artifact else None
             (tmp / "outcome.json").write_text(json.dumps(fields) + "\n")
             if outcome.artifact is not None:
-                (tmp / "artifact.tar").write_bytes(outcome.artifact.data)
+                outcome.artifact.save(tmp / "artifact.tar")
+        return self.finished(outcome.key) or outcome
 
     def count(self) -> int:
         return sum(1 for entry in self.root.glob("*") if _KEY.fullmatch(entry.name)) if self.root.is_dir() else 0
