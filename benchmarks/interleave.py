@@ -29,6 +29,14 @@ def central(m: Measurement) -> float | None:
     return m.median_ms if m.median_ms is not None else m.mean_ms
 
 
+def spread_noise(round_medians: list[float]) -> list[str]:
+    """The reason to distrust a figure whose rounds disagree: a spread over ROUND_CV."""
+    spread = coefficient_of_variation(round_medians)
+    if spread is None or spread <= ROUND_CV:
+        return []
+    return [f"rounds spread {100 * spread:.0f}% (std/mean of {len(round_medians)} round medians)"]
+
+
 def combined(rounds: list[Measurement]) -> Measurement:
     """One row from one job's rounds: the median of the round medians, the rounds' spread,
     and every round's noise (a spread over ROUND_CV is noise too)."""
@@ -38,9 +46,7 @@ def combined(rounds: list[Measurement]) -> Measurement:
     middle = median(medians)
     typical = min(rounds, key=lambda m: abs(central(m) - middle))  # its other statistics stand for the rounds
     spread = coefficient_of_variation(medians)
-    noise = list(dict.fromkeys(reason for m in rounds for reason in m.noise))
-    if spread is not None and spread > ROUND_CV:
-        noise.append(f"rounds spread {100 * spread:.0f}% (std/mean of {len(rounds)} round medians)")
+    noise = list(dict.fromkeys(reason for m in rounds for reason in m.noise)) + spread_noise(medians)
     extra = {**typical.extra, "rounds": len(rounds), "round_medians_ms": medians, "round_cv": spread}
     known = [m for m in rounds if m.min_ms is not None]
     result = replace(typical, median_ms=middle, noise=noise, extra=extra, runs=sum(m.runs for m in rounds))

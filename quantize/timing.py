@@ -15,6 +15,7 @@ from statistics import median
 def time_files(directories: list[Path], threads: int, runs: int = 10, rounds: int = 3, warmup: int = 2) -> list[dict]:
     """Per directory: median_ms and p90_ms (medians over rounds), round_medians_ms and noise."""
     from pocketbert.benchmarks import latency, noise
+    from pocketbert.benchmarks.interleave import spread_noise
     from pocketbert.contracts.artifact import Artifact
     from pocketbert.contracts.spec import full_length_inputs
     from pocketbert.formats import open_runner
@@ -40,10 +41,7 @@ def time_files(directories: list[Path], threads: int, runs: int = 10, rounds: in
         medians = [f["median_ms"] for f in per_round]
         wall = max(load["wall"], 1e-9)
         machine = {"other_cores": load["others"] / wall, "steal_cores": load["steal"] / wall}
-        reasons = noise.noise_reasons(machine, None)
-        spread = noise.coefficient_of_variation(medians)
-        if spread is not None and spread > noise.ROUND_CV:
-            reasons.append(f"rounds spread {100 * spread:.0f}% (std/mean of {len(medians)} round medians)")
+        reasons = noise.noise_reasons(machine, None) + spread_noise(medians)
         rows.append({"median_ms": round(median(medians), 3), "p90_ms": round(median(f["p90_ms"] for f in per_round), 3),
                      "round_medians_ms": [round(m, 3) for m in medians], "noise": reasons})
     return rows
