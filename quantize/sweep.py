@@ -112,40 +112,44 @@ def sweep(model, formats, recipes, out_dir, eval_data=None, threads=1, seq_len=D
     with Progress(disable=not progress) as bar:
         counter = bar.add_task(f"sweep ({pool.description})", total=len(cells))
 
-        def run(chosen: list[Cell], base) -> None:
-            """Finished jobs from the journal, the others on the pool, each recorded as it ends."""
-            def finished(outcome) -> None:
-                outcomes[outcome.label] = journal.record(outcome)  # the file stays on disk, not in memory
-                bar.advance(counter)
+        def job(cell: Cell, base):
+            return make_job(cell.label, f"{__name__}:quality_job", fmt=cell.format, recipe=cell.recipe, base=base,
+                            calibration=calibrations.get(cell.calibration), **common)
 
-            waiting = []
-            for cell in chosen:
-                job = make_job(cell.label, f"{__name__}:quality_job", fmt=cell.format, recipe=cell.recipe, base=base(cell),
-                               calibration=calibrations.get(cell.calibration), **common)
-                done = journal.finished(job.key)
-                if done is None:
-                    waiting.append(job)
-                else:
-                    outcomes[cell.label] = done
-                    bar.advance(counter)
-            resumed[0] += len(chosen) - len(waiting)
-            pool.run(waiting, finished)
+        def still_to_run(cell: Cell, base) -> list:
+            """The cell's job, unless the journal has it finished (then what follows it)."""
+            planned = job(cell, base)
+            done = journal.finished(planned.key)
+            if done is None:
+                return [planned]
+            resumed[0] += 1
+            return finished(done, from_journal=True)
 
-        # float files, and the recipes that quantize the PyTorch model, start from the checkpoint ...
+        # float files, and the recipes that quantize the PyTorch model, start from the checkpoint;
+        # the others from their format's float file, queued as soon as it is made
         from_model = [c for c in cells if c.recipe is None or get_format(c.format).quantizes == "model"]
-        run(from_model, lambda cell: sources[cell.model])
-        # ... the others from their format's float file
-        from_file = []
-        for cell in (c for c in cells if c not in from_model):
-            base = outcomes[cell.float_file().label]
-            if base.ok:
-                from_file.append(cell)
-            else:
-                outcomes[cell.label] = dataclasses.replace(base, label=cell.label, error=f"the float export failed: {base.error}")
-                bar.advance(counter)
         # calibrated recipes first: the longest jobs, so that no worker is left with one at the end
-        from_file.sort(key=lambda cell: not RECIPES[cell.recipe].needs_calibration)
-        run(from_file, lambda cell: outcomes[cell.float_file().label].artifact)
+        from_file = sorted((c for c in cells if c not in from_model), key=lambda c: not RECIPES[c.recipe].needs_calibration)
+        by_label = {cell.label: cell for cell in cells}
+
+        def finished(outcome, from_journal: bool = False) -> list:
+            """Each outcome recorded as it ends; a float file's recipes follow it at once (on
+            workers, beside the other formats' float exports still running)."""
+            outcomes[outcome.label] = outcome if from_journal else journal.record(outcome)  # the file on disk, not in memory
+            bar.advance(counter)
+            cell = by_label[outcome.label]
+            if cell.recipe is not None:
+                return []
+            follow = [c for c in from_file if c.float_file() == cell]
+            if not outcome.ok:
+                for other in follow:
+                    outcomes[other.label] = dataclasses.replace(outcome, label=other.label,
+                                                                error=f"the float export failed: {outcome.error}")
+                    bar.advance(counter)
+                return []
+            return [planned for other in follow for planned in still_to_run(other, outcome.artifact)]
+
+        pool.run([planned for cell in from_model for planned in still_to_run(cell, sources[cell.model])], finished)
     quality_seconds = time.perf_counter() - began
     rows = _rows(cells, outcomes, pool, threads, runs)
     if examples:

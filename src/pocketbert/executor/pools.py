@@ -23,8 +23,14 @@ RETRIES = 2  # a job whose worker dies is run again this many times
 OBJECT_STORE_BYTES = 2 * 1024**3  # a private Ray reserves 30% of memory otherwise; artifacts spill past this
 
 
+# called with each outcome as its job ends; the jobs it returns (that one's follow-ups: the
+# quantized files of a float export) join the queue at once, not after the whole batch
+Finished = Callable[[Outcome], "list[Job] | None"]
+
+
 class _Pool:
-    """What every pool is used as: a context manager that closes it."""
+    """What every pool is used as: a context manager that closes it. ``run(jobs, finished)``
+    returns the outcomes of ``jobs``, in order; follow-ups' outcomes reach ``finished`` only."""
 
     def close(self) -> None:
         pass
@@ -42,12 +48,13 @@ class InProcess(_Pool):
     workers = 1
     description = "in-process"
 
-    def run(self, jobs: list[Job], finished: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-        outcomes = []
-        for job in jobs:
-            outcomes.append(run_job(job))
-            finished(outcomes[-1])
-        return outcomes
+    def run(self, jobs: list[Job], finished: Finished = lambda outcome: None) -> list[Outcome]:
+        queue, outcomes = list(jobs), {}
+        while queue:
+            job = queue.pop(0)
+            outcomes[job.key] = run_job(job)
+            queue += finished(outcomes[job.key]) or []
+        return [outcomes[job.key] for job in jobs]
 
     def run_exclusive(self, job: Job) -> Outcome:
         return run_job(job)
@@ -123,7 +130,8 @@ class RayPool(_Pool):
 
         return dataclasses.replace(job, arguments={k: store(v) for k, v in job.arguments.items()})
 
-    def _collect(self, submitted: dict, finished: Callable[[Outcome], None]) -> dict[str, Outcome]:
+    def _collect(self, submitted: dict, finished: Finished, submit=None) -> dict[str, Outcome]:
+        """Outcomes as tasks end; ``submit(job)`` starts a follow-up ``finished`` returns."""
         ray = self._ray
         outcomes: dict[str, Outcome] = {}
         pending = list(submitted)
@@ -136,20 +144,27 @@ class RayPool(_Pool):
                 except ray.exceptions.RayError as exc:
                     outcome = Outcome(job.key, job.label, error=f"its worker failed {RETRIES + 1} times: {first_line(exc)}")
                 outcomes[job.key] = outcome
-                finished(outcome)
+                for follow_up in finished(outcome) or []:
+                    ref = submit(follow_up)
+                    submitted[ref] = follow_up
+                    pending.append(ref)
         finally:
             for ref in pending:  # interrupted: nothing keeps running after we stop
                 ray.cancel(ref, force=True)
         return outcomes
 
-    def run(self, jobs: list[Job], finished: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
+    def run(self, jobs: list[Job], finished: Finished = lambda outcome: None) -> list[Outcome]:
         """Fewer jobs than CPUs (a sweep's one float export) get several CPUs each, and as many
-        math threads: a lone job on one core left the others idle."""
+        math threads: a lone job on one core left the others idle. Follow-ups get one CPU each:
+        they start while the batch's other jobs still run."""
         largest_node = max(int(n["Resources"].get("CPU", 1)) for n in self._ray.nodes() if n.get("Alive"))
         cpus = max(1, min(largest_node, self.workers // max(1, len(jobs))))  # a task runs on one node
-        remote = self._ray.remote(_run_in_worker).options(num_cpus=cpus, max_retries=RETRIES)
-        submitted = {remote.remote(self._shipped(job), cpus): job for job in jobs}
-        outcomes = self._collect(submitted, finished)
+
+        def submit(job: Job, cpus: int = 1):
+            remote = self._ray.remote(_run_in_worker).options(num_cpus=cpus, max_retries=RETRIES)
+            return remote.remote(self._shipped(job), cpus)
+
+        outcomes = self._collect({submit(job, cpus): job for job in jobs}, finished, submit)
         return [outcomes[job.key] for job in jobs]
 
     def run_exclusive(self, job: Job) -> Outcome:
