@@ -17,10 +17,15 @@ pytestmark = pytest.mark.integration
 TOKENS, WIDTH, OUT = 16, 64, 48
 
 
-def _two_projections(path):
-    """y1 = x @ W1 + b, y2 = x @ W2: two MatMuls reading one activation (as query and key do)."""
+def _two_projections(path, weight_bits: int | None = None):
+    """y1 = x @ W1 + b, y2 = x @ W2: two MatMuls reading one activation (as query and key do).
+    With ``weight_bits`` the weights lie on that grid per column, so that the int8 file's only
+    error is the activation's."""
     rng = np.random.default_rng(0)
     w1, w2 = (rng.normal(0, 0.05, (WIDTH, OUT)).astype(np.float32) for _ in range(2))
+    if weight_bits:
+        steps = [np.abs(w).max(axis=0) / (2 ** (weight_bits - 1) - 1) for w in (w1, w2)]  # [OUT]
+        w1, w2 = (np.round(w / step) * step for w, step in zip((w1, w2), steps))
     bias = rng.normal(0, 0.1, OUT).astype(np.float32)
     nodes = [helper.make_node("MatMul", ["x", "w1"], ["m1"], name="first"),
              helper.make_node("Add", ["m1", "bias"], ["y1"], name="first_bias"),
@@ -100,20 +105,20 @@ def test_smoothing_keeps_the_rows_whose_own_channel_is_an_outlier(asymmetric, tm
     sets each row's step, and per-token scales cannot help: the other channels round to a few
     codes. Smoothing divides the channel down and folds the factor into the weights: the same
     product in float, a fraction of the error in int8, one Mul more in the graph."""
-    from pocketbert.formats.onnx.smoothing import channel_max
+    from pocketbert.formats.onnx.smoothing import channel_ranges
 
     _two_projections(tmp_path / "float.onnx")
     x = np.random.default_rng(2).normal(0, 1, (1, TOKENS, WIDTH)).astype(np.float32)
     x[0, :, 7] = 150.0 * np.sign(x[0, :, 7])
     calibration = [{"x": np.random.default_rng(3).normal(0, 1, (1, TOKENS, WIDTH)).astype(np.float32) * np.where(
         np.arange(WIDTH) == 7, 150.0, 1.0).astype(np.float32)}]
-    found = channel_max(tmp_path / "float.onnx", calibration)
-    assert list(found) == ["x"] and found["x"].argmax() == 7 and found["x"][7] > 100
+    found = channel_ranges(tmp_path / "float.onnx", calibration)
+    assert list(found) == ["x"] and found["x"].magnitude.argmax() == 7 and found["x"].magnitude[7] > 100
     want = _run(tmp_path / "float.onnx", x)
     plain = quantize_per_token(tmp_path / "float.onnx", tmp_path / "plain.onnx", asymmetric=asymmetric,
                                weight_bits=7, excluded=set())
     smooth = quantize_per_token(tmp_path / "float.onnx", tmp_path / "smooth.onnx", asymmetric=asymmetric,
-                                weight_bits=7, excluded=set(), channel_max=found, alpha=0.5)
+                                weight_bits=7, excluded=set(), ranges=found, alpha=0.5)
     assert plain["smoothed_activations"] == 0 and smooth["smoothed_activations"] == 1 and smooth["smoothing_alpha"] == 0.5
     ops = [node.op_type for node in onnx.load(str(tmp_path / "smooth.onnx")).graph.node]
     assert ops.count("Mul") - [n.op_type for n in onnx.load(str(tmp_path / "plain.onnx")).graph.node].count("Mul") == 1
@@ -122,3 +127,37 @@ def test_smoothing_keeps_the_rows_whose_own_channel_is_an_outlier(asymmetric, tm
         error_before = np.abs(before - reference).mean() / np.abs(reference).mean()
         error_after = np.abs(after - reference).mean() / np.abs(reference).mean()
         assert error_after < 0.5 * error_before, (error_before, error_after)
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
+
+
+def test_one_signed_activations_take_all_255_codes_of_a_row(tmp_path):
+    """A GELU output never goes below -0.17, so symmetric rows leave half their codes unused.
+    Shifted by the calibration's per-channel lows it is read with twice the resolution, and
+    the shift comes back out as a constant: one Sub per MatMul, nothing per row. A two-signed
+    activation is left symmetric."""
+    from pocketbert.formats.onnx.smoothing import channel_ranges
+
+    _two_projections(tmp_path / "float.onnx", weight_bits=7)
+    rng = np.random.default_rng(4)
+    x = _gelu(rng.normal(0, 1.5, (1, TOKENS, WIDTH))).astype(np.float32)
+    calibration = [{"x": _gelu(rng.normal(0, 1.5, (1, TOKENS, WIDTH))).astype(np.float32)} for _ in range(4)]
+    found = channel_ranges(tmp_path / "float.onnx", calibration)
+    assert -0.18 < found["x"].low.min() < -0.1
+    want = _run(tmp_path / "float.onnx", x)
+    symmetric = quantize_per_token(tmp_path / "float.onnx", tmp_path / "sym.onnx", asymmetric=False, weight_bits=7,
+                                   excluded=set(), ranges=found)
+    shifted = quantize_per_token(tmp_path / "float.onnx", tmp_path / "shift.onnx", asymmetric=False, weight_bits=7,
+                                 excluded=set(), ranges=found, shift_one_signed=True)
+    assert symmetric["shifted_activations"] == 0 and shifted["shifted_activations"] == 1
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "shift.onnx")).graph.node]
+    assert "Abs" not in ops and ops.count("Sub") == 2 and ops.count("QuantizeLinear") == 1
+    for before, after, reference in zip(_run(tmp_path / "sym.onnx", x), _run(tmp_path / "shift.onnx", x), want):
+        error_before = np.abs(before - reference).mean() / np.abs(reference).mean()
+        error_after = np.abs(after - reference).mean() / np.abs(reference).mean()
+        assert error_after < 0.65 * error_before, (error_before, error_after)  # 255 codes against ~128 (0.50, 0.57)
+    signed = channel_ranges(tmp_path / "float.onnx", [{"x": rng.normal(0, 1, (1, TOKENS, WIDTH)).astype(np.float32)}])
+    assert quantize_per_token(tmp_path / "float.onnx", tmp_path / "signed.onnx", asymmetric=False, weight_bits=7,
+                              excluded=set(), ranges=signed, shift_one_signed=True)["shifted_activations"] == 0

@@ -32,8 +32,10 @@ def floats(minilm, tmp_path_factory):
 # judges that regime; measured at seq 128: cosine mean 0.996-0.998, min 0.978-0.996, tie-aware
 # neighbours 0.94-0.99)
 FLOORS = {"cosine_mean": 0.995, "cosine_min": 0.975, "nn_retention_tie_aware": 0.93}
-# short texts (1-5 words), dynamic recipes: measured min 0.980 (onnx, smoothed) and 0.988 (tflite)
-SHORT_TEXT_FLOORS = {"cosine_mean": 0.99, "cosine_min": 0.975}
+# short texts (1-5 words), dynamic recipes: issue 28's floors; measured on all 304 held-out
+# texts, min 0.986 (onnx: smoothed, GELU outputs shifted; 0.980 before the shift), 0.988
+# (onnx asymmetric, tflite)
+SHORT_TEXT_FLOORS = {"cosine_mean": 0.99, "cosine_min": 0.985}
 
 
 @pytest.mark.parametrize("recipe,fmt", [("onnx-dynamic-int8", "onnx"), ("onnx-dynamic-int8-asymmetric", "onnx"),

@@ -16,25 +16,41 @@ MatMuls read it (query, key and value share one). Symmetric rows use the fixed z
 (the kernel takes one zero point per tensor); asymmetric rows give each row its own zero point
 and subtract ``zero_point x scale x column sums`` from the output, which buys a bit for skewed
 rows (GELU outputs) at two more elementwise passes per MatMul.
+
+Symmetric rows waste half their codes on an activation that is never far below zero: a GELU
+output lies in [-0.17, max], so the FFN's output layer reads its input at 7 bits. Given the
+calibration's per-channel lows, such one-signed activations are shifted instead:
+
+    x [.., K] + c [K] >= 0 -> per-row max -> QuantizeLinear(zero point 0) -> 255 codes per row
+    -> MatMulIntegerToFloat -> - c @ W [N]  (a constant: the shift costs no per-row work)
+
+which is the asymmetric recipe's extra bit at the symmetric recipe's cost (the Add replaces
+the Abs).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.formats.onnx.smoothing import ChannelRange
 
 OPSET = 21  # blocked QuantizeLinear (a per-row scale on a 3-D activation without reshapes)
+# an activation is one-signed when its negative reach, summed over channels, is at most this
+# part of its magnitude (GELU outputs: ~0.17 against a few units)
+ONE_SIGNED_REACH = 0.25
 
 
 def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_bits: int,
-                       excluded: set[str], channel_max: dict[str, np.ndarray] | None = None,
-                       alpha: float = 0.5) -> dict:
+                       excluded: set[str], ranges: dict[str, ChannelRange] | None = None,
+                       alpha: float = 0.0, shift_one_signed: bool = False) -> dict:
     """Rewrite ``source`` (a float or partly quantized ONNX file) into ``target``.
-    ``channel_max`` (activation name -> |x| max per channel over calibration tokens) turns on
-    smoothing for those activations, with migration strength ``alpha``."""
+    ``ranges`` (activation name -> its per-channel range over calibration tokens) turn on
+    smoothing for those activations with migration strength ``alpha`` > 0, and, with
+    ``shift_one_signed``, shifted rows for the ones that are one-signed."""
     import onnx
     from onnx import version_converter
 
@@ -47,14 +63,16 @@ def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_b
         except Exception as exc:  # onnx raises bare RuntimeError/ValueError from its C++ adapters
             raise PocketbertError(f"onnx could not move this graph to opset {OPSET}: {first_line(exc)}") from None
     rewrite = _Rewrite(model.graph, asymmetric, qmax=2 ** (weight_bits - 1) - 1)
-    smoothed = rewrite.smooth(channel_max or {}, alpha, excluded)
+    smoothed = rewrite.smooth(ranges or {}, alpha, excluded) if alpha else 0
+    shifted = rewrite.shift_one_signed(ranges or {}, excluded) if shift_one_signed and not asymmetric else 0
     quantized, kept = rewrite.run(excluded)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     onnx.save(model, str(target))
     return {"activation_scale": "per token, asymmetric" if asymmetric else "per token, symmetric",
             "weight_bits": weight_bits, "int8_matmuls": quantized, "float_matmuls": kept,
-            "smoothed_activations": smoothed, **({"smoothing_alpha": alpha} if smoothed else {})}
+            "smoothed_activations": smoothed, **({"smoothing_alpha": alpha} if smoothed else {}),
+            "shifted_activations": shifted}
 
 
 class _Rewrite:
@@ -68,18 +86,29 @@ class _Rewrite:
         self.to_array = numpy_helper.to_array
         self.from_array = numpy_helper.from_array
         self.added: list = []
-        self.quantized_inputs: dict[str, tuple[str, str, str]] = {}  # activation -> (q, scale, zs)
+        self.quantized_inputs: dict[str, _Rows] = {}  # activation -> its quantized copy
         self.smoothing: dict[str, np.ndarray] = {}  # activation -> per-channel divisor s [K]
+        self.shifts: dict[str, np.ndarray] = {}  # activation -> per-channel shift c [K] (after smoothing)
         for name, value in (("pt/last_axis", np.array([-1], np.int64)), ("pt/zero", np.array(0.0, np.float32)),
                             ("pt/tiny", np.array(1e-12, np.float32)), ("pt/qmax", np.array(127.0, np.float32)),
-                            ("pt/range", np.array(255.0, np.float32)), ("pt/zero_point", np.array(128, np.uint8))):
+                            ("pt/range", np.array(255.0, np.float32)), ("pt/zero_point", np.array(128, np.uint8)),
+                            ("pt/no_zero_point", np.array(0, np.uint8))):
             self.constant(name, value)
 
     def constant(self, name: str, value: np.ndarray) -> str:
         self.added.append(self.from_array(np.asarray(value), name))
         return name
 
-    def smooth(self, channel_max: dict[str, np.ndarray], alpha: float, excluded: set[str]) -> int:
+    def _readers(self, ranges: dict[str, ChannelRange], excluded: set[str]) -> dict[str, list[np.ndarray]]:
+        """activation -> the float [K, N] weights of the integer MatMuls reading it."""
+        readers: dict[str, list[np.ndarray]] = {}
+        for node in self.graph.node:
+            weight = self._weight(node)
+            if weight is not None and node.name not in excluded and node.input[0] in ranges:
+                readers.setdefault(node.input[0], []).append(weight)
+        return readers
+
+    def smooth(self, ranges: dict[str, ChannelRange], alpha: float, excluded: set[str]) -> int:
         """Per-channel divisors that move the activations' outlier channels into the weights
         (SmoothQuant, Xiao et al. 2023): x / s row-quantized, s * W channel-quantized, the
         product unchanged in float. A per-token scale cannot help a row whose own outlier
@@ -87,19 +116,27 @@ class _Rewrite:
         its step: the row's other channels round to a few codes. s = a^alpha / w^(1 - alpha),
         with a the activation's calibration |x| max per channel and w the largest |weight| in
         that input row across every integer MatMul reading it (they share one quantized copy)."""
-        readers: dict[str, list[np.ndarray]] = {}
-        for node in self.graph.node:
-            weight = self._weight(node)
-            if weight is not None and node.name not in excluded and node.input[0] in channel_max:
-                readers.setdefault(node.input[0], []).append(np.abs(weight).max(axis=1))  # [K]
-        for activation, rows in readers.items():
-            a = np.asarray(channel_max[activation], np.float64)
-            w = np.max(rows, axis=0).astype(np.float64)
+        for activation, weights in self._readers(ranges, excluded).items():
+            a = ranges[activation].magnitude.astype(np.float64)  # [K]
+            w = np.max([np.abs(weight).max(axis=1) for weight in weights], axis=0).astype(np.float64)  # [K]
             if a.shape != w.shape:
                 continue  # statistics of another graph's tensor: leave this activation as it is
             divisor = np.where((a > 0) & (w > 0), a ** alpha / np.maximum(w, 1e-12) ** (1 - alpha), 1.0)
             self.smoothing[activation] = np.clip(divisor, 1e-4, 1e4).astype(np.float32)
         return len(self.smoothing)
+
+    def shift_one_signed(self, ranges: dict[str, ChannelRange], excluded: set[str]) -> int:
+        """Shifts c [K] for the activations that stay near or above zero (GELU outputs: their
+        negative reach is a small part of their magnitude), so that x + c >= 0 takes all 255
+        codes of a row. Values below the calibration's low saturate at zero."""
+        for activation in self._readers(ranges, excluded):
+            seen = ranges[activation]
+            divisor = self.smoothing.get(activation, 1.0)  # the rows quantized are x / s
+            low, magnitude = seen.low / divisor, seen.magnitude / divisor  # [K]
+            reach = np.maximum(-low, 0.0)
+            if reach.sum() <= ONE_SIGNED_REACH * magnitude.sum():
+                self.shifts[activation] = reach.astype(np.float32)
+        return len(self.shifts)
 
     def run(self, excluded: set[str]) -> tuple[int, list[str]]:
         nodes, quantized, kept = [], 0, []
@@ -138,20 +175,27 @@ class _Rewrite:
         step[step == 0] = 1.0
         codes = np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8)  # [K, N]
         w, w_scale = self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))
-        nodes, (q, scale, zero_times_scale) = self._quantize_rows(node.input[0], weight.shape[0])
+        nodes, rows = self._quantize_rows(node.input[0], weight.shape[0])
+        dequantized = codes.astype(np.float64) * step  # [K, N]: what the kernel multiplies by
+        if rows.shift is not None:  # (x + c) @ W - c @ W, the second term a constant [N]
+            correction = self.constant(f"{name}/shift", (rows.shift.astype(np.float64) @ dequantized).astype(np.float32))
+            return nodes + [
+                helper.make_node("MatMulIntegerToFloat", [rows.q, w, rows.scale, w_scale, rows.zero_point],
+                                 [f"{name}/raw"], name=name, domain="com.microsoft"),
+                helper.make_node("Sub", [f"{name}/raw", correction], [node.output[0]], name=f"{name}/unshift")]
         if not self.asymmetric:
-            return nodes + [helper.make_node("MatMulIntegerToFloat", [q, w, scale, w_scale, "pt/zero_point"], [node.output[0]],
-                                             name=name, domain="com.microsoft")]
+            return nodes + [helper.make_node("MatMulIntegerToFloat", [rows.q, w, rows.scale, w_scale, rows.zero_point],
+                                             [node.output[0]], name=name, domain="com.microsoft")]
         # (q - z) @ W = q @ W - z * colsum(W): the kernel takes one zero point, so subtract the rest
-        column_sums = self.constant(f"{name}/w_sums", (codes.astype(np.float64).sum(0) * step).astype(np.float32))
+        column_sums = self.constant(f"{name}/w_sums", dequantized.sum(0).astype(np.float32))
         return nodes + [
-            helper.make_node("MatMulIntegerToFloat", [q, w, scale, w_scale], [f"{name}/raw"], name=name,
+            helper.make_node("MatMulIntegerToFloat", [rows.q, w, rows.scale, w_scale], [f"{name}/raw"], name=name,
                              domain="com.microsoft"),
-            helper.make_node("Mul", [zero_times_scale, column_sums], [f"{name}/shift"], name=f"{name}/shift"),
+            helper.make_node("Mul", [rows.zero_times_scale, column_sums], [f"{name}/shift"], name=f"{name}/shift"),
             helper.make_node("Sub", [f"{name}/raw", f"{name}/shift"], [node.output[0]], name=f"{name}/unshift"),
         ]
 
-    def _quantize_rows(self, x: str, width: int) -> tuple[list, tuple[str, str, str]]:
+    def _quantize_rows(self, x: str, width: int) -> tuple[list, "_Rows"]:
         """uint8 codes of ``x`` [.., K] with one scale per row [.., 1]; once per activation."""
         from onnx import TensorProto, helper
 
@@ -168,7 +212,16 @@ class _Rewrite:
             nodes.append(op("Mul", [x, inverse], "smoothed"))
             x = f"{p}/smoothed"
 
-        if self.asymmetric:  # the row's range [min(x, 0), max(x, 0)] onto 0..255
+        shift = self.shifts.get(source)
+        if shift is not None:  # x + c >= 0: the row's max onto 255, zero point 0
+            nodes += [op("Add", [x, self.constant(f"{p}/shift", shift)], "shifted"),
+                      op("ReduceMax", [f"{p}/shifted", "pt/last_axis"], "max", keepdims=1),
+                      op("Div", [f"{p}/max", "pt/range"], "step"), op("Max", [f"{p}/step", "pt/tiny"], "scale"),
+                      op("Shape", [f"{p}/scale"], "scale_shape"),
+                      op("ConstantOfShape", [f"{p}/scale_shape"], "zp", value=helper.make_tensor(
+                          "value", TensorProto.UINT8, [1], [0]))]
+            x = f"{p}/shifted"
+        elif self.asymmetric:  # the row's range [min(x, 0), max(x, 0)] onto 0..255
             nodes += [op("ReduceMax", [x, "pt/last_axis"], "max", keepdims=1),
                      op("ReduceMin", [x, "pt/last_axis"], "min", keepdims=1),
                      op("Max", [f"{p}/max", "pt/zero"], "hi"), op("Min", [f"{p}/min", "pt/zero"], "lo"),
@@ -184,5 +237,16 @@ class _Rewrite:
                      op("Shape", [f"{p}/scale"], "scale_shape"),
                      op("ConstantOfShape", [f"{p}/scale_shape"], "zp", value=fill)]
         nodes.append(op("QuantizeLinear", [x, f"{p}/scale", f"{p}/zp"], "q", axis=-1, block_size=width))
-        self.quantized_inputs[source] = (f"{p}/q", f"{p}/scale", f"{p}/zs")
+        zero_point = "pt/no_zero_point" if shift is not None else "pt/zero_point"
+        self.quantized_inputs[source] = _Rows(f"{p}/q", f"{p}/scale", zero_point, f"{p}/zs", shift)
         return nodes, self.quantized_inputs[source]
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """An activation's quantized copy, as the MatMuls reading it take it."""
+    q: str  # uint8 codes [.., K]
+    scale: str  # one scale per row [.., 1]
+    zero_point: str  # the kernel's one zero point (symmetric: 128, shifted: 0)
+    zero_times_scale: str  # asymmetric rows: each row's zero point x scale [.., 1]
+    shift: np.ndarray | None  # shifted rows: c [K]

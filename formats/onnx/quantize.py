@@ -11,7 +11,7 @@ from pocketbert.errors import PocketbertError, first_line
 from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
 from pocketbert.formats.onnx.graph import ffn_matmuls, softmax_nodes
 from pocketbert.formats.onnx.per_token import quantize_per_token
-from pocketbert.formats.onnx.smoothing import channel_max
+from pocketbert.formats.onnx.smoothing import channel_ranges
 from pocketbert.quiet import quiet_libraries
 from pocketbert.contracts.recipe import Method, Recipe
 
@@ -56,10 +56,11 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
         if params.per_token:
             details["tool"] = "onnxruntime.quantization (embeddings{}) + pocketbert per-token MatMuls".format(
                 ", convolutions" if convolutions else "")
-            smoothing = channel_max(staged, calibration) if params.smoothing_alpha and calibration else None
+            wants_ranges = (params.smoothing_alpha or params.shift_one_signed) and calibration
             details |= quantize_per_token(onnxruntime_out, target, weight_bits=7 if params.reduce_range else 8,
                                           asymmetric=params.asymmetric, excluded=set(excluded_nodes),
-                                          channel_max=smoothing, alpha=params.smoothing_alpha)
+                                          ranges=channel_ranges(staged, calibration) if wants_ranges else None,
+                                          alpha=params.smoothing_alpha, shift_one_signed=params.shift_one_signed)
     except (ValueError, RuntimeError) as exc:  # e.g. the entropy calibrator's histogram on a degenerate range
         raise PocketbertError(f"onnxruntime could not apply {recipe.name}: {first_line(exc)}") from None
     finally:

@@ -1,9 +1,11 @@
-"""Calibration statistics for the per-token rewrite's smoothing (per_token.py): the |x| max
-of each channel of every activation a constant-weight MatMul reads, over the real tokens of
-the calibration texts (padding rows are not text and are left out)."""
+"""Calibration statistics for the per-token rewrite (per_token.py): the range of each channel
+of every activation a constant-weight MatMul reads, over the real tokens of the calibration
+texts (padding rows are not text and are left out). Smoothing reads the magnitudes; the
+one-signed test (GELU outputs) reads the lows."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,22 @@ import numpy as np
 from pocketbert.formats.onnx.graph import weight_matmul_inputs
 
 
-def channel_max(model_path: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """activation name -> [K] max |x| per channel, from the float graph at ``model_path``."""
+@dataclass(frozen=True)
+class ChannelRange:
+    low: np.ndarray  # [K] smallest value seen per channel
+    high: np.ndarray  # [K] largest value seen per channel
+
+    @property
+    def magnitude(self) -> np.ndarray:
+        """[K] largest |x| per channel."""
+        return np.maximum(np.abs(self.low), np.abs(self.high))
+
+    def widened(self, other: "ChannelRange") -> "ChannelRange":
+        return ChannelRange(np.minimum(self.low, other.low), np.maximum(self.high, other.high))
+
+
+def channel_ranges(model_path: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, ChannelRange]:
+    """activation name -> its per-channel range, from the float graph at ``model_path``."""
     import onnx
     import onnxruntime as ort
 
@@ -28,7 +44,7 @@ def channel_max(model_path: Path, calibration: list[dict[str, np.ndarray]]) -> d
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the names as written
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     batch = {i.name: i.shape[0] for i in session.get_inputs()}
-    found: dict[str, np.ndarray] = {}
+    found: dict[str, ChannelRange] = {}
     for example in calibration:
         # a graph with a fixed batch > 1 takes each (batch-1) example repeated to fill it
         feed = {k: np.repeat(v, batch[k], axis=0) if isinstance(batch[k], int) and batch[k] != v.shape[0] else v
@@ -36,10 +52,10 @@ def channel_max(model_path: Path, calibration: list[dict[str, np.ndarray]]) -> d
         real = feed.get("attention_mask")
         values = session.run(activations, feed)
         for name, value in zip(activations, values):
-            rows = np.abs(value.reshape(-1, value.shape[-1]))  # [B*S, K] (or [B*heads*S, K])
+            rows = value.reshape(-1, value.shape[-1])  # [B*S, K] (or [B*heads*S, K])
             if real is not None and rows.shape[0] == real.size:
                 rows = rows[real.reshape(-1) > 0]
             if rows.size:
-                top = rows.max(axis=0)
-                found[name] = top if name not in found else np.maximum(found[name], top)
+                seen = ChannelRange(rows.min(axis=0), rows.max(axis=0))
+                found[name] = found[name].widened(seen) if name in found else seen
     return found
