@@ -14,6 +14,26 @@ if [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ] && .venv/bin/python -c "import 
   exit 0
 fi
 export PIP_CONSTRAINT="$PWD/constraints.txt" PIP_DISABLE_PIP_VERSION_CHECK=1
-.venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test,tflite,executorch,accelerators,distributed]"
+extras=".[test,tflite,executorch,accelerators,distributed]"
+# uv installs the same pins in a fraction of pip's time (pip took ~2 min 45 s of CI's budget).
+# It reads no pip.conf, so it is held to the CPU build by its local version (+cpu) from the
+# find-links pip is given; where uv or that wheel is missing, pip does it as before.
+cpu_torch=.venv/cpu-torch.txt
+echo "torch==2.13.0+cpu" > "$cpu_torch"
+uv_install() {
+  local links=()
+  for location in ${PIP_FIND_LINKS:-$(.venv/bin/python -m pip config get global.find-links 2>/dev/null || true)}; do
+    links+=(--find-links "$location")
+  done
+  [ -z "${PIP_CERT:-}" ] || [ -n "${SSL_CERT_FILE:-}" ] || export SSL_CERT_FILE="$PIP_CERT"
+  .venv/bin/uv pip install --quiet --python .venv/bin/python --constraint constraints.txt \
+    --constraint "$cpu_torch" "${links[@]}" "$@"
+}
+if .venv/bin/python -m pip install --quiet uv >/dev/null 2>&1 && uv_install "torch==2.13.0+cpu" && uv_install -e "$extras"; then
+  :
+else
+  echo "setup: installing with pip" >&2
+  .venv/bin/python -m pip install --quiet "torch==2.13.0"
+  .venv/bin/python -m pip install --quiet -e "$extras"
+fi
 echo "$wanted" > "$stamp"

@@ -16,11 +16,12 @@ bash scripts/install-software-gpu.sh
 # one pytest worker per core (at most 4: the paper-size tests hold several GB each); a test
 # file stays on one worker, so its module fixtures (conversions, the real checkpoint's
 # exports, the fine-tuned classifier) run once: handed out test by test, they ran twice
-# and the suite took longer (41 min against 38 here)
+# and the suite took longer (41 min against 38 here); the files go out longest first
+# (tests/file_order.py, from tests/file_seconds.json) instead of xdist's most-tests-first
 workers=$(nproc)
 [ "$workers" -le 4 ] || workers=4
 # one math thread per worker: two workers of two torch threads each on two cores took 264 s
 # for test_quantized_accuracy + test_hostile_inputs, one thread each 207 s (benchmarks and
 # runners that take --threads still set their own)
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}"
-HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@"

@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # helpers.py
+sys.path.insert(0, str(Path(__file__).parent))  # helpers.py, file_order.py
+
+pytest_plugins = ["file_order"]
 
 # Every test carries exactly one of these (pyproject.toml describes them): `-m unit` is the
 # loop a contributor runs after each change, so a test in it must stay cheap.
