@@ -26,6 +26,11 @@ calibration's per-channel lows, such one-signed activations are shifted instead:
 
 which is the asymmetric recipe's extra bit at the symmetric recipe's cost (the Add replaces
 the Abs).
+
+A MatMul's bias Add stays after it: the kernel's bias input is scaled by the row scales
+(onnxruntime 1.32 applies a per-row A scale to the whole output, bias included). The Add
+takes the bias as [1, N] with any shift constant folded in: with a 1-D bias onnxruntime fuses
+the Add into a following Gelu as BiasGelu, whose CPU kernel is slower than Add + Gelu.
 """
 
 from __future__ import annotations
@@ -85,6 +90,10 @@ class _Rewrite:
         self.weights = {i.name: i for i in graph.initializer}
         self.to_array = numpy_helper.to_array
         self.from_array = numpy_helper.from_array
+        self.readers: dict[str, list] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.readers.setdefault(name, []).append(node)
         self.added: list = []
         self.quantized_inputs: dict[str, _Rows] = {}  # activation -> its quantized copy
         self.smoothing: dict[str, np.ndarray] = {}  # activation -> per-channel divisor s [K]
@@ -177,12 +186,20 @@ class _Rewrite:
         w, w_scale = self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))
         nodes, rows = self._quantize_rows(node.input[0], weight.shape[0])
         dequantized = codes.astype(np.float64) * step  # [K, N]: what the kernel multiplies by
-        if rows.shift is not None:  # (x + c) @ W - c @ W, the second term a constant [N]
-            correction = self.constant(f"{name}/shift", (rows.shift.astype(np.float64) @ dequantized).astype(np.float32))
+        bias_add = self._bias_add(node, weight.shape[1])
+        # (x + c) @ W - c @ W for shifted rows, the second term a constant [N]
+        correction = None if rows.shift is None else rows.shift.astype(np.float64) @ dequantized
+        if bias_add is not None and not self.asymmetric:  # the bias [1, N] takes the correction
+            bias = self.to_array(self.weights[bias_add.input[1]]).astype(np.float64)
+            bias_add.input[1] = self.constant(f"{name}/bias", (bias - (0 if correction is None else correction))
+                                              .astype(np.float32)[None, :])
+            correction = None
+        if correction is not None:
             return nodes + [
                 helper.make_node("MatMulIntegerToFloat", [rows.q, w, rows.scale, w_scale, rows.zero_point],
                                  [f"{name}/raw"], name=name, domain="com.microsoft"),
-                helper.make_node("Sub", [f"{name}/raw", correction], [node.output[0]], name=f"{name}/unshift")]
+                helper.make_node("Sub", [f"{name}/raw", self.constant(f"{name}/shift", correction.astype(np.float32))],
+                                 [node.output[0]], name=f"{name}/unshift")]
         if not self.asymmetric:
             return nodes + [helper.make_node("MatMulIntegerToFloat", [rows.q, w, rows.scale, w_scale, rows.zero_point],
                                              [node.output[0]], name=name, domain="com.microsoft")]
@@ -194,6 +211,14 @@ class _Rewrite:
             helper.make_node("Mul", [rows.zero_times_scale, column_sums], [f"{name}/shift"], name=f"{name}/shift"),
             helper.make_node("Sub", [f"{name}/raw", f"{name}/shift"], [node.output[0]], name=f"{name}/unshift"),
         ]
+
+    def _bias_add(self, node, width: int):
+        """The Add that alone reads ``node``'s output, with a constant bias [N] (else None)."""
+        readers = self.readers.get(node.output[0], [])
+        if len(readers) != 1 or readers[0].op_type != "Add" or readers[0].input[0] != node.output[0]:
+            return None
+        bias = self.weights.get(readers[0].input[1])
+        return readers[0] if bias is not None and list(bias.dims) == [width] else None
 
     def _quantize_rows(self, x: str, width: int) -> tuple[list, "_Rows"]:
         """uint8 codes of ``x`` [.., K] with one scale per row [.., 1]; once per activation."""
@@ -216,10 +241,7 @@ class _Rewrite:
         if shift is not None:  # x + c >= 0: the row's max onto 255, zero point 0
             nodes += [op("Add", [x, self.constant(f"{p}/shift", shift)], "shifted"),
                       op("ReduceMax", [f"{p}/shifted", "pt/last_axis"], "max", keepdims=1),
-                      op("Div", [f"{p}/max", "pt/range"], "step"), op("Max", [f"{p}/step", "pt/tiny"], "scale"),
-                      op("Shape", [f"{p}/scale"], "scale_shape"),
-                      op("ConstantOfShape", [f"{p}/scale_shape"], "zp", value=helper.make_tensor(
-                          "value", TensorProto.UINT8, [1], [0]))]
+                      op("Div", [f"{p}/max", "pt/range"], "step"), op("Max", [f"{p}/step", "pt/tiny"], "scale")]
             x = f"{p}/shifted"
         elif self.asymmetric:  # the row's range [min(x, 0), max(x, 0)] onto 0..255
             nodes += [op("ReduceMax", [x, "pt/last_axis"], "max", keepdims=1),
@@ -236,7 +258,8 @@ class _Rewrite:
                      op("Div", [f"{p}/max", "pt/qmax"], "step"), op("Max", [f"{p}/step", "pt/tiny"], "scale"),
                      op("Shape", [f"{p}/scale"], "scale_shape"),
                      op("ConstantOfShape", [f"{p}/scale_shape"], "zp", value=fill)]
-        nodes.append(op("QuantizeLinear", [x, f"{p}/scale", f"{p}/zp"], "q", axis=-1, block_size=width))
+        zero_points = [] if shift is not None else [f"{p}/zp"]  # shifted: uint8's default zero point 0
+        nodes.append(op("QuantizeLinear", [x, f"{p}/scale", *zero_points], "q", axis=-1, block_size=width))
         zero_point = "pt/no_zero_point" if shift is not None else "pt/zero_point"
         self.quantized_inputs[source] = _Rows(f"{p}/q", f"{p}/scale", zero_point, f"{p}/zs", shift)
         return nodes, self.quantized_inputs[source]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.formats.onnx.attention_bias import fold_attention_biases
 from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
 from pocketbert.formats.onnx.graph import ffn_matmuls, softmax_nodes
 from pocketbert.formats.onnx.per_token import quantize_per_token
@@ -46,6 +47,8 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
         # ConvInteger (paper size, seq 128, 1 thread: per-token 31.9 -> 26.7 ms, per-tensor
         # 33.0 -> 24.0, per-channel 32.2 -> 24.9); excluded convolutions stay float Convs
         details["convolutions_as_matmuls"] = pointwise_convs_to_matmuls(graph, excluded=excluded_nodes)
+    if params.per_token:  # float-exact: key and value bias Adds out of attention
+        details["attention_biases_folded"] = fold_attention_biases(graph.graph)
     staged = target.with_name("float.staged.onnx")
     onnx.save(graph, str(staged))
     onnxruntime_out = target.with_name("embeddings.staged.onnx") if params.per_token else target
