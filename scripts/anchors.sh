@@ -2,7 +2,8 @@
 # Our files against the anchors' files of the same weights (issue 17), reproducibly:
 #   bash scripts/anchors.sh [OUT_DIR] [--quick] [--archs A ..] [--rounds N] [--num-runs N] [--min-secs S] [--reuse]
 # For every architecture: one checkpoint (pocketbert create --seed 0), our ONNX/TFLite files
-# and their dynamic int8, Optimum's ONNX export and its --avx2 dynamic int8, litert-torch on
+# and their dynamic int8, Optimum's ONNX export and its dynamic int8 (the preset for the host's ISA:
+# --avx512_vnni, --avx512, --avx2 or --arm64), litert-torch on
 # transformers' own model and ai-edge-quantizer's dynamic int8; a logits check of each pair,
 # then `pocketbert bench --compare` in interleaved rounds, 1 thread, seq 128. Table: OUT_DIR/anchors.md
 # (default out/anchors). --quick: a 2-layer distilbert, 2 short rounds (a smoke test).

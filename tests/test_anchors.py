@@ -9,6 +9,7 @@ from pocketbert.benchmarks.anchors import (
     markdown,
     noise_summary,
     one_line_reason,
+    optimum_int8_config,
     ratio_row,
 )
 
@@ -63,3 +64,19 @@ def test_a_failed_tool_is_described_by_its_error_line():
     log = "$ optimum-cli export onnx ...\nsome progress\nValueError: mobilebert is not supported\nbye\n"
     assert one_line_reason(log) == "ValueError: mobilebert is not supported"
     assert one_line_reason("only this\n") == "only this"
+
+
+@pytest.mark.parametrize("machine, isa, preset", [
+    ("x86_64", ["AVX2", "FMA", "AVX-512", "AVX-512 VNNI", "AMX-INT8"], "avx512_vnni"),
+    ("x86_64", ["AVX2", "FMA", "AVX-512"], "avx512"),
+    ("x86_64", ["AVX2", "FMA"], "avx2"),
+    ("aarch64", ["ARM dot product"], "arm64"),
+])
+def test_the_int8_anchor_is_optimums_preset_for_the_hosts_isa(machine, isa, preset, monkeypatch):
+    import platform
+
+    from pocketbert.benchmarks import report
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    monkeypatch.setattr(report, "cpu_isa", lambda: isa)
+    assert optimum_int8_config() == preset
