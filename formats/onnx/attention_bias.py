@@ -31,7 +31,7 @@ def fold_attention_biases(graph) -> int:
     index = _Index(graph)
     removed: list = []
     for softmax in [n for n in graph.node if n.op_type == "Softmax"]:
-        if _attribute(softmax, "axis", -1) != -1:
+        if _attribute(softmax, "axis", None) != -1:  # unset means axis 1 before opset 13: only an explicit -1
             continue
         scores = index.scores_above(softmax)
         key = index.bias_add_above(scores.input[1]) if scores is not None else None
