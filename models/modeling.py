@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from pocketbert.errors import ConfigError
 from pocketbert.models import blocks, hub, weights
@@ -25,6 +26,17 @@ from pocketbert.models.outputs import ModelOutput
 from pocketbert.models.sentence_embedding import SentenceEmbeddingSettings, SentencePooling, read_settings, settings_files
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class _InitSkipped(TorchFunctionMode):
+    """Makes ``torch.nn.init`` a no-op while modules are built on the meta device, where
+    there are no values to initialise: a meta ``normal_`` runs through torch's reference
+    ops, whose first call imports ``torch._dynamo`` (~5 s of every ``info``/``run``)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]  # every init takes the tensor first
+        return func(*args, **(kwargs or {}))
 
 
 class PreTrainedModel(nn.Module):
@@ -121,7 +133,7 @@ class PreTrainedModel(nn.Module):
     def parameter_count(cls, config: ModelConfig) -> int:
         """How many parameters ``cls(config)`` would allocate, counted on the meta device
         at one and two layers (no memory, whatever the sizes) and extrapolated."""
-        with torch.device("meta"):
+        with torch.device("meta"), _InitSkipped():
             one, two = (cls(config.replace(num_hidden_layers=n)) for n in (1, 2))
         per_layer = two.num_parameters() - one.num_parameters()
         return one.num_parameters() + (config.num_hidden_layers - 1) * per_layer
