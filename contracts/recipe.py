@@ -49,7 +49,7 @@ class Recipe:
     format: str  # a registered format's name
     method: Method  # a Method, or its spelling ("dynamic" ...)
     weights: str = "int8"  # int8 | uint8 | float16
-    activations: str = "float32"  # float32 (dynamic range: int8 at run time) | int8 | uint8 | int16
+    activations: str = "float32"  # float32 (dynamic range: int8 at run time) | int8 | uint8 | int16 | uint16
     per_channel: bool = False
     calibration: str | None = None  # static recipes: minmax | entropy | percentile | histogram
     # static recipes: keep each attention's mask add and softmax in float. The additive mask
@@ -73,7 +73,7 @@ class Recipe:
     def sixteen_bit_activations(self) -> bool:
         """Whether calibrated activations get 16 bits: resolution to spare, so their ranges
         should hold every length of text rather than clip the rare extremes."""
-        return self.activations == "int16"
+        return self.activations in ("int16", "uint16")
 
     @property
     def needs_calibration(self) -> bool:

@@ -65,6 +65,40 @@ def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tm
     written = json.loads((tmp_path / "q" / "manifest.json").read_text())
     assert written["quantization"]["name"] == name
     assert (tmp_path / "q" / "vocab.txt").is_file()
+    if recipe.format == "onnx" and recipe.sixteen_bit_activations:
+        assert_integer_end_to_end(tmp_path / "q" / "model.onnx", manifest.quantization["details"]["sixteen_bit_weights"])
+
+
+def assert_integer_end_to_end(path, sixteen_bit_weights):
+    """What QNN's HTP needs of a QDQ file: every op that computes values reads dequantized
+    16-bit codes and hands its result to a quantize (no float op between); weights 8-bit but
+    the ones the manifest names."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    producer = {out: node for node in graph.node for out in node.output}
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    computing = [n for n in graph.node if n.op_type in {"MatMul", "Add", "Sub", "Mul", "Div", "Sum", "LayerNormalization",
+                                                         "Softmax", "Gelu", "Gather", "Transpose", "Reshape"}]
+    assert len(computing) > 40
+    for node in computing:  # the data input (a Gather's table, a Reshape's tensor) and every float operand
+        data = [node.input[0]] + ([] if node.op_type in ("Gather", "Reshape", "Transpose") else list(node.input[1:]))
+        assert all(producer[name].op_type == "DequantizeLinear" for name in data), node.name
+        assert [r.op_type for r in readers[node.output[0]]] == ["QuantizeLinear"] * len(readers[node.output[0]]), node.name
+    codes = {init.name: numpy_helper.to_array(init).dtype for init in graph.initializer}
+    quantized = [n for n in graph.node if n.op_type == "QuantizeLinear"]
+    assert {str(codes[n.input[2]]) for n in quantized} == {"uint16"}  # activations
+    weights = [n.input[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in codes]
+    matmul_weights = {producer[n.input[1]].input[0] for n in graph.node if n.op_type == "MatMul" and n.input[1] in producer
+                      and producer[n.input[1]].input[0] in codes}
+    assert matmul_weights and set(matmul_weights) <= set(weights)
+    wide = {w for w in matmul_weights if str(codes[w]) == "uint16"}
+    assert {str(codes[w]) for w in matmul_weights - wide} == {"uint8"}
+    assert wide == {f"{name}_quantized" for name in sixteen_bit_weights}
 
 
 @pytest.mark.integration

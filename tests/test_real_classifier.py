@@ -76,7 +76,7 @@ NPU_SEQ = 32  # its 16-bit kernels are LiteRT's reference ones: the test took 17
 
 
 @pytest.mark.parametrize("recipe", ["onnx-dynamic-int8", "tflite-dynamic-int8", "torchscript-dynamic-int8-qnnpack",
-                                    "executorch-dynamic-int8", NPU])
+                                    "executorch-dynamic-int8", NPU, "onnx-static-a16w8"])
 def test_a_classifier_on_the_real_encoder_keeps_its_labels(recipe, classifier, tmp_path):
     from pocketbert.formats.tflite import LiteRTOptions
     from pocketbert.models.vocab import sentiment_rows

@@ -99,6 +99,14 @@ class OnnxFormat(Format):
         Recipe("onnx-static-int8-percentile", "onnx", Method.STATIC, float_softmax=True, activations="uint8",
                per_channel=True, params=OnnxRecipeParams(reduce_range=True), calibration="percentile",
                description="QDQ int8, activation ranges at the 99.999th percentile"),
+        # what onnxruntime's QNN execution provider (Qualcomm HTP) takes: 8 bits everywhere
+        # breaks a real BERT (LayerNorm statistics, residual stream, pooling), 16-bit
+        # activations keep it; onnxruntime on a CPU runs the file's rounding exactly (each
+        # op between its DequantizeLinear and QuantizeLinear), which is how it is measured here
+        Recipe("onnx-static-a16w8", "onnx", Method.STATIC, weights="uint8", activations="uint16", calibration="minmax",
+               params=OnnxRecipeParams(),
+               description="QDQ for NPUs (onnxruntime's QNN execution provider): every op quantized, activations "
+                           "uint16, weights uint8"),
     )
 
     def export(self, model, spec, directory: Path, options: ExportOptions):

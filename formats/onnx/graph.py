@@ -56,9 +56,10 @@ def _near(node, step, op_types: set[str], hops: int) -> bool:
 GELU_OPS = {"Erf", "Gelu", "FastGelu", "BiasGelu"}
 
 
-def ffn_matmuls(graph) -> dict[str, list[str]]:
-    """The feed-forward MatMuls, found by where the GELU sits: "in" produce the GELU's input
-    (MatMul -> Add -> Div -> Erf), "out" read its output (Erf -> Add -> Mul -> Mul -> MatMul).
+def ffn_projections(graph) -> dict[str, list[str]]:
+    """The feed-forward MatMuls (SqueezeBERT's: pointwise Convs), found by where the GELU sits:
+    "in" produce the GELU's input (MatMul -> Add -> Div -> Erf), "out" read its output
+    (Erf -> Add -> Mul -> Mul -> MatMul).
     The FFN output carries a trained BERT's outlier channels (weights 18-44x their 99.9th
     percentile): per-tensor int8 of that one layer alone costs 0.03 pooled cosine."""
     producers = {output: node for node in graph.node for output in node.output}
@@ -73,7 +74,7 @@ def ffn_matmuls(graph) -> dict[str, list[str]]:
     def downs(node):
         return [c for o in node.output for c in consumers.get(o, [])]
 
-    matmuls = [n for n in graph.node if n.op_type in ("MatMul", "Gemm")]
+    matmuls = [n for n in graph.node if n.op_type in ("MatMul", "Gemm", "Conv")]
     return {"in": [n.name for n in matmuls if _near(n, downs, GELU_OPS, 3)],
             "out": [n.name for n in matmuls if _near(n, ups, GELU_OPS, 4)]}
 

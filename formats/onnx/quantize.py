@@ -10,7 +10,7 @@ import numpy as np
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.formats.onnx.attention_bias import fold_attention_biases
 from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
-from pocketbert.formats.onnx.graph import ffn_matmuls, softmax_nodes
+from pocketbert.formats.onnx.graph import ffn_projections, softmax_nodes
 from pocketbert.formats.onnx.per_token import quantize_per_token
 from pocketbert.formats.onnx.smoothing import channel_ranges
 from pocketbert.quiet import quiet_libraries
@@ -55,7 +55,7 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     try:  # quiet: advice on the root logger ("consider pre-processing"), calibrators' prints
         with quiet_libraries():
             convolutions = [n.name for n in graph.graph.node if n.op_type == "Conv" and n.name not in excluded_nodes]
-            _quantize(recipe, staged, onnxruntime_out, calibration, excluded_nodes, convolutions)
+            details |= _quantize(recipe, staged, onnxruntime_out, calibration, excluded_nodes, convolutions) or {}
         if params.per_token:
             details["tool"] = "onnxruntime.quantization (embeddings{}) + pocketbert per-token MatMuls".format(
                 ", convolutions" if convolutions else "")
@@ -76,12 +76,13 @@ def _outlier_nodes(recipe: Recipe, graph) -> list[str]:
     """Dynamic: the FFN output MatMuls (the outlier weights; with them float and per-channel
     weights, pooled cosine 0.964 -> 0.996 on real text). Static: both FFN MatMuls (their
     activations carry the residual stream's outlier channels too: 0.834 -> 0.9975)."""
-    found = ffn_matmuls(graph)
+    found = ffn_projections(graph)
     return found["out"] if recipe.method is Method.DYNAMIC else found["in"] + found["out"]
 
 
 def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str],
-              convolutions: list[str]) -> None:
+              convolutions: list[str]) -> dict | None:
+    """onnxruntime.quantization's part; what it returns joins the manifest's details."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
 
     weight_type = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
@@ -104,6 +105,8 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
                                  op_types_to_quantize=["Conv"])
             finally:
                 staged.unlink(missing_ok=True)
+    elif recipe.sixteen_bit_activations:
+        return {"sixteen_bit_weights": _quantize_for_qnn(source, target, calibration, excluded_nodes)}
     else:
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[recipe.calibration]
@@ -120,3 +123,38 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
             # carry the residual stream's outliers (MinMax over them: pooled cosine 0.83)
             op_types_to_quantize=["MatMul"] if recipe.float_outliers else None,
         )
+
+
+def _quantize_for_qnn(source: Path, target: Path, calibration, excluded_nodes: list[str]) -> list[str]:
+    """Every op QDQ with uint16 activations, as onnxruntime's QNN execution provider takes them:
+    onnxruntime's own QNN preparation (Erf sequences fused into Gelu, ReduceL2 into
+    LpNormalization) and QNN configuration (the per-op overrides QNN needs; 16-bit Q/DQ in the
+    com.microsoft domain below opset 21). MinMax over every calibration example: with 65536
+    codes a range should hold the longest text's extremes, not clip them.
+
+    Weights are uint8 except the feed-forward projections', which get 16 bits: QNN takes
+    MatMul weights per tensor only, and one 8-bit scale over a trained FFN's outlier rows
+    loses the model (real MiniLM, held-out text, seq 128, short-text pooled cosine min / tie-
+    aware retention: all uint8 0.935 / 0.941; FFN output 16-bit 0.991 / 0.997; both FFN
+    projections 0.996 / 1.000; every weight 16-bit 0.999 / 1.000 at +9% size). HTP's MatMul
+    runs 16 x 16 already (the attention products read two activations). Returns the weights
+    given 16 bits."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantType, quantize
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    constants = {init.name for init in graph.initializer}
+    ffn = {name for names in ffn_projections(graph).values() for name in names}
+    wide = sorted({n.input[1] for n in graph.node if n.name in ffn and n.input[1] in constants} - set(excluded_nodes))
+    prepared = target.with_name("qnn.staged.onnx")
+    try:
+        float_file = prepared if qnn_preprocess_model(str(source), str(prepared)) else source
+        config = get_qnn_qdq_config(str(float_file), _Reader(calibration), calibrate_method=CalibrationMethod.MinMax,
+                                    activation_type=QuantType.QUInt16, weight_type=QuantType.QUInt8,
+                                    init_overrides={name: [{"quant_type": QuantType.QUInt16}] for name in wide} or None,
+                                    nodes_to_exclude=excluded_nodes or None)
+        quantize(str(float_file), str(target), config)
+    finally:
+        prepared.unlink(missing_ok=True)
+    return wide

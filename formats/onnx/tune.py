@@ -15,7 +15,7 @@ onnxruntime 1.32, for issue 17):
   onnxruntime cannot infer them (a static export fuses again).
 
 Both keep every tensor's value and shape, so validation, the quantizers' node patterns
-(``graph.ffn_matmuls``: still Erf -> Add -> Mul -> Mul) and the manifest stay as they were.
+(``graph.ffn_projections``: still Erf -> Add -> Mul -> Mul) and the manifest stay as they were.
 """
 
 from __future__ import annotations
