@@ -40,6 +40,12 @@ class RecipeParams:
         hand the app integer codes says otherwise)."""
         return True
 
+    @property
+    def length_mixed_calibration(self) -> bool:
+        """Whether this format's method wants calibration text of every length (very short
+        texts and passages past the sequence) for a reason of its own."""
+        return False
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -74,6 +80,11 @@ class Recipe:
         """Whether calibrated activations get 16 bits: resolution to spare, so their ranges
         should hold every length of text rather than clip the rare extremes."""
         return self.activations in ("int16", "uint16")
+
+    @property
+    def length_mixed_calibration(self) -> bool:
+        """Whether calibration text mixes lengths (quantize.calibration.length_mixed)."""
+        return self.sixteen_bit_activations or self.params.length_mixed_calibration
 
     @property
     def needs_calibration(self) -> bool:

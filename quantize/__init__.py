@@ -92,7 +92,7 @@ def quantize_model(
     if seq_len is not None:
         options = dataclasses.replace(options, seq_len=seq_len)
     refuse_existing(out_dir, force, protect=[source])  # before exporting the float model, not after
-    examples = read_texts(calibration_file, mixed_lengths=recipe.sixteen_bit_activations) if recipe.needs_calibration else None
+    examples = read_texts(calibration_file, mixed_lengths=recipe.length_mixed_calibration) if recipe.needs_calibration else None
     scheme = None if finetune is None else integer_scheme(recipe)  # before any work: a recipe it cannot emulate
     limit = fmt.calibration_limit(recipe)
     with work_directory("quantize") as work:

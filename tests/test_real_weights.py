@@ -36,6 +36,10 @@ FLOORS = {"cosine_mean": 0.995, "cosine_min": 0.975, "nn_retention_tie_aware": 0
 # texts, min 0.986 (onnx: smoothed, GELU outputs shifted; 0.980 before the shift), 0.988
 # (onnx asymmetric, tflite)
 SHORT_TEXT_FLOORS = {"cosine_mean": 0.99, "cosine_min": 0.985}
+# issue 28's retrieval floors for the dynamic defaults, judged over every held-out text; onnx
+# met them once its 7-bit weights were rounded against the calibration activations (gptq.py:
+# tie-aware 0.980 -> 1.000, recall@10 0.944 -> 0.956 at seq 128)
+RETRIEVAL_FLOORS = {"nn_retention_tie_aware": 0.985, "spearman": 0.995, "recall_at_10": 0.95}
 
 
 @pytest.mark.parametrize("recipe,fmt", [("onnx-dynamic-int8", "onnx"), ("onnx-dynamic-int8-asymmetric", "onnx"),
@@ -49,6 +53,9 @@ def test_shipped_recipes_keep_real_embeddings(recipe, fmt, floats, tmp_path):
     if "dynamic" in recipe:
         short = found["regimes"]["short"]
         assert all(short[name] >= floor for name, floor in SHORT_TEXT_FLOORS.items()), short
+        assert all(figures["cosine_min"] >= 0.985 for figures in found["regimes"].values()), found["regimes"]
+    if recipe.startswith("onnx-dynamic"):
+        assert all(found[name] >= floor for name, floor in RETRIEVAL_FLOORS.items()), found
     entry = manifest.files["model"]
     # static ONNX keeps the FFN and the embedding table float (80.8 of 91.3 MB): smaller only
     assert entry.bytes < (0.5 if "dynamic" in recipe or fmt == "tflite" else 0.95) * entry.float_bytes

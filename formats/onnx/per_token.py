@@ -27,6 +27,10 @@ calibration's per-channel lows, such one-signed activations are shifted instead:
 which is the asymmetric recipe's extra bit at the symmetric recipe's cost (the Add replaces
 the Abs).
 
+With the calibration's Gram matrices the weight codes are chosen by error feedback (gptq.py)
+instead of rounded one by one: the same grid and kernels, a fraction of the 7-bit weights'
+error where the activations actually point.
+
 A MatMul's bias Add stays after it: the kernel's bias input is scaled by the row scales
 (onnxruntime 1.32 applies a per-row A scale to the whole output, bias included). The Add
 takes the bias as [1, N] with any shift constant folded in: with a 1-D bias onnxruntime fuses
@@ -41,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError, first_line
+from pocketbert.formats.onnx.gptq import round_with_error_feedback
 from pocketbert.formats.onnx.smoothing import ChannelRange
 
 OPSET = 21  # blocked QuantizeLinear (a per-row scale on a 3-D activation without reshapes)
@@ -51,11 +56,14 @@ ONE_SIGNED_REACH = 0.25
 
 def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_bits: int,
                        excluded: set[str], ranges: dict[str, ChannelRange] | None = None,
-                       alpha: float = 0.0, shift_one_signed: bool = False) -> dict:
+                       alpha: float = 0.0, shift_one_signed: bool = False,
+                       grams: dict[str, np.ndarray] | None = None) -> dict:
     """Rewrite ``source`` (a float or partly quantized ONNX file) into ``target``.
     ``ranges`` (activation name -> its per-channel range over calibration tokens) turn on
     smoothing for those activations with migration strength ``alpha`` > 0, and, with
-    ``shift_one_signed``, shifted rows for the ones that are one-signed."""
+    ``shift_one_signed``, shifted rows for the ones that are one-signed. ``grams``
+    (activation name -> X^T X [K, K] over the same tokens) choose the weight codes of the
+    MatMuls reading those activations by error feedback."""
     import onnx
     from onnx import version_converter
 
@@ -67,7 +75,7 @@ def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_b
             model = version_converter.convert_version(model, OPSET)
         except Exception as exc:  # onnx raises bare RuntimeError/ValueError from its C++ adapters
             raise PocketbertError(f"onnx could not move this graph to opset {OPSET}: {first_line(exc)}") from None
-    rewrite = _Rewrite(model.graph, asymmetric, qmax=2 ** (weight_bits - 1) - 1)
+    rewrite = _Rewrite(model.graph, asymmetric, qmax=2 ** (weight_bits - 1) - 1, grams=grams or {})
     smoothed = rewrite.smooth(ranges or {}, alpha, excluded) if alpha else 0
     shifted = rewrite.shift_one_signed(ranges or {}, excluded) if shift_one_signed and not asymmetric else 0
     quantized, kept = rewrite.run(excluded)
@@ -77,16 +85,17 @@ def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_b
     return {"activation_scale": "per token, asymmetric" if asymmetric else "per token, symmetric",
             "weight_bits": weight_bits, "int8_matmuls": quantized, "float_matmuls": kept,
             "smoothed_activations": smoothed, **({"smoothing_alpha": alpha} if smoothed else {}),
-            "shifted_activations": shifted}
+            "shifted_activations": shifted, "error_feedback_matmuls": rewrite.error_feedback}
 
 
 class _Rewrite:
     """One pass over a graph: weight MatMuls out, per-token integer MatMuls in."""
 
-    def __init__(self, graph, asymmetric: bool, qmax: int):
+    def __init__(self, graph, asymmetric: bool, qmax: int, grams: dict[str, np.ndarray]):
         from onnx import numpy_helper
 
-        self.graph, self.asymmetric, self.qmax = graph, asymmetric, qmax
+        self.graph, self.asymmetric, self.qmax, self.grams = graph, asymmetric, qmax, grams
+        self.error_feedback = 0  # MatMuls whose codes were chosen against their activations
         self.weights = {i.name: i for i in graph.initializer}
         self.to_array = numpy_helper.to_array
         self.from_array = numpy_helper.from_array
@@ -182,7 +191,7 @@ class _Rewrite:
             weight = weight * self.smoothing[node.input[0]][:, None]  # [K, N]
         step = np.abs(weight).max(axis=0) / self.qmax  # [N]: symmetric per output channel
         step[step == 0] = 1.0
-        codes = np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8)  # [K, N]
+        codes = self._codes(node.input[0], weight, step)  # [K, N]
         w, w_scale = self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))
         nodes, rows = self._quantize_rows(node.input[0], weight.shape[0])
         dequantized = codes.astype(np.float64) * step  # [K, N]: what the kernel multiplies by
@@ -211,6 +220,17 @@ class _Rewrite:
             helper.make_node("Mul", [rows.zero_times_scale, column_sums], [f"{name}/shift"], name=f"{name}/shift"),
             helper.make_node("Sub", [f"{name}/raw", f"{name}/shift"], [node.output[0]], name=f"{name}/unshift"),
         ]
+
+    def _codes(self, x: str, weight: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """int8 codes [K, N]: by error feedback where calibration saw ``x``, else nearest."""
+        gram = self.grams.get(x)
+        if gram is None or gram.shape != (weight.shape[0],) * 2:
+            return np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8)
+        if x in self.smoothing:  # the kernel reads x / s: its Gram matrix is D X^T X D, D = diag(1 / s)
+            inverse = 1.0 / self.smoothing[x].astype(np.float64)
+            gram = gram * np.outer(inverse, inverse)
+        self.error_feedback += 1
+        return round_with_error_feedback(weight, gram, step, self.qmax)
 
     def _bias_add(self, node, width: int):
         """The Add that alone reads ``node``'s output, with a constant bias [N] (else None)."""

@@ -12,7 +12,7 @@ from pocketbert.formats.onnx.attention_bias import fold_attention_biases
 from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
 from pocketbert.formats.onnx.graph import ffn_projections, softmax_nodes
 from pocketbert.formats.onnx.per_token import quantize_per_token
-from pocketbert.formats.onnx.smoothing import channel_ranges
+from pocketbert.formats.onnx.smoothing import calibration_statistics
 from pocketbert.quiet import quiet_libraries
 from pocketbert.contracts.recipe import Method, Recipe
 
@@ -59,10 +59,11 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
         if params.per_token:
             details["tool"] = "onnxruntime.quantization (embeddings{}) + pocketbert per-token MatMuls".format(
                 ", convolutions" if convolutions else "")
-            wants_ranges = (params.smoothing_alpha or params.shift_one_signed) and calibration
+            wants_ranges = (params.smoothing_alpha or params.shift_one_signed or params.error_feedback) and calibration
+            seen = calibration_statistics(staged, calibration, grams=params.error_feedback) if wants_ranges else None
             details |= quantize_per_token(onnxruntime_out, target, weight_bits=7 if params.reduce_range else 8,
                                           asymmetric=params.asymmetric, excluded=set(excluded_nodes),
-                                          ranges=channel_ranges(staged, calibration) if wants_ranges else None,
+                                          ranges=seen.ranges if seen else None, grams=seen.grams if seen else None,
                                           alpha=params.smoothing_alpha, shift_one_signed=params.shift_one_signed)
     except (ValueError, RuntimeError) as exc:  # e.g. the entropy calibrator's histogram on a degenerate range
         raise PocketbertError(f"onnxruntime could not apply {recipe.name}: {first_line(exc)}") from None

@@ -1,7 +1,8 @@
 """Calibration statistics for the per-token rewrite (per_token.py): the range of each channel
 of every activation a constant-weight MatMul reads, over the real tokens of the calibration
 texts (padding rows are not text and are left out). Smoothing reads the magnitudes; the
-one-signed test (GELU outputs) reads the lows."""
+one-signed test (GELU outputs) reads the lows; the error-feedback rounding (gptq.py) reads
+the Gram matrix X^T X of the same rows."""
 
 from __future__ import annotations
 
@@ -27,15 +28,29 @@ class ChannelRange:
         return ChannelRange(np.minimum(self.low, other.low), np.maximum(self.high, other.high))
 
 
+@dataclass(frozen=True)
+class CalibrationStatistics:
+    ranges: dict[str, ChannelRange]  # activation name -> its per-channel range
+    grams: dict[str, np.ndarray]  # activation name -> X^T X [K, K] (float64) over its rows
+
+
 def channel_ranges(model_path: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, ChannelRange]:
     """activation name -> its per-channel range, from the float graph at ``model_path``."""
+    return calibration_statistics(model_path, calibration, grams=False).ranges
+
+
+def calibration_statistics(model_path: Path, calibration: list[dict[str, np.ndarray]], *,
+                           grams: bool) -> CalibrationStatistics:
+    """Per-channel ranges (and with ``grams`` the Gram matrices) of every activation a
+    constant-weight MatMul reads, from the float graph at ``model_path``."""
     import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(model_path))
     activations = weight_matmul_inputs(model.graph)
+    found = CalibrationStatistics({}, {})
     if not activations or not calibration:
-        return {}
+        return found
     outputs = {o.name for o in model.graph.output}
     for name in activations:  # expose each as a graph output (its shape is inferred by the session)
         if name not in outputs:
@@ -44,7 +59,7 @@ def channel_ranges(model_path: Path, calibration: list[dict[str, np.ndarray]]) -
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the names as written
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     batch = {i.name: i.shape[0] for i in session.get_inputs()}
-    found: dict[str, ChannelRange] = {}
+    pending = _GramRows(found.grams) if grams else None
     for example in calibration:
         # a graph with a fixed batch > 1 takes each (batch-1) example repeated to fill it
         feed = {k: np.repeat(v, batch[k], axis=0) if isinstance(batch[k], int) and batch[k] != v.shape[0] else v
@@ -55,7 +70,38 @@ def channel_ranges(model_path: Path, calibration: list[dict[str, np.ndarray]]) -
             rows = value.reshape(-1, value.shape[-1])  # [B*S, K] (or [B*heads*S, K])
             if real is not None and rows.shape[0] == real.size:
                 rows = rows[real.reshape(-1) > 0]
-            if rows.size:
-                seen = ChannelRange(rows.min(axis=0), rows.max(axis=0))
-                found[name] = found[name].widened(seen) if name in found else seen
+            if not rows.size:
+                continue
+            seen = ChannelRange(rows.min(axis=0), rows.max(axis=0))
+            found.ranges[name] = found.ranges[name].widened(seen) if name in found.ranges else seen
+            if pending is not None:
+                pending.add(name, rows)
+    if pending is not None:
+        pending.flush()
     return found
+
+
+class _GramRows:
+    """X^T X accumulated a few thousand rows at a time: one float32 GEMM per chunk (a product
+    per example is ~30x slower), summed in float64 across chunks."""
+
+    CHUNK = 4096  # rows per GEMM
+
+    def __init__(self, grams: dict[str, np.ndarray]):
+        self.grams, self.rows = grams, {}
+
+    def add(self, name: str, rows: np.ndarray) -> None:
+        held = self.rows.setdefault(name, [])
+        held.append(rows.astype(np.float32))
+        if sum(len(r) for r in held) >= self.CHUNK:
+            self._flush(name)
+
+    def flush(self) -> None:
+        for name in list(self.rows):
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        held = self.rows.pop(name, [])
+        if held:
+            stacked = np.concatenate(held)  # [rows, K]
+            self.grams[name] = self.grams.get(name, 0.0) + (stacked.T @ stacked).astype(np.float64)  # [K, K]
