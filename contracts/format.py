@@ -23,6 +23,8 @@ from pocketbert.contracts.recipe import Recipe, RecipeParams
 from pocketbert.contracts.runner import Runner
 from pocketbert.contracts.spec import DEFAULT_SEQUENCE_LENGTH, ExportSpec
 
+ERROR_FEEDBACK_EXAMPLES = 512  # calibration examples for recipes with error feedback (the corpus has 250)
+
 if TYPE_CHECKING:
     from pocketbert.contracts.artifact import Manifest
 
@@ -145,8 +147,10 @@ class Format:
         return "^(" + "|".join(re.escape(p) for p in module_paths) + ")(\\.|$)"
 
     def calibration_limit(self, recipe: Recipe) -> int:
-        """How many calibration examples to run: 100, as the MobileBERT paper calibrated."""
-        return 100
+        """How many calibration examples to run: 100, as the MobileBERT paper calibrated.
+        Error feedback needs many more rows than a layer has inputs (an FFN output: 1536), or
+        it fits the weights to the few directions it saw."""
+        return ERROR_FEEDBACK_EXAMPLES if recipe.params.error_feedback else 100
 
     # ---- accelerators ----------------------------------------------------------------------
     def inspect(self, path: Path, manifest: Manifest | None) -> FileInspection:

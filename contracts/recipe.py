@@ -34,6 +34,10 @@ class RecipeParams:
     """Base of a format's own recipe parameters (``Format.recipe_params``); a format with
     none uses it as is. Its fields are written into the manifest beside the shared ones."""
 
+    # weight codes chosen against the calibration activations' Gram matrices
+    # (formats/gptq.py) rather than rounded to nearest: the same file layout and speed
+    error_feedback: bool = False
+
     @property
     def float_outputs(self) -> bool:
         """Whether the quantized file still returns float outputs (a format whose recipes can
@@ -42,9 +46,11 @@ class RecipeParams:
 
     @property
     def length_mixed_calibration(self) -> bool:
-        """Whether this format's method wants calibration text of every length (very short
-        texts and passages past the sequence) for a reason of its own."""
-        return False
+        """Error feedback fits the weights to the activations calibration shows: without very
+        short texts and full sequences among them it trades those texts' accuracy away (real
+        all-MiniLM-L6-v2, ONNX per-token: held-out short-text min 0.987 rounded to nearest,
+        0.981 fitted on 100 sentences, 0.989 on the 250 of the corpus mixed across lengths)."""
+        return self.error_feedback
 
 
 @dataclass(frozen=True)

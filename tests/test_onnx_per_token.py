@@ -198,7 +198,7 @@ def _correlated_tokens(rng, directions: np.ndarray, tokens: int) -> np.ndarray:
 
 
 def test_error_feedback_rounding_cuts_the_output_error_on_unseen_tokens(tmp_path):
-    """Weight codes chosen against the calibration's Gram matrix (gptq.py) instead of each
+    """Weight codes chosen against the calibration's Gram matrix (formats/gptq.py) instead of each
     rounded to nearest: the same grid (codes within the 7-bit range), a smaller error of
     x @ W on tokens calibration never saw."""
     from pocketbert.formats.onnx.smoothing import calibration_statistics

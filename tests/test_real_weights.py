@@ -37,7 +37,7 @@ FLOORS = {"cosine_mean": 0.995, "cosine_min": 0.975, "nn_retention_tie_aware": 0
 # (onnx asymmetric, tflite)
 SHORT_TEXT_FLOORS = {"cosine_mean": 0.99, "cosine_min": 0.985}
 # issue 28's retrieval floors for the dynamic defaults, judged over every held-out text; onnx
-# met them once its 7-bit weights were rounded against the calibration activations (gptq.py:
+# met them once its 7-bit weights were rounded against the calibration activations (formats/gptq.py:
 # tie-aware 0.980 -> 1.000, recall@10 0.944 -> 0.956 at seq 128)
 RETRIEVAL_FLOORS = {"nn_retention_tie_aware": 0.985, "spearman": 0.995, "recall_at_10": 0.95}
 

@@ -17,9 +17,6 @@ from pocketbert.contracts.options import Flag, FormatOptions, number
 from pocketbert.contracts.recipe import Method, Recipe, RecipeParams
 
 
-ERROR_FEEDBACK_EXAMPLES = 512  # calibration examples for error-feedback rounding (the corpus has 250)
-
-
 def opset_number(text: str) -> int:
     """ONNX opsets the exporters write and onnxruntime runs (no silent fallback to 18)."""
     value = number(text, int)
@@ -55,21 +52,10 @@ class OnnxRecipeParams(RecipeParams):
     # symmetric per-token recipes: one-signed activations (GELU outputs) as shifted rows with
     # all 255 codes (per_token.py), from the calibration's per-channel lows
     shift_one_signed: bool = False
-    # per-token recipes: weight codes chosen against the calibration activations' Gram
-    # matrices (gptq.py) rather than rounded to nearest: same file layout and speed
-    error_feedback: bool = False
 
     @property
     def per_token(self) -> bool:
         return self.activation_scale.startswith("per-token")
-
-    @property
-    def length_mixed_calibration(self) -> bool:
-        """Error feedback fits the weights to the activations calibration shows: without very
-        short texts and full sequences among them it trades those texts' accuracy away (real
-        all-MiniLM-L6-v2, held-out short-text min 0.987 rounded to nearest, 0.981 fitted on
-        100 sentences, 0.989 on the 250 of the corpus mixed across lengths)."""
-        return self.error_feedback
 
     @property
     def asymmetric(self) -> bool:
@@ -163,11 +149,7 @@ class OnnxFormat(Format):
     def calibration_limit(self, recipe: Recipe) -> int:
         """onnxruntime's entropy and percentile calibrators keep every activation of every
         example in memory (the 30522-wide MLM logits alone: 15 MB per example at seq 128)."""
-        if recipe.calibration in ("entropy", "percentile"):
-            return 16
-        # error feedback needs many more calibration rows than a layer has inputs (FFN output:
-        # 1536), or it fits the weights to the few directions it saw
-        return ERROR_FEEDBACK_EXAMPLES if recipe.params.error_feedback else super().calibration_limit(recipe)
+        return 16 if recipe.calibration in ("entropy", "percentile") else super().calibration_limit(recipe)
 
 
 FORMAT = OnnxFormat()

@@ -27,7 +27,7 @@ calibration's per-channel lows, such one-signed activations are shifted instead:
 which is the asymmetric recipe's extra bit at the symmetric recipe's cost (the Add replaces
 the Abs).
 
-With the calibration's Gram matrices the weight codes are chosen by error feedback (gptq.py)
+With the calibration's Gram matrices the weight codes are chosen by error feedback (formats/gptq.py)
 instead of rounded one by one: the same grid and kernels, a fraction of the 7-bit weights'
 error where the activations actually point.
 
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from pocketbert.errors import PocketbertError, first_line
-from pocketbert.formats.onnx.gptq import round_with_error_feedback
+from pocketbert.formats.gptq import round_with_error_feedback
 from pocketbert.formats.onnx.smoothing import ChannelRange
 
 OPSET = 21  # blocked QuantizeLinear (a per-row scale on a 3-D activation without reshapes)

@@ -1,7 +1,7 @@
 """Calibration statistics for the per-token rewrite (per_token.py): the range of each channel
 of every activation a constant-weight MatMul reads, over the real tokens of the calibration
 texts (padding rows are not text and are left out). Smoothing reads the magnitudes; the
-one-signed test (GELU outputs) reads the lows; the error-feedback rounding (gptq.py) reads
+one-signed test (GELU outputs) reads the lows; the error-feedback rounding (formats/gptq.py) reads
 the Gram matrix X^T X of the same rows."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pocketbert.formats.gptq import GramAccumulator
 from pocketbert.formats.onnx.graph import weight_matmul_inputs
 
 
@@ -59,7 +60,7 @@ def calibration_statistics(model_path: Path, calibration: list[dict[str, np.ndar
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the names as written
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     batch = {i.name: i.shape[0] for i in session.get_inputs()}
-    pending = _GramRows(found.grams) if grams else None
+    pending = GramAccumulator(found.grams) if grams else None
     for example in calibration:
         # a graph with a fixed batch > 1 takes each (batch-1) example repeated to fill it
         feed = {k: np.repeat(v, batch[k], axis=0) if isinstance(batch[k], int) and batch[k] != v.shape[0] else v
@@ -80,28 +81,3 @@ def calibration_statistics(model_path: Path, calibration: list[dict[str, np.ndar
         pending.flush()
     return found
 
-
-class _GramRows:
-    """X^T X accumulated a few thousand rows at a time: one float32 GEMM per chunk (a product
-    per example is ~30x slower), summed in float64 across chunks."""
-
-    CHUNK = 4096  # rows per GEMM
-
-    def __init__(self, grams: dict[str, np.ndarray]):
-        self.grams, self.rows = grams, {}
-
-    def add(self, name: str, rows: np.ndarray) -> None:
-        held = self.rows.setdefault(name, [])
-        held.append(rows.astype(np.float32))
-        if sum(len(r) for r in held) >= self.CHUNK:
-            self._flush(name)
-
-    def flush(self) -> None:
-        for name in list(self.rows):
-            self._flush(name)
-
-    def _flush(self, name: str) -> None:
-        held = self.rows.pop(name, [])
-        if held:
-            stacked = np.concatenate(held)  # [rows, K]
-            self.grams[name] = self.grams.get(name, 0.0) + (stacked.T @ stacked).astype(np.float64)  # [K, K]

@@ -47,8 +47,10 @@ class TfliteFormat(Format):
     # (all-MiniLM-L6-v2, held-out text: pooled cosine mean 0.998 against 0.83)
     accelerator_recipes = {"gpu": "", "npu": "tflite-full-integer-a16w8"}
     recipes = (
-        Recipe("tflite-dynamic-int8", "tflite", Method.DYNAMIC, per_channel=True, params=LiteRTParams(),
-               description="dynamic-range int8 (weights int8, activations quantized at run time)"),
+        Recipe("tflite-dynamic-int8", "tflite", Method.DYNAMIC, per_channel=True, calibration="minmax",
+               params=LiteRTParams(error_feedback=True),
+               description="dynamic-range int8 (weights int8 rounded against the calibration activations, "
+                           "activations quantized at run time)"),
         Recipe("tflite-weight-only-int8", "tflite", Method.WEIGHT_ONLY, per_channel=True, params=LiteRTParams(),
                description="int8 weights dequantized to float at load: smaller file, float compute"),
         Recipe("tflite-static-int8", "tflite", Method.STATIC, float_softmax=True, float_outliers=True, activations="int8",

@@ -14,6 +14,7 @@ from pathlib import Path
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.quiet import quiet_libraries
 from pocketbert.contracts.recipe import Method, Recipe
+from pocketbert.formats.tflite.error_feedback import fit_weights
 from pocketbert.formats.tflite.float_io import float_outputs
 
 SIGNATURE = "serving_default"
@@ -158,14 +159,22 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
                       f"SQUARED_DIFFERENCE); export with --accelerator npu for one integer from the lookups on")
     entries = recipe_entries(recipe, exclude) + (softmax_entries(source) if recipe.float_softmax else [])
     entries += outlier_entries(source) if recipe.float_outliers else []
-    with quiet_libraries(native_stderr=True):
-        qt = quantizer.Quantizer(str(source), entries)
-        feed = calibration_feed(source, calibration) if recipe.needs_calibration else None
-        result = calibrated_ranges(source, entries, feed, 16 if recipe.sixteen_bit_activations else 8) if feed else None
-        if result and recipe.sixteen_bit_activations:
-            result = lookup_ranges(source, result)
-        qt.quantize(result).export_model(str(target), overwrite=True)
+    feed = calibration_feed(source, calibration) if recipe.needs_calibration else None
+    fitted, details = target.with_name("float.fitted.tflite"), {}
+    try:
+        if feed and recipe.params.error_feedback:  # the quantizer's input: weights already on their codes
+            details = fit_weights(source, fitted, feed)
+            source = fitted
+        with quiet_libraries(native_stderr=True):
+            qt = quantizer.Quantizer(str(source), entries)
+            ranges = recipe.method is Method.STATIC and feed
+            result = calibrated_ranges(source, entries, feed, 16 if recipe.sixteen_bit_activations else 8) if ranges else None
+            if result and recipe.sixteen_bit_activations:
+                result = lookup_ranges(source, result)
+            qt.quantize(result).export_model(str(target), overwrite=True)
+    finally:
+        fitted.unlink(missing_ok=True)
     lookups = integer_lookups(target) if recipe.sixteen_bit_activations else []
     dequantized = float_outputs(target) if recipe.params.float_outputs else []
     return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized,
-            "integer_lookups": lookups}
+            "integer_lookups": lookups, **details}

@@ -1,0 +1,71 @@
+"""Error-feedback weight codes in the LiteRT recipes (formats/tflite/error_feedback.py): the
+float file handed to ai-edge-quantizer carries weights already on their int8 grid, and the
+quantizer must give back exactly those codes, or the fitting is lost in a second rounding."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pocketbert.formats.tflite.error_feedback import QMAX, fit_weights
+from pocketbert.formats.tflite import LiteRTParams
+from pocketbert.formats.tflite.quantize import calibration_feed, quantize_tflite
+from pocketbert.models.tokenizer import load_tokenizer
+from pocketbert.quantize import RECIPES, quantize_model
+from pocketbert.quantize.calibration import calibration_inputs, corpus_lines
+
+pytestmark = pytest.mark.integration
+SEQ = 32
+
+
+def _fully_connected_weights(path) -> dict[str, np.ndarray]:
+    """name -> the constant weight [N, K] of every FULLY_CONNECTED, as stored (float or int8)."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    kinds = {i for i, c in enumerate(model.operatorCodes)
+             if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.FULLY_CONNECTED}
+    types = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT8: np.int8}
+    found = {}
+    graph = model.subgraphs[0]
+    for op in (op for op in graph.operators if op.opcodeIndex in kinds):
+        tensor = graph.tensors[op.inputs[1]]
+        data = model.buffers[tensor.buffer].data
+        if data is not None and len(data) and tensor.type in types:
+            found[tensor.name.decode()] = np.frombuffer(bytes(data), types[tensor.type]).reshape(tensor.shape)
+    return found
+
+
+def test_the_quantizer_gives_back_the_fitted_codes(tiny_checkpoint, tiny_export, tmp_path):
+    exported = tiny_export(tiny_checkpoint("bert", "text-classification"), "tflite", seq_len=SEQ)
+    source = exported / "model.tflite"
+    tokenizer = load_tokenizer(exported)
+    examples = [(line, None) for line in corpus_lines()[:64]]
+    feed = calibration_feed(source, calibration_inputs(tokenizer, ["input_ids", "attention_mask", "token_type_ids"],
+                                                       examples, SEQ, True, dtype="int32", limit=64))
+    details = fit_weights(source, tmp_path / "fitted.tflite", feed)
+    before, fitted = _fully_connected_weights(source), _fully_connected_weights(tmp_path / "fitted.tflite")
+    assert details["error_feedback_weights"] == len(fitted) >= 2 * 6  # every encoder projection at least
+    for name, weight in fitted.items():
+        step = np.abs(weight).max(axis=1, keepdims=True) / QMAX  # [N, 1]
+        codes = weight / step
+        np.testing.assert_allclose(codes, np.round(codes), atol=1e-3)  # on the grid
+        assert (np.abs(np.round(codes)).max(axis=1) == QMAX).all()  # each channel's largest kept at 127
+        np.testing.assert_allclose(step, np.abs(before[name]).max(axis=1, keepdims=True) / QMAX, rtol=1e-6)
+        nearest = np.round(before[name] / step)
+        assert (np.round(codes) != nearest).mean() > 0.01  # chosen codes, not the nearest ones
+
+    # the quantizer, rounding to nearest, finds these codes again
+    plain = dataclasses.replace(RECIPES["tflite-dynamic-int8"], calibration=None, params=LiteRTParams())
+    quantize_tflite(plain, tmp_path / "fitted.tflite", tmp_path / "q.tflite", None, [])
+    stored = _fully_connected_weights(tmp_path / "q.tflite")
+    for name, weight in fitted.items():
+        step = np.abs(weight).max(axis=1, keepdims=True) / QMAX
+        np.testing.assert_array_equal(stored[name], np.round(weight / step).astype(np.int8))
+
+    manifest = quantize_model(exported, "tflite-dynamic-int8", tmp_path / "recipe")
+    assert manifest.quantization["details"]["error_feedback_weights"] == len(fitted)
+    assert manifest.quantization["calibration"]["examples"] > 100  # error feedback reads the whole corpus
