@@ -35,8 +35,9 @@ class RecipeParams:
     none uses it as is. Its fields are written into the manifest beside the shared ones."""
 
     # weight codes chosen against the calibration activations' Gram matrices
-    # (formats/gptq.py) rather than rounded to nearest: the same file layout and speed
-    error_feedback: bool = False
+    # (formats/gptq.py) rather than rounded to nearest: the same file layout and speed.
+    # Keyword-only: a format's own fields keep their positions (TorchScriptParams("qnnpack"))
+    error_feedback: bool = field(default=False, kw_only=True)
 
     @property
     def float_outputs(self) -> bool:

@@ -39,6 +39,15 @@ def float_export(checkpoint, tiny_export):
 RECORDED_HERE = [name for name, recipe in RECIPES.items() if recipe.format != "executorch"]
 
 
+@pytest.mark.unit
+def test_the_shared_recipe_fields_leave_each_formats_own_in_place():
+    """RecipeParams' own fields are keyword-only: a format's parameters given by position
+    (TorchScriptParams("qnnpack")) must not land in them."""
+    assert RECIPES["torchscript-dynamic-int8-qnnpack"].params.engine == "qnnpack"
+    assert RECIPES["torchscript-dynamic-int8-x86"].params.engine == "x86"
+    assert all(type(recipe.params.error_feedback) is bool for recipe in RECIPES.values())
+
+
 @pytest.mark.parametrize("name", RECORDED_HERE)
 @pytest.mark.integration
 def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tmp_path):

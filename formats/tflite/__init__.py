@@ -60,9 +60,9 @@ class TfliteFormat(Format):
         Recipe("tflite-full-integer-int8", "tflite", Method.STATIC, activations="int8", per_channel=True,
                calibration="minmax", params=LiteRTParams(io="int8"), description="every op int8, int8 logits out: for integer-only accelerators"),
         Recipe("tflite-full-integer-a16w8", "tflite", Method.STATIC, activations="int16", per_channel=True,
-               calibration="minmax", params=LiteRTParams(io="int16"),
-               description="every op integer, int8 weights and 16-bit activations, int16 logits out: what NPUs "
-                           "take (--accelerator npu), keeps a real model"),
+               calibration="minmax", params=LiteRTParams(io="int16", error_feedback=True),
+               description="every op integer, int8 weights rounded against the calibration activations and "
+                           "16-bit activations, int16 logits out: what NPUs take (--accelerator npu), keeps a real model"),
         Recipe("tflite-static-a16w8", "tflite", Method.STATIC, float_softmax=True, activations="int16", per_channel=True,
                calibration="minmax", params=LiteRTParams(), description="int8 weights with 16-bit activations, calibrated"),
         Recipe("tflite-float16", "tflite", Method.FLOAT16, weights="float16", params=LiteRTParams(),
