@@ -5,13 +5,14 @@ quantizer must give back exactly those codes, or the fitting is lost in a second
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
 
 from pocketbert.formats.tflite.error_feedback import QMAX, fit_weights
 from pocketbert.formats.tflite import LiteRTParams
-from pocketbert.formats.tflite.quantize import calibration_feed, quantize_tflite
+from pocketbert.formats.tflite.quantize import calibration_feed, quantize_tflite, recipe_entries
 from pocketbert.models.tokenizer import load_tokenizer
 from pocketbert.quantize import RECIPES, quantize_model
 from pocketbert.quantize.calibration import calibration_inputs, corpus_lines
@@ -20,8 +21,9 @@ pytestmark = pytest.mark.integration
 SEQ = 32
 
 
-def _fully_connected_weights(path) -> dict[str, np.ndarray]:
-    """name -> the constant weight [N, K] of every FULLY_CONNECTED, as stored (float or int8)."""
+def _fully_connected_weights(path, outputs: list | None = None) -> dict[str, np.ndarray]:
+    """name -> the constant weight [N, K] of every FULLY_CONNECTED, as stored (float or int8);
+    ``outputs`` collects each one's output tensor name."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -36,6 +38,8 @@ def _fully_connected_weights(path) -> dict[str, np.ndarray]:
         data = model.buffers[tensor.buffer].data
         if data is not None and len(data) and tensor.type in types:
             found[tensor.name.decode()] = np.frombuffer(bytes(data), types[tensor.type]).reshape(tensor.shape)
+            if outputs is not None:
+                outputs.append(graph.tensors[op.outputs[0]].name.decode())
     return found
 
 
@@ -46,9 +50,14 @@ def test_the_quantizer_gives_back_the_fitted_codes(tiny_checkpoint, tiny_export,
     examples = [(line, None) for line in corpus_lines()[:64]]
     feed = calibration_feed(source, calibration_inputs(tokenizer, ["input_ids", "attention_mask", "token_type_ids"],
                                                        examples, SEQ, True, dtype="int32", limit=64))
-    details = fit_weights(source, tmp_path / "fitted.tflite", feed)
-    before, fitted = _fully_connected_weights(source), _fully_connected_weights(tmp_path / "fitted.tflite")
-    assert details["error_feedback_weights"] == len(fitted) >= 2 * 6  # every encoder projection at least
+    outputs: list[str] = []
+    before = _fully_connected_weights(source, outputs)
+    excluded = next(iter(before))  # --exclude'd: the quantizer keeps it float, so its weights stay as they were
+    entries = recipe_entries(RECIPES["tflite-dynamic-int8"], [f"^{re.escape(outputs[0])};"])
+    details = fit_weights(source, tmp_path / "fitted.tflite", feed, entries)
+    fitted = _fully_connected_weights(tmp_path / "fitted.tflite")
+    assert details["error_feedback_weights"] == len(fitted) - 1 >= 2 * 6  # every encoder projection at least
+    np.testing.assert_array_equal(fitted.pop(excluded), before[excluded])
     for name, weight in fitted.items():
         step = np.abs(weight).max(axis=1, keepdims=True) / QMAX  # [N, 1]
         codes = weight / step
@@ -67,5 +76,5 @@ def test_the_quantizer_gives_back_the_fitted_codes(tiny_checkpoint, tiny_export,
         np.testing.assert_array_equal(stored[name], np.round(weight / step).astype(np.int8))
 
     manifest = quantize_model(exported, "tflite-dynamic-int8", tmp_path / "recipe")
-    assert manifest.quantization["details"]["error_feedback_weights"] == len(fitted)
+    assert manifest.quantization["details"]["error_feedback_weights"] == len(fitted) + 1
     assert manifest.quantization["calibration"]["examples"] > 100  # error feedback reads the whole corpus

@@ -80,4 +80,3 @@ def calibration_statistics(model_path: Path, calibration: list[dict[str, np.ndar
     if pending is not None:
         pending.flush()
     return found
-

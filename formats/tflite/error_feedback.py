@@ -21,14 +21,16 @@ from pocketbert.formats.gptq import GramAccumulator, round_with_error_feedback
 QMAX = 127  # ai-edge-quantizer's symmetric int8 weights: step = largest |weight| / 127
 
 
-def fit_weights(source: Path, target: Path, feed: dict[str, list[dict]]) -> dict:
+def fit_weights(source: Path, target: Path, feed: dict[str, list[dict]], entries: list[dict]) -> dict:
     """Write ``source`` to ``target`` with every FULLY_CONNECTED weight that calibration
-    reached moved onto its int8 grid by error feedback; ``feed``: signature -> examples."""
+    reached and the quantizer's ``entries`` quantize moved onto its int8 grid by error
+    feedback (an op they keep float, --exclude'd, keeps its weights); ``feed``: signature ->
+    examples."""
     from ai_edge_litert.tools import flatbuffer_utils
 
     from pocketbert.formats.tflite.graph import write_in_place
 
-    grams = _weight_grams(source, feed)
+    grams = _weight_grams(source, feed, entries)
     model = flatbuffer_utils.read_model(str(source))
     for buffer_index, gram in grams.items():
         buffer = model.buffers[buffer_index]
@@ -42,13 +44,20 @@ def fit_weights(source: Path, target: Path, feed: dict[str, list[dict]]) -> dict
     return {"error_feedback_weights": len(grams)}
 
 
-def _weight_grams(source: Path, feed: dict[str, list[dict]]) -> dict[int, np.ndarray]:
-    """weight buffer index -> X^T X [K, K] of the activations every FULLY_CONNECTED reading
-    that (float32, constant) weight saw, summed over signatures (buckets share weights)."""
+def _weight_grams(source: Path, feed: dict[str, list[dict]], entries: list[dict]) -> dict[int, np.ndarray]:
+    """weight buffer index -> X^T X [K, K] of the activations every quantized FULLY_CONNECTED
+    reading that (float32, constant) weight saw, summed over signatures (buckets share
+    weights)."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.qtyping import TFLOperationName
+    from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
 
     from pocketbert.formats.tflite.litert import interpreter_module
+
+    manager = recipe_manager.RecipeManager()  # the quantizer's own reading of the entries
+    manager.load_quantization_recipe(entries)
 
     model = flatbuffer_utils.read_model(str(source))
     fully_connected = [i for i, code in enumerate(model.operatorCodes)
@@ -62,6 +71,10 @@ def _weight_grams(source: Path, feed: dict[str, list[dict]]) -> dict[int, np.nda
         readers = {}  # activation tensor -> the weight buffers its FULLY_CONNECTEDs read
         for op in subgraph.operators:
             if op.opcodeIndex not in fully_connected:
+                continue
+            algorithm, _ = manager.get_quantization_configs(TFLOperationName.FULLY_CONNECTED,
+                                                             get_op_scope(op, subgraph.tensors))
+            if algorithm == recipe_manager.AlgorithmName.NO_QUANTIZE:
                 continue
             weight = subgraph.tensors[op.inputs[1]]
             data = model.buffers[weight.buffer].data

@@ -163,7 +163,7 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
     fitted, details = target.with_name("float.fitted.tflite"), {}
     try:
         if feed and recipe.params.error_feedback:  # the quantizer's input: weights already on their codes
-            details = fit_weights(source, fitted, feed)
+            details = fit_weights(source, fitted, feed, entries)
             source = fitted
         with quiet_libraries(native_stderr=True):
             qt = quantizer.Quantizer(str(source), entries)
