@@ -21,15 +21,16 @@ pytestmark = pytest.mark.integration
 SEQ = 32
 
 
-def _fully_connected_weights(path, outputs: list | None = None) -> dict[str, np.ndarray]:
-    """name -> the constant weight [N, K] of every FULLY_CONNECTED, as stored (float or int8);
-    ``outputs`` collects each one's output tensor name."""
+def _matrix_weights(path, outputs: list | None = None, ungrouped: set | None = None) -> dict[str, np.ndarray]:
+    """name -> the constant weight [N, K] of every FULLY_CONNECTED and CONV_2D ([O, 1, 1, I]
+    as [O, I]), as stored (float or int8); ``outputs`` collects each one's output tensor name,
+    ``ungrouped`` the names of those whose K is the whole input row (not a grouped slice)."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(str(path))
-    kinds = {i for i, c in enumerate(model.operatorCodes)
-             if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.FULLY_CONNECTED}
+    kinds = {i for i, c in enumerate(model.operatorCodes) if max(c.builtinCode, c.deprecatedBuiltinCode) in
+             (schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.CONV_2D)}
     types = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT8: np.int8}
     found = {}
     graph = model.subgraphs[0]
@@ -37,28 +38,38 @@ def _fully_connected_weights(path, outputs: list | None = None) -> dict[str, np.
         tensor = graph.tensors[op.inputs[1]]
         data = model.buffers[tensor.buffer].data
         if data is not None and len(data) and tensor.type in types:
-            found[tensor.name.decode()] = np.frombuffer(bytes(data), types[tensor.type]).reshape(tensor.shape)
+            name = tensor.name.decode()
+            found[name] = np.frombuffer(bytes(data), types[tensor.type]).reshape(tensor.shape[0], -1)
             if outputs is not None:
                 outputs.append(graph.tensors[op.outputs[0]].name.decode())
+            if ungrouped is not None and tensor.shape[-1] == graph.tensors[op.inputs[0]].shape[-1]:
+                ungrouped.add(name)
     return found
 
 
-def test_the_quantizer_gives_back_the_fitted_codes(tiny_checkpoint, tiny_export, tmp_path):
-    exported = tiny_export(tiny_checkpoint("bert", "text-classification"), "tflite", seq_len=SEQ)
+@pytest.mark.parametrize("arch", ["bert", "squeezebert"])  # FULLY_CONNECTED; SqueezeBERT's 1x1 CONV_2D
+def test_the_quantizer_gives_back_the_fitted_codes(arch, tiny_checkpoint, tiny_export, tmp_path):
+    exported = tiny_export(tiny_checkpoint(arch, "text-classification"), "tflite", seq_len=SEQ)
     source = exported / "model.tflite"
     tokenizer = load_tokenizer(exported)
     examples = [(line, None) for line in corpus_lines()[:64]]
     feed = calibration_feed(source, calibration_inputs(tokenizer, ["input_ids", "attention_mask", "token_type_ids"],
                                                        examples, SEQ, True, dtype="int32", limit=64))
     outputs: list[str] = []
-    before = _fully_connected_weights(source, outputs)
+    matrices: set[str] = set()  # SqueezeBERT's grouped convolutions are not one matrix each: left as they are
+    before = _matrix_weights(source, outputs, matrices)
     excluded = next(iter(before))  # --exclude'd: the quantizer keeps it float, so its weights stay as they were
     entries = recipe_entries(RECIPES["tflite-dynamic-int8"], [f"^{re.escape(outputs[0])};"])
     details = fit_weights(source, tmp_path / "fitted.tflite", feed, entries)
-    fitted = _fully_connected_weights(tmp_path / "fitted.tflite")
-    assert details["error_feedback_weights"] == len(fitted) - 1 >= 2 * 6  # every encoder projection at least
-    np.testing.assert_array_equal(fitted.pop(excluded), before[excluded])
+    fitted = _matrix_weights(tmp_path / "fitted.tflite")
+    chosen = matrices - {excluded}
+    assert details["error_feedback_weights"] == len(chosen) >= 3
+    # tiny SqueezeBERT: groups of 4 but in its post-attention convolutions, which are fitted
+    assert (arch == "squeezebert") == (len(matrices) < len(before)) == any("Conv1d" in name for name in chosen)
     for name, weight in fitted.items():
+        if name not in chosen:
+            np.testing.assert_array_equal(weight, before[name])
+            continue
         step = np.abs(weight).max(axis=1, keepdims=True) / QMAX  # [N, 1]
         codes = weight / step
         np.testing.assert_allclose(codes, np.round(codes), atol=1e-3)  # on the grid
@@ -70,11 +81,11 @@ def test_the_quantizer_gives_back_the_fitted_codes(tiny_checkpoint, tiny_export,
     # the quantizer, rounding to nearest, finds these codes again
     plain = dataclasses.replace(RECIPES["tflite-dynamic-int8"], calibration=None, params=LiteRTParams())
     quantize_tflite(plain, tmp_path / "fitted.tflite", tmp_path / "q.tflite", None, [])
-    stored = _fully_connected_weights(tmp_path / "q.tflite")
-    for name, weight in fitted.items():
-        step = np.abs(weight).max(axis=1, keepdims=True) / QMAX
-        np.testing.assert_array_equal(stored[name], np.round(weight / step).astype(np.int8))
+    stored = _matrix_weights(tmp_path / "q.tflite")
+    for name in chosen:
+        step = np.abs(fitted[name]).max(axis=1, keepdims=True) / QMAX
+        np.testing.assert_array_equal(stored[name], np.round(fitted[name] / step).astype(np.int8))
 
     manifest = quantize_model(exported, "tflite-dynamic-int8", tmp_path / "recipe")
-    assert manifest.quantization["details"]["error_feedback_weights"] == len(fitted) + 1
+    assert manifest.quantization["details"]["error_feedback_weights"] == len(matrices)
     assert manifest.quantization["calibration"]["examples"] > 100  # error feedback reads the whole corpus
