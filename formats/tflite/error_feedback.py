@@ -23,10 +23,10 @@ MATRIX_PRODUCTS = ("FULLY_CONNECTED", "CONV_2D")  # the ops whose weights are fi
 
 
 def fit_weights(source: Path, target: Path, feed: dict[str, list[dict]], entries: list[dict]) -> dict:
-    """Write ``source`` to ``target`` with every FULLY_CONNECTED weight that calibration
-    reached and the quantizer's ``entries`` quantize moved onto its int8 grid by error
-    feedback (an op they keep float, --exclude'd, keeps its weights); ``feed``: signature ->
-    examples."""
+    """Write ``source`` to ``target`` with every matrix weight (FULLY_CONNECTED, 1x1 CONV_2D)
+    that calibration reached and the quantizer's ``entries`` quantize moved onto its int8
+    grid by error feedback (one that an op they keep float reads, --exclude'd, keeps its
+    values); ``feed``: signature -> examples."""
     from ai_edge_litert.tools import flatbuffer_utils
 
     from pocketbert.formats.tflite.graph import write_in_place
@@ -66,6 +66,7 @@ def _weight_grams(source: Path, feed: dict[str, list[dict]], entries: list[dict]
     interpreter = interpreter_module().Interpreter(str(source), experimental_preserve_all_tensors=True)
     grams: dict[int, np.ndarray] = {}
     pending = GramAccumulator(grams)
+    kept_float: set[int] = set()  # weights a float op reads: not moved, even if a quantized op shares them
     for signature in model.signatureDefs:
         name = signature.signatureKey.decode() if isinstance(signature.signatureKey, bytes) else signature.signatureKey
         subgraph = model.subgraphs[signature.subgraphIndex]
@@ -75,8 +76,11 @@ def _weight_grams(source: Path, feed: dict[str, list[dict]], entries: list[dict]
             if kind not in MATRIX_PRODUCTS or not _constant_matrix(model, subgraph, op, kind):
                 continue
             algorithm, _ = manager.get_quantization_configs(TFLOperationName(kind), get_op_scope(op, subgraph.tensors))
-            if algorithm != recipe_manager.AlgorithmName.NO_QUANTIZE:
-                readers.setdefault(int(op.inputs[0]), []).append(subgraph.tensors[op.inputs[1]].buffer)
+            buffer = subgraph.tensors[op.inputs[1]].buffer
+            if algorithm == recipe_manager.AlgorithmName.NO_QUANTIZE:
+                kept_float.add(buffer)
+            else:
+                readers.setdefault(int(op.inputs[0]), []).append(buffer)
         runner = interpreter.get_signature_runner(name)
         for example in feed.get(name, []):
             runner(**{k: v.astype(np.int32) for k, v in example.items()})
@@ -89,7 +93,7 @@ def _weight_grams(source: Path, feed: dict[str, list[dict]], entries: list[dict]
                 for buffer in buffers:
                     pending.add(buffer, rows)
     pending.flush()
-    return grams
+    return {buffer: gram for buffer, gram in grams.items() if buffer not in kept_float}
 
 
 def _constant_matrix(model, subgraph, op, kind: str) -> bool:
