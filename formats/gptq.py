@@ -62,6 +62,13 @@ def round_with_error_feedback(weight: np.ndarray, gram: np.ndarray, step: np.nda
     return restored
 
 
+def real_token_rows(value: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """An activation [.., K] as rows [tokens, K], padding rows left out when the mask [B, S]
+    has one entry per row (padding is not text: its rows would weigh in calibration)."""
+    rows = value.reshape(-1, value.shape[-1])
+    return rows[mask.reshape(-1) > 0] if mask is not None and rows.shape[0] == mask.size else rows
+
+
 class GramAccumulator:
     """X^T X accumulated a few thousand rows at a time: one float32 GEMM per chunk (a product
     per example is ~30x slower), summed in float64 across chunks."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.formats.gptq import GramAccumulator
+from pocketbert.formats.gptq import GramAccumulator, real_token_rows
 from pocketbert.formats.onnx.graph import weight_matmul_inputs
 
 
@@ -68,9 +68,7 @@ def calibration_statistics(model_path: Path, calibration: list[dict[str, np.ndar
         real = feed.get("attention_mask")
         values = session.run(activations, feed)
         for name, value in zip(activations, values):
-            rows = value.reshape(-1, value.shape[-1])  # [B*S, K] (or [B*heads*S, K])
-            if real is not None and rows.shape[0] == real.size:
-                rows = rows[real.reshape(-1) > 0]
+            rows = real_token_rows(value, real)  # [tokens, K] (or [B*heads*S, K])
             if not rows.size:
                 continue
             seen = ChannelRange(rows.min(axis=0), rows.max(axis=0))

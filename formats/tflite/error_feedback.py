@@ -11,12 +11,11 @@ with every tensor kept (the FULLY_CONNECTED and 1x1 CONV_2D inputs over real tok
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 
-from pocketbert.formats.gptq import GramAccumulator, round_with_error_feedback
+from pocketbert.formats.gptq import GramAccumulator, real_token_rows, round_with_error_feedback
 
 QMAX = 127  # ai-edge-quantizer's symmetric int8 weights: step = largest |weight| / 127
 MATRIX_PRODUCTS = ("FULLY_CONNECTED", "CONV_2D")  # the ops whose weights are fitted (CONV_2D: 1x1 only)
@@ -31,8 +30,8 @@ def fit_weights(source: Path, target: Path, feed: dict[str, list[dict]], entries
 
     from pocketbert.formats.tflite.graph import write_in_place
 
-    grams = _weight_grams(source, feed, entries)
     model = flatbuffer_utils.read_model(str(source))
+    grams = _weight_grams(model, source, feed, entries)
     for buffer_index, gram in grams.items():
         buffer = model.buffers[buffer_index]
         weight = np.frombuffer(bytes(buffer.data), np.float32).reshape(-1, gram.shape[0])  # [N, K] ([O, 1, 1, I] as [O, I])
@@ -40,16 +39,14 @@ def fit_weights(source: Path, target: Path, feed: dict[str, list[dict]], entries
         step[step == 0] = 1.0
         codes = round_with_error_feedback(weight.T, gram, step[0], QMAX, keep_channel_maxima=True)  # [K, N]
         buffer.data = np.ascontiguousarray((codes * step).T.astype(np.float32)).view(np.uint8).ravel()
-    shutil.copyfile(source, target)
     write_in_place(model, target, ".fitted")
     return {"error_feedback_weights": len(grams)}
 
 
-def _weight_grams(source: Path, feed: dict[str, list[dict]], entries: list[dict]) -> dict[int, np.ndarray]:
+def _weight_grams(model, source: Path, feed: dict[str, list[dict]], entries: list[dict]) -> dict[int, np.ndarray]:
     """weight buffer index -> X^T X [K, K] of the activations every quantized matrix product
     reading that (float32, constant) weight saw, summed over signatures (buckets share
     weights)."""
-    from ai_edge_litert.tools import flatbuffer_utils
     from ai_edge_quantizer import recipe_manager
     from ai_edge_quantizer.qtyping import TFLOperationName
     from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
@@ -60,7 +57,6 @@ def _weight_grams(source: Path, feed: dict[str, list[dict]], entries: list[dict]
     manager = recipe_manager.RecipeManager()  # the quantizer's own reading of the entries
     manager.load_quantization_recipe(entries)
 
-    model = flatbuffer_utils.read_model(str(source))
     kinds = {i: builtin_name(max(code.builtinCode, code.deprecatedBuiltinCode))
              for i, code in enumerate(model.operatorCodes)}
     interpreter = interpreter_module().Interpreter(str(source), experimental_preserve_all_tensors=True)
@@ -87,9 +83,7 @@ def _weight_grams(source: Path, feed: dict[str, list[dict]], entries: list[dict]
             mask = example.get("attention_mask")
             for tensor, buffers in readers.items():
                 value = interpreter.get_tensor(tensor, signature.subgraphIndex)
-                rows = value.reshape(-1, value.shape[-1])  # [tokens, K] (NHWC: one row per position)
-                if mask is not None and rows.shape[0] == mask.size:
-                    rows = rows[mask.reshape(-1) > 0]  # real tokens only
+                rows = real_token_rows(value, mask)  # [tokens, K] (NHWC: one row per position)
                 for buffer in buffers:
                     pending.add(buffer, rows)
     pending.flush()
