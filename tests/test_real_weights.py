@@ -38,7 +38,8 @@ FLOORS = {"cosine_mean": 0.995, "cosine_min": 0.975, "nn_retention_tie_aware": 0
 SHORT_TEXT_FLOORS = {"cosine_mean": 0.99, "cosine_min": 0.985}
 # issue 28's retrieval floors for the dynamic defaults, judged over every held-out text; onnx
 # met them once its 7-bit weights were rounded against the calibration activations (formats/gptq.py:
-# tie-aware 0.980 -> 1.000, recall@10 0.944 -> 0.956 at seq 128)
+# tie-aware 0.980 -> 1.000, recall@10 0.944 -> 0.956 at seq 128), tflite once its run-time rows
+# were smoothed too (formats/tflite/smoothing.py: recall@10 0.948 -> 0.972)
 RETRIEVAL_FLOORS = {"nn_retention_tie_aware": 0.985, "spearman": 0.995, "recall_at_10": 0.95}
 
 
@@ -54,7 +55,6 @@ def test_shipped_recipes_keep_real_embeddings(recipe, fmt, floats, tmp_path):
         short = found["regimes"]["short"]
         assert all(short[name] >= floor for name, floor in SHORT_TEXT_FLOORS.items()), short
         assert all(figures["cosine_min"] >= 0.985 for figures in found["regimes"].values()), found["regimes"]
-    if recipe.startswith("onnx-dynamic"):
         assert all(found[name] >= floor for name, floor in RETRIEVAL_FLOORS.items()), found
     entry = manifest.files["model"]
     # static ONNX keeps the FFN and the embedding table float (80.8 of 91.3 MB): smaller only

@@ -47,6 +47,7 @@ import numpy as np
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.formats.gptq import round_with_error_feedback
 from pocketbert.formats.onnx.smoothing import ChannelRange
+from pocketbert.formats.smoothquant import migration_divisors
 
 OPSET = 21  # blocked QuantizeLinear (a per-row scale on a 3-D activation without reshapes)
 # an activation is one-signed when its negative reach, summed over channels, is at most this
@@ -127,20 +128,14 @@ class _Rewrite:
         return readers
 
     def smooth(self, ranges: dict[str, ChannelRange], alpha: float, excluded: set[str]) -> int:
-        """Per-channel divisors that move the activations' outlier channels into the weights
-        (SmoothQuant, Xiao et al. 2023): x / s row-quantized, s * W channel-quantized, the
-        product unchanged in float. A per-token scale cannot help a row whose own outlier
-        channels (the special tokens' rows carry the residual stream's ~10-100x channels) set
-        its step: the row's other channels round to a few codes. s = a^alpha / w^(1 - alpha),
-        with a the activation's calibration |x| max per channel and w the largest |weight| in
-        that input row across every integer MatMul reading it (they share one quantized copy)."""
+        """Per-channel divisors (formats/smoothquant.py) for the activations the integer
+        MatMuls read: x / s row-quantized, s * W channel-quantized. A per-token scale alone
+        cannot help a row whose own outlier channels (the special tokens' rows carry the
+        residual stream's ~10-100x channels) set its step."""
         for activation, weights in self._readers(ranges, excluded).items():
-            a = ranges[activation].magnitude.astype(np.float64)  # [K]
-            w = np.max([np.abs(weight).max(axis=1) for weight in weights], axis=0).astype(np.float64)  # [K]
-            if a.shape != w.shape:
-                continue  # statistics of another graph's tensor: leave this activation as it is
-            divisor = np.where((a > 0) & (w > 0), a ** alpha / np.maximum(w, 1e-12) ** (1 - alpha), 1.0)
-            self.smoothing[activation] = np.clip(divisor, 1e-4, 1e4).astype(np.float32)
+            divisor = migration_divisors(ranges[activation].magnitude, weights, alpha)
+            if divisor is not None:
+                self.smoothing[activation] = divisor
         return len(self.smoothing)
 
     def shift_one_signed(self, ranges: dict[str, ChannelRange], excluded: set[str]) -> int:

@@ -23,6 +23,9 @@ class LiteRTOptions(BucketedOptions, AcceleratorOptions):
 @dataclass(frozen=True)
 class LiteRTParams(RecipeParams):
     io: str = "float"  # static recipes: float32 outputs, or "int8"/"int16": the integer codes (the app dequantizes)
+    # SmoothQuant's migration strength for the quantized matrix products' inputs
+    # (tflite/smoothing.py), in (0, 1]; 0 leaves them as they are
+    smoothing_alpha: float = 0.0
 
     @property
     def float_outputs(self) -> bool:
@@ -48,9 +51,9 @@ class TfliteFormat(Format):
     accelerator_recipes = {"gpu": "", "npu": "tflite-full-integer-a16w8"}
     recipes = (
         Recipe("tflite-dynamic-int8", "tflite", Method.DYNAMIC, per_channel=True, calibration="minmax",
-               params=LiteRTParams(error_feedback=True),
-               description="dynamic-range int8 (weights int8 rounded against the calibration activations, "
-                           "activations quantized at run time)"),
+               params=LiteRTParams(error_feedback=True, smoothing_alpha=0.5),
+               description="dynamic-range int8 (outlier channels moved into the weights, weights int8 rounded "
+                           "against the calibration activations, activations quantized at run time)"),
         Recipe("tflite-weight-only-int8", "tflite", Method.WEIGHT_ONLY, per_channel=True, params=LiteRTParams(),
                description="int8 weights dequantized to float at load: smaller file, float compute"),
         Recipe("tflite-static-int8", "tflite", Method.STATIC, float_softmax=True, float_outliers=True, activations="int8",

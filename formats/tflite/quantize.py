@@ -16,6 +16,7 @@ from pocketbert.quiet import quiet_libraries
 from pocketbert.contracts.recipe import Method, Recipe
 from pocketbert.formats.tflite.error_feedback import fit_weights
 from pocketbert.formats.tflite.float_io import float_outputs
+from pocketbert.formats.tflite.smoothing import FLOAT_MULS, smooth_matrix_inputs
 
 SIGNATURE = "serving_default"
 
@@ -160,10 +161,13 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
     entries = recipe_entries(recipe, exclude) + (softmax_entries(source) if recipe.float_softmax else [])
     entries += outlier_entries(source) if recipe.float_outliers else []
     feed = calibration_feed(source, calibration) if recipe.needs_calibration else None
-    fitted, details = target.with_name("float.fitted.tflite"), {}
+    smoothed, fitted, details = target.with_name("float.smoothed.tflite"), target.with_name("float.fitted.tflite"), {}
     try:
+        if feed and recipe.params.smoothing_alpha:  # outlier channels moved into the weights first
+            details |= smooth_matrix_inputs(source, smoothed, feed, entries, recipe.params.smoothing_alpha)
+            source, entries = smoothed, [*entries, FLOAT_MULS]
         if feed and recipe.params.error_feedback:  # the quantizer's input: weights already on their codes
-            details = fit_weights(source, fitted, feed, entries)
+            details |= fit_weights(source, fitted, feed, entries)
             source = fitted
         with quiet_libraries(native_stderr=True):
             qt = quantizer.Quantizer(str(source), entries)
@@ -173,6 +177,7 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
                 result = lookup_ranges(source, result)
             qt.quantize(result).export_model(str(target), overwrite=True)
     finally:
+        smoothed.unlink(missing_ok=True)
         fitted.unlink(missing_ok=True)
     lookups = integer_lookups(target) if recipe.sixteen_bit_activations else []
     dequantized = float_outputs(target) if recipe.params.float_outputs else []

@@ -1,0 +1,110 @@
+"""The activations a LiteRT file's quantized matrix products read, and their calibration rows.
+
+Both weight passes on the float file (smoothing.py, error_feedback.py) need the same two
+things: which FULLY_CONNECTED / 1x1 CONV_2D ops the quantizer's entries will quantize (asked
+of ai-edge-quantizer's own RecipeManager, so --exclude'd ops are left as they are), and the
+rows those ops' inputs take on real text (the float file run with every tensor kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pocketbert.formats.gptq import real_token_rows
+
+MATRIX_PRODUCTS = ("FULLY_CONNECTED", "CONV_2D")  # CONV_2D: 1x1, stride 1, ungrouped only
+
+
+@dataclass(frozen=True)
+class Reader:
+    op: int  # operator index in its subgraph
+    buffer: int  # the constant float32 weight it multiplies by ([N, K], or [O, 1, 1, I])
+
+
+@dataclass(frozen=True)
+class MatrixInputs:
+    # (subgraph index, activation tensor index) -> the quantized matrix products reading it
+    readers: dict[tuple[int, int], list[Reader]]
+    kept_float: frozenset[int]  # weight buffers a matrix product the entries keep float reads
+
+
+def matrix_inputs(model, entries: list[dict]) -> MatrixInputs:
+    """The quantized matrix products of every signature's subgraph of ``model`` (a ModelT),
+    grouped by the activation they read; ``entries``: the quantizer's recipe."""
+    from ai_edge_quantizer import recipe_manager
+    from ai_edge_quantizer.qtyping import TFLOperationName
+    from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
+
+    from pocketbert.formats.tflite.graph import builtin_name
+
+    manager = recipe_manager.RecipeManager()  # the quantizer's own reading of the entries
+    manager.load_quantization_recipe(entries)
+    kinds = {i: builtin_name(max(code.builtinCode, code.deprecatedBuiltinCode))
+             for i, code in enumerate(model.operatorCodes)}
+    readers: dict[tuple[int, int], list[Reader]] = {}
+    kept_float: set[int] = set()
+    for index in sorted({signature.subgraphIndex for signature in model.signatureDefs}):
+        subgraph = model.subgraphs[index]
+        for position, op in enumerate(subgraph.operators):
+            kind = kinds[op.opcodeIndex]
+            if kind not in MATRIX_PRODUCTS or not _constant_matrix(model, subgraph, op, kind):
+                continue
+            algorithm, _ = manager.get_quantization_configs(TFLOperationName(kind), get_op_scope(op, subgraph.tensors))
+            buffer = subgraph.tensors[op.inputs[1]].buffer
+            if algorithm == recipe_manager.AlgorithmName.NO_QUANTIZE:
+                kept_float.add(buffer)
+            else:
+                readers.setdefault((index, int(op.inputs[0])), []).append(Reader(position, buffer))
+    return MatrixInputs(readers, frozenset(kept_float))
+
+
+def calibration_rows(model, source: Path, feed: dict[str, list[dict]],
+                     activations: set[tuple[int, int]]) -> Iterator[tuple[tuple[int, int], np.ndarray]]:
+    """((subgraph, tensor), rows [tokens, K] over the real tokens of one example) for each of
+    ``activations`` and each example of ``feed`` (signature -> examples) of its signature."""
+    from pocketbert.formats.tflite.litert import interpreter_module
+
+    interpreter = interpreter_module().Interpreter(str(source), experimental_preserve_all_tensors=True)
+    for signature in model.signatureDefs:
+        key = signature.signatureKey
+        name = key.decode() if isinstance(key, bytes) else key
+        wanted = [tensor for index, tensor in activations if index == signature.subgraphIndex]
+        runner = interpreter.get_signature_runner(name)
+        for example in feed.get(name, []) if wanted else []:
+            runner(**{k: v.astype(np.int32) for k, v in example.items()})
+            mask = example.get("attention_mask")
+            for tensor in wanted:
+                value = interpreter.get_tensor(tensor, signature.subgraphIndex)
+                yield (signature.subgraphIndex, tensor), real_token_rows(value, mask)  # NHWC: one row per position
+
+
+def weight_matrix(model, buffer: int, width: int) -> np.ndarray:
+    """The float32 weight in ``buffer`` as [N, K] (a 1x1 convolution's [O, 1, 1, I] as [O, I])."""
+    return np.frombuffer(bytes(model.buffers[buffer].data), np.float32).reshape(-1, width)
+
+
+def store_weight(model, buffer: int, matrix: np.ndarray) -> None:
+    model.buffers[buffer].data = np.ascontiguousarray(matrix.astype(np.float32)).view(np.uint8).ravel()
+
+
+def _constant_matrix(model, subgraph, op, kind: str) -> bool:
+    """Whether ``op`` multiplies its input rows by a constant float32 matrix: a
+    FULLY_CONNECTED's [N, K] weight, or a 1x1, stride-1 CONV_2D's [O, 1, 1, I] (SqueezeBERT's
+    pointwise convolutions, ungrouped), both quantized per output channel (axis 0)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    weight = subgraph.tensors[op.inputs[1]]
+    data = model.buffers[weight.buffer].data
+    if weight.type != schema.TensorType.FLOAT32 or data is None or not len(data):
+        return False
+    shape, width = list(weight.shape), list(subgraph.tensors[op.inputs[0]].shape)[-1:]
+    if shape[-1:] != width:  # a grouped convolution reads a slice of the row per weight: not one matrix
+        return False
+    if kind == "FULLY_CONNECTED":
+        return len(shape) == 2
+    options = op.builtinOptions
+    return len(shape) == 4 and shape[1:3] == [1, 1] and (options.strideH, options.strideW) == (1, 1)
