@@ -72,19 +72,20 @@ class Architecture:
 
     def ffn_output_modules(self, model: PreTrainedModel) -> list[str]:
         """Paths in ``model`` (the backbone, or a task model around it) of the declared FFN
-        outputs, in module order; a declaration that matches nothing is an error, not an
-        empty list."""
+        outputs, in module order. One declaration may match nothing (MobileBERT with
+        num_feedforward_networks=1 has no ``ffn.*`` stack); all of them matching nothing is
+        an error, not an empty list."""
         backbone = model.backbone if isinstance(model, TaskModel) else model
         prefix = f"{model.base_model_prefix}." if backbone is not model else ""
         names = [name for name, _ in backbone.named_modules()]
         found = set()
         for pattern in self.ffn_outputs:
             regex = re.compile(re.escape(pattern).replace(r"\*", r"\d+"))
-            matched = {name for name in names if regex.fullmatch(name)}
-            if not matched:
-                raise PocketbertError(f"{self.name}: the declared FFN output {pattern!r} matches no module of "
-                                      f"{type(model).__name__}")
-            found |= matched
+            found |= {name for name in names if regex.fullmatch(name)}
+        if not found:
+            declared = ", ".join(repr(p) for p in self.ffn_outputs)
+            raise PocketbertError(f"{self.name}: the declared FFN outputs ({declared}) match no module of "
+                                  f"{type(model).__name__}")
         return [prefix + name for name in names if name in found]
 
     def model_class(self, task: str) -> type[PreTrainedModel]:

@@ -121,8 +121,16 @@ def test_declares_exactly_its_feed_forward_outputs(name):
 def test_a_declaration_that_matches_nothing_is_an_error():
     arch = dataclasses.replace(registry.get_architecture("bert"), ffn_outputs=("encoder.layer.*.ffn.lin2",))
     model = arch.model_class("text-classification")(arch.fake_config())
-    with pytest.raises(PocketbertError, match=r"bert: the declared FFN output 'encoder\.layer\.\*\.ffn\.lin2' matches no"):
+    with pytest.raises(PocketbertError, match=r"bert: the declared FFN outputs \('encoder\.layer\.\*\.ffn\.lin2'\) match no"):
         arch.ffn_output_modules(model)
+
+
+def test_mobilebert_with_one_ffn_per_layer_has_its_ffn_outputs():
+    """num_feedforward_networks=1 (the BERT form of models/convert.py) has no ``ffn.*`` stack:
+    its one FFN output per layer is still found (the int8 recipes keep it float)."""
+    arch = registry.get_architecture("mobilebert")
+    model = arch.model_class("feature-extraction")(arch.fake_config(num_feedforward_networks=1))
+    assert arch.ffn_output_modules(model) == ["encoder.layer.0.output.dense", "encoder.layer.1.output.dense"]
 
 
 def files_from_forward_to_attention_scores(model, monkeypatch) -> list[str]:

@@ -217,6 +217,8 @@ def test_int8_recipes_keep_accuracy_on_distilbert(trained, tmp_path, monkeypatch
         assert details["quantized_layers"] == {"int8": 2 * 6 + 2 - ffn_outputs, "float": ffn_outputs}
         assert set(details["xnnpack"]["not_delegated"]) <= PORTABLE, details["xnnpack"]
         assert bool(details["kept_float"]["mask"]) == (name == "executorch-static-int8")
+        # static: each layer's two residual adds into a LayerNorm, and the embeddings' sum
+        assert len(details["kept_float"].get("residual", [])) == (2 * 2 + 1 if name == "executorch-static-int8" else 0)
         got = accuracy(pipeline("text-classification", tmp_path / name), held_out)
         print(f"distilbert executorch: fp32 {fp32:.3f} {name} {got:.3f} (mask quantized too: {collapsed:.3f})")
         assert got >= fp32 - 0.01, (name, got, fp32)

@@ -33,9 +33,10 @@ class ExecutorchFormat(Format):
     recipes = (
         Recipe("executorch-dynamic-int8", "executorch", Method.DYNAMIC, per_channel=True, float_outliers=True,
                description="int8 per-channel Linear/Conv weights, activations at run time (XNNPACK); FFN outputs float"),
-        Recipe("executorch-static-int8", "executorch", Method.STATIC, float_softmax=True, activations="int8",
-               per_channel=True, calibration="histogram",
-               description="int8 weights and activations (mask add and softmax in float), calibrated"),
+        Recipe("executorch-static-int8", "executorch", Method.STATIC, float_softmax=True, float_outliers=True,
+               activations="int8", per_channel=True, calibration="minmax",
+               description="int8 weights and activations, calibrated; mask add, softmax and the ops carrying "
+                           "outlier channels (FFN outputs, residual adds into LayerNorm, sentence pooling) in float"),
     )
 
     def require(self) -> None:
