@@ -238,6 +238,21 @@ def test_quantize_excludes_modules_and_starts_from_a_float_export(exports, tmp_p
 
 
 @pytest.mark.integration
+def test_squeezebert_dynamic_int8_quantizes_its_convolutions_and_nothing_quantized_is_refused(exports, tmp_path):
+    """XNNPACK's quantizer skips 1-D convolutions in dynamic int8: SqueezeBERT's file came out
+    all float under an int8 name. Its pointwise convolutions now go in as 2-D ones; a recipe
+    that quantizes no layer at all is an error, with nothing left behind."""
+    source, _, _ = exports["squeezebert"]
+    manifest = quantize_model(source, "executorch-dynamic-int8", tmp_path / "q", seq_len=SEQ)
+    layers = manifest.quantization["details"]["quantized_layers"]
+    assert layers["int8"] > layers["float"] > 0  # the FFN outputs float (float_outliers), the rest int8
+    assert manifest.files["model"].bytes < manifest.files["model"].float_bytes
+    with pytest.raises(PocketbertError, match="quantized none of this model's"):
+        quantize_model(source, "executorch-dynamic-int8", tmp_path / "none", seq_len=SEQ, exclude=(".",))
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.integration
 def test_bench_and_sweep_take_pte_files(exports, tmp_path, cli_env, cli_eval_text):
     _, out, _ = exports["bert"]
     source = tmp_path / "ckpt"  # the sweep times token id 1000: a vocabulary larger than the fake 1000

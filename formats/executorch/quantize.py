@@ -7,8 +7,9 @@ Like the TorchScript recipes these quantize the PyTorch model, not a float file:
 float .pte artifact, the checkpoint it was exported from (its manifest's ``source``) is
 quantized with the artifact's shapes.
 
-- dynamic: int8 per-channel weights of every Linear (and SqueezeBERT's Conv1d), activations
-  quantized at run time by XNNPACK; one example input runs through the weight observers.
+- dynamic: int8 per-channel weights of every Linear (and SqueezeBERT's Conv1d, traced as the
+  same Conv2d: ``pointwise_convolutions_as_2d``), activations quantized at run time by
+  XNNPACK; one example input runs through the weight observers.
 - static: int8 weights and activations (min/max ranges, calibrated on text) for
   Linear/Conv, add and mul. The additive mask (-10000 on padded keys) and the add that
   puts it on the attention scores stay float (``float_softmax``): quantized with the
@@ -239,8 +240,14 @@ def quantize_executorch(
             cut = None if calibration is None else [{k: v[..., :n] for k, v in row.items()} for row in calibration]
             quantized[bucket_signature(n)], converted, kept = _quantized_program(
                 recipe, model, dataclasses.replace(spec, sequence=n), cut, exclude)
+    layers = quantized_layers(converted)
+    if not layers["int8"]:  # an "int8" file as large as the float one is a wrong answer, not a result
+        from pocketbert.errors import PocketbertError
+
+        raise PocketbertError(f"{recipe.name} quantized none of this model's {layers['float']} Linear/conv layers "
+                              f"(all excluded, or none XNNPACK's quantizer takes)")
     details = executorch_export.lower(quantized, directory / executorch_export.MODEL_FILE)
-    details["quantized_layers"] = quantized_layers(converted)
+    details["quantized_layers"] = layers
     details["kept_float"] = kept
     return details
 
@@ -252,7 +259,8 @@ def _quantized_program(recipe: Recipe, model: PreTrainedModel, spec: ExportSpec,
 
     pt2e = executorch_export.require("torchao.quantization.pt2e.quantize_pt2e")
     vocab = model.config.vocab_size
-    program = executorch_export.export_program(TupleOutputs(model).eval(), spec, vocab)
+    traced = pointwise_convolutions_as_2d(model) if recipe.method is Method.DYNAMIC else model
+    program = executorch_export.export_program(TupleOutputs(traced).eval(), spec, vocab)
     graph = program.module()
     quantizer, kept = quantizer_for(recipe, graph, spec.input_names, exclude, model)
     examples = [example_args(spec, vocab)] if calibration is None else [
@@ -268,6 +276,43 @@ def _quantized_program(recipe: Recipe, model: PreTrainedModel, spec: ExportSpec,
     except Exception as exc:
         raise PocketbertError(f"PT2E quantization failed: {type(exc).__name__}: {first_line(exc)}") from None
     return executorch_export.export_program(converted, spec, vocab), converted, kept
+
+
+class _PointwiseAs2d(torch.nn.Module):
+    """A kernel-1 Conv1d on [B, C, W] computed as the same Conv2d on [B, C, 1, W]: XNNPACK's
+    quantizer quantizes 2-D convolutions dynamically but skips 1-D ones (executorch 1.5.1),
+    so SqueezeBERT's dynamic int8 file came out all float, as large as the float one."""
+
+    def __init__(self, conv: torch.nn.Conv1d):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(conv.in_channels, conv.out_channels, kernel_size=1, groups=conv.groups,
+                                    bias=conv.bias is not None)
+        with torch.no_grad():
+            self.conv.weight.copy_(conv.weight.unsqueeze(2))  # [O, I / groups, 1] -> [O, I / groups, 1, 1]
+            if conv.bias is not None:
+                self.conv.bias.copy_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.unsqueeze(2)).squeeze(2)  # [B, C, W] -> [B, C, 1, W] -> [B, O, 1, W] -> [B, O, W]
+
+
+def pointwise_convolutions_as_2d(model: PreTrainedModel) -> PreTrainedModel:
+    """A copy of ``model`` with every kernel-1, stride-1 Conv1d as ``_PointwiseAs2d``, at the
+    same module path (the outlier and --exclude patterns still match it)."""
+    import copy
+
+    def pointwise(module) -> bool:
+        return (isinstance(module, torch.nn.Conv1d) and module.kernel_size == (1,) and module.stride == (1,)
+                and module.padding == (0,) and module.dilation == (1,))
+
+    if not any(pointwise(m) for m in model.modules()):
+        return model
+    changed = copy.deepcopy(model)
+    for parent in list(changed.modules()):
+        for name, child in list(parent.named_children()):
+            if pointwise(child):
+                setattr(parent, name, _PointwiseAs2d(child))
+    return changed
 
 
 def quantized_layers(graph: torch.fx.GraphModule) -> dict[str, int]:
