@@ -36,11 +36,14 @@ def _outputs(path, feed: dict[str, list[dict]]) -> dict[str, list[np.ndarray]]:
     return found
 
 
-@pytest.mark.parametrize("arch,buckets", [("bert", (16, 32)), ("squeezebert", ())])  # FULLY_CONNECTED; 1x1 CONV_2D
-def test_smoothing_keeps_the_float_function_and_divides_only_what_is_quantized(arch, buckets, tiny_checkpoint,
+# FULLY_CONNECTED; 1x1 CONV_2D; an MLM decoder whose weight is also the embedding lookup's table
+@pytest.mark.parametrize("arch,task,buckets", [("bert", "text-classification", (16, 32)),
+                                               ("squeezebert", "text-classification", ()),
+                                               ("mobilebert", "fill-mask", ())])
+def test_smoothing_keeps_the_float_function_and_divides_only_what_is_quantized(arch, task, buckets, tiny_checkpoint,
                                                                                  tmp_path):
     exported = tmp_path / "export"
-    export_model(tiny_checkpoint(arch, "text-classification"), None, "tflite", exported,
+    export_model(tiny_checkpoint(arch, task), None, "tflite", exported,
                  ExportOptions(seq_len=SEQ, format_options=LiteRTOptions(seq_lens=buckets)))
     source, tokenizer = exported / "model.tflite", load_tokenizer(exported)
 
@@ -62,7 +65,7 @@ def test_smoothing_keeps_the_float_function_and_divides_only_what_is_quantized(a
 
     # per layer, BERT: the attention's input, its output projection's, the FFN's two; tiny
     # SqueezeBERT's convolutions are grouped (not one matrix each) but its post-attention one
-    per_layer = {"bert": 4, "squeezebert": 1}[arch]
+    per_layer = {"bert": 4, "squeezebert": 1, "mobilebert": 4}[arch]
     graphs = subgraphs(smoothed)
     assert len(graphs) == max(len(buckets), 1)
     for graph in graphs:

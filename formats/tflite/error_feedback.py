@@ -44,8 +44,8 @@ def fit_weights(source: Path, target: Path, feed: dict[str, list[dict]], entries
 
 def _weight_grams(model, source: Path, feed: dict[str, list[dict]], entries: list[dict]) -> dict[int, np.ndarray]:
     """weight buffer index -> X^T X [K, K] of the activations every quantized matrix product
-    reading that weight saw, summed over signatures (buckets share weights); a weight that a
-    float op also reads is left out (it keeps its values)."""
+    reading that weight saw, summed over signatures (buckets share weights); a weight that
+    another op also reads is left out (it keeps its values)."""
     inputs = matrix_inputs(model, entries)
     grams: dict[int, np.ndarray] = {}
     pending = GramAccumulator(grams)
@@ -53,4 +53,4 @@ def _weight_grams(model, source: Path, feed: dict[str, list[dict]], entries: lis
         for reader in inputs.readers[activation]:
             pending.add(reader.buffer, rows)
     pending.flush()
-    return {buffer: gram for buffer, gram in grams.items() if buffer not in inputs.kept_float}
+    return {buffer: gram for buffer, gram in grams.items() if buffer not in inputs.fixed}

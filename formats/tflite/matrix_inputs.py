@@ -29,7 +29,9 @@ class Reader:
 class MatrixInputs:
     # (subgraph index, activation tensor index) -> the quantized matrix products reading it
     readers: dict[tuple[int, int], list[Reader]]
-    kept_float: frozenset[int]  # weight buffers a matrix product the entries keep float reads
+    # weight buffers whose values must stay as they are: read by a matrix product the entries
+    # keep float, or by any other op (a tied MLM decoder's table is also the embedding lookup's)
+    fixed: frozenset[int]
 
 
 def matrix_inputs(model, entries: list[dict]) -> MatrixInputs:
@@ -46,7 +48,8 @@ def matrix_inputs(model, entries: list[dict]) -> MatrixInputs:
     kinds = {i: builtin_name(max(code.builtinCode, code.deprecatedBuiltinCode))
              for i, code in enumerate(model.operatorCodes)}
     readers: dict[tuple[int, int], list[Reader]] = {}
-    kept_float: set[int] = set()
+    fixed: set[int] = set()
+    quantized_reads: set[tuple[int, int]] = set()  # (subgraph, op) whose input 1 is a weight a pass may change
     for index in sorted({signature.subgraphIndex for signature in model.signatureDefs}):
         subgraph = model.subgraphs[index]
         for position, op in enumerate(subgraph.operators):
@@ -56,10 +59,23 @@ def matrix_inputs(model, entries: list[dict]) -> MatrixInputs:
             algorithm, _ = manager.get_quantization_configs(TFLOperationName(kind), get_op_scope(op, subgraph.tensors))
             buffer = subgraph.tensors[op.inputs[1]].buffer
             if algorithm == recipe_manager.AlgorithmName.NO_QUANTIZE:
-                kept_float.add(buffer)
+                fixed.add(buffer)
             else:
                 readers.setdefault((index, int(op.inputs[0])), []).append(Reader(position, buffer))
-    return MatrixInputs(readers, frozenset(kept_float))
+                quantized_reads.add((index, position))
+    fixed |= _read_elsewhere(model, quantized_reads)
+    return MatrixInputs(readers, frozenset(fixed))
+
+
+def _read_elsewhere(model, quantized_reads: set[tuple[int, int]]) -> set[int]:
+    """The constant buffers some op reads other than as a quantized matrix product's weight."""
+    found = set()
+    for index, subgraph in enumerate(model.subgraphs):
+        for position, op in enumerate(subgraph.operators):
+            for slot, tensor in enumerate(op.inputs):
+                if tensor >= 0 and not (slot == 1 and (index, position) in quantized_reads):
+                    found.add(subgraph.tensors[tensor].buffer)
+    return found
 
 
 def calibration_rows(model, source: Path, feed: dict[str, list[dict]],

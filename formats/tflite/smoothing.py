@@ -59,14 +59,14 @@ def smooth_matrix_inputs(source: Path, target: Path, feed: dict[str, list[dict]]
 
 def _weight_groups(inputs: MatrixInputs) -> dict[tuple[int, ...], list[tuple[int, int]]]:
     """The weight buffers read together -> the activations (subgraph, tensor) reading them.
-    A weight read from two groups (or by a float op) cannot take one divisor: its group is
+    A weight read from two groups (or by any other op) cannot take one divisor: its group is
     left out."""
     groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}
     for activation, readers in inputs.readers.items():
         groups.setdefault(tuple(sorted({r.buffer for r in readers})), []).append(activation)
     uses = Counter(buffer for weights in groups for buffer in weights)
     return {weights: activations for weights, activations in groups.items()
-            if all(uses[b] == 1 and b not in inputs.kept_float for b in weights)}
+            if all(uses[b] == 1 and b not in inputs.fixed for b in weights)}
 
 
 def _insert_divisions(model, inputs: MatrixInputs, divided: list[tuple[int, int, np.ndarray]]) -> None:
