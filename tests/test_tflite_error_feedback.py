@@ -10,9 +10,10 @@ import re
 import numpy as np
 import pytest
 
-from pocketbert.formats.tflite.error_feedback import QMAX, fit_weights
+from pocketbert.formats.tflite.error_feedback import QMAX
 from pocketbert.formats.tflite import LiteRTParams
 from pocketbert.formats.tflite.quantize import calibration_feed, quantize_tflite, recipe_entries
+from pocketbert.formats.tflite.weight_passes import prepare_weights
 from pocketbert.models.tokenizer import load_tokenizer
 from pocketbert.quantize import RECIPES, quantize_model
 from pocketbert.quantize.calibration import calibration_inputs, corpus_lines
@@ -60,7 +61,7 @@ def test_the_quantizer_gives_back_the_fitted_codes(arch, tiny_checkpoint, tiny_e
     before = _matrix_weights(source, outputs, matrices)
     excluded = next(iter(before))  # --exclude'd: the quantizer keeps it float, so its weights stay as they were
     entries = recipe_entries(RECIPES["tflite-dynamic-int8"], [f"^{re.escape(outputs[0])};"])
-    details = fit_weights(source, tmp_path / "fitted.tflite", feed, entries)
+    details = prepare_weights(source, tmp_path / "fitted.tflite", feed, entries, alpha=0.0, error_feedback=True)
     fitted = _matrix_weights(tmp_path / "fitted.tflite")
     chosen = matrices - {excluded}
     assert details["error_feedback_weights"] == len(chosen) >= 3

@@ -16,7 +16,8 @@ from pocketbert.formats.tflite import LiteRTOptions
 from pocketbert.formats.tflite.graph import subgraphs
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.formats.tflite.quantize import calibration_feed, recipe_entries
-from pocketbert.formats.tflite.smoothing import SUFFIX, smooth_matrix_inputs
+from pocketbert.formats.tflite.smoothing import SUFFIX
+from pocketbert.formats.tflite.weight_passes import prepare_weights
 from pocketbert.models.tokenizer import load_tokenizer
 from pocketbert.quality import metrics as quality
 from pocketbert.quantize import RECIPES, quantize_model
@@ -56,7 +57,7 @@ def test_smoothing_keeps_the_float_function_and_divides_only_what_is_quantized(a
     excluded = next(graph.tensor_names[op.outputs[0]] for op in graph.operators if op.name == "FULLY_CONNECTED")
     entries = recipe_entries(RECIPES["tflite-dynamic-int8"], [f"^{re.escape(excluded)};"])
     smoothed = tmp_path / "smoothed.tflite"
-    details = smooth_matrix_inputs(source, smoothed, feed_of(corpus_lines()[:48]), entries, alpha=0.5)
+    details = prepare_weights(source, smoothed, feed_of(corpus_lines()[:48]), entries, alpha=0.5, error_feedback=False)
 
     held_out = feed_of(quality.default_texts()[:12])  # not the calibration text
     for signature, values in _outputs(source, held_out).items():

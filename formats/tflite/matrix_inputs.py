@@ -1,9 +1,10 @@
-"""The activations a LiteRT file's quantized matrix products read, and their calibration rows.
+"""The activations a LiteRT file's quantized matrix products read, and what calibration shows of them.
 
 Both weight passes on the float file (smoothing.py, error_feedback.py) need the same two
 things: which FULLY_CONNECTED / 1x1 CONV_2D ops the quantizer's entries will quantize (asked
 of ai-edge-quantizer's own RecipeManager, so --exclude'd ops are left as they are), and the
-rows those ops' inputs take on real text (the float file run with every tensor kept).
+rows those ops' inputs take on real text (the float file run with every tensor kept, once for
+both passes: input_statistics).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pocketbert.formats.gptq import real_token_rows
+from pocketbert.formats.gptq import GramAccumulator, real_token_rows
 
 MATRIX_PRODUCTS = ("FULLY_CONNECTED", "CONV_2D")  # CONV_2D: 1x1, stride 1, ungrouped only
 
@@ -76,6 +77,31 @@ def _read_elsewhere(model, quantized_reads: set[tuple[int, int]]) -> set[int]:
                 if tensor >= 0 and not (slot == 1 and (index, position) in quantized_reads):
                     found.add(subgraph.tensors[tensor].buffer)
     return found
+
+
+@dataclass(frozen=True)
+class InputStatistics:
+    """One calibration run's view of the quantized matrix products' inputs."""
+    peaks: dict[tuple[int, int], np.ndarray]  # activation (subgraph, tensor) -> largest |x| per channel [K]
+    grams: dict[int, np.ndarray]  # weight buffer -> X^T X [K, K] over every row it multiplied (empty if not asked)
+
+
+def input_statistics(model, source: Path, feed: dict[str, list[dict]], inputs: MatrixInputs,
+                     grams: bool) -> InputStatistics:
+    """Per-channel peaks of every activation in ``inputs`` and, with ``grams``, each weight's
+    Gram matrix, summed over signatures (buckets share weights), from one run of ``source``."""
+    peaks: dict[tuple[int, int], np.ndarray] = {}
+    found: dict[int, np.ndarray] = {}
+    pending = GramAccumulator(found)
+    for activation, rows in calibration_rows(model, source, feed, set(inputs.readers)):
+        if not rows.size:
+            continue
+        peak = np.abs(rows).max(axis=0)  # [K]
+        peaks[activation] = np.maximum(peaks[activation], peak) if activation in peaks else peak
+        for reader in inputs.readers[activation] if grams else []:
+            pending.add(reader.buffer, rows)
+    pending.flush()
+    return InputStatistics(peaks, found)
 
 
 def calibration_rows(model, source: Path, feed: dict[str, list[dict]],

@@ -14,9 +14,10 @@ from pathlib import Path
 from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.quiet import quiet_libraries
 from pocketbert.contracts.recipe import Method, Recipe
-from pocketbert.formats.tflite.error_feedback import fit_weights
 from pocketbert.formats.tflite.float_io import float_outputs
-from pocketbert.formats.tflite.smoothing import FLOAT_MULS, smooth_matrix_inputs
+from pocketbert.formats.tflite.shared_constants import NAME_TYPE_BUG, separate_shared_constants
+from pocketbert.formats.tflite.smoothing import FLOAT_MULS
+from pocketbert.formats.tflite.weight_passes import prepare_weights
 
 SIGNATURE = "serving_default"
 
@@ -161,24 +162,27 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
     entries = recipe_entries(recipe, exclude) + (softmax_entries(source) if recipe.float_softmax else [])
     entries += outlier_entries(source) if recipe.float_outliers else []
     feed = calibration_feed(source, calibration) if recipe.needs_calibration else None
-    smoothed, fitted, details = target.with_name("float.smoothed.tflite"), target.with_name("float.fitted.tflite"), {}
+    prepared, details = target.with_name("float.prepared.tflite"), {}
+    separated = target.with_name("float.separated.tflite")
     try:
-        if feed and recipe.params.smoothing_alpha:  # outlier channels moved into the weights first
-            details |= smooth_matrix_inputs(source, smoothed, feed, entries, recipe.params.smoothing_alpha)
-            source, entries = smoothed, [*entries, FLOAT_MULS]
-        if feed and recipe.params.error_feedback:  # the quantizer's input: weights already on their codes
-            details |= fit_weights(source, fitted, feed, entries)
-            source = fitted
+        alpha, error_feedback = recipe.params.smoothing_alpha, recipe.params.error_feedback
+        if feed and (alpha or error_feedback):  # the quantizer's input: outliers moved, weights on their codes
+            details |= prepare_weights(source, prepared, feed, entries, alpha=alpha, error_feedback=error_feedback)
+            source, entries = prepared, [*entries, FLOAT_MULS] if alpha else entries
         with quiet_libraries(native_stderr=True):
-            qt = quantizer.Quantizer(str(source), entries)
             ranges = recipe.method is Method.STATIC and feed
             result = calibrated_ranges(source, entries, feed, 16 if recipe.sixteen_bit_activations else 8) if ranges else None
             if result and recipe.sixteen_bit_activations:
                 result = lookup_ranges(source, result)
-            qt.quantize(result).export_model(str(target), overwrite=True)
+            try:
+                quantizer.Quantizer(str(source), entries).quantize(result).export_model(str(target), overwrite=True)
+            except TypeError as exc:  # its duplicate-then-dequantize path (shared_constants.py)
+                if NAME_TYPE_BUG not in str(exc) or not separate_shared_constants(source, separated, entries):
+                    raise
+                quantizer.Quantizer(str(separated), entries).quantize(result).export_model(str(target), overwrite=True)
     finally:
-        smoothed.unlink(missing_ok=True)
-        fitted.unlink(missing_ok=True)
+        prepared.unlink(missing_ok=True)
+        separated.unlink(missing_ok=True)
     lookups = integer_lookups(target) if recipe.sixteen_bit_activations else []
     dequantized = float_outputs(target) if recipe.params.float_outputs else []
     return {"tool": "ai-edge-quantizer", "recipe_entries": entries, "dequantized_outputs": dequantized,

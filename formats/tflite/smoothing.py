@@ -12,37 +12,35 @@ by s: the float function is unchanged up to rounding. Weights shared by several 
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from pocketbert.formats.smoothquant import migration_divisors
-from pocketbert.formats.tflite.matrix_inputs import (MatrixInputs, calibration_rows, matrix_inputs, store_weight,
-                                                     weight_matrix)
+from pocketbert.formats.tflite.matrix_inputs import MatrixInputs, store_weight, weight_matrix
 
 SUFFIX = "/smoothed"  # the MUL's output: the activation's name + this
 FLOAT_MULS = {"regex": rf".*{SUFFIX};", "operation": "MUL", "algorithm_key": "no_quantize"}  # 1 / s stays float32
 
 
-def smooth_matrix_inputs(source: Path, target: Path, feed: dict[str, list[dict]], entries: list[dict],
-                         alpha: float) -> dict:
-    """Write ``source`` to ``target`` with the inputs of the matrix products ``entries``
-    quantize divided by their SmoothQuant divisors (strength ``alpha``), measured on ``feed``
-    (signature -> examples)."""
-    from ai_edge_litert.tools import flatbuffer_utils
+@dataclass(frozen=True)
+class Smoothing:
+    activations: int  # activations divided (one MUL each)
+    divisors: dict[int, np.ndarray]  # weight buffer -> the s [K] its input channels were multiplied by
 
-    from pocketbert.formats.tflite.graph import write_in_place
 
-    model = flatbuffer_utils.read_model(str(source))
-    inputs = matrix_inputs(model, entries)
+def smooth_matrix_inputs(model, inputs: MatrixInputs, peaks: dict[tuple[int, int], np.ndarray],
+                         alpha: float) -> Smoothing:
+    """Divide, in ``model`` (a ModelT, changed in place), the inputs of the quantized matrix
+    products ``inputs`` by their SmoothQuant divisors (strength ``alpha``) from calibration's
+    per-channel ``peaks``, and multiply those products' weights by them."""
     groups = _weight_groups(inputs)
-    group_of = {activation: weights for weights, activations in groups.items() for activation in activations}
     magnitude: dict[tuple[int, ...], np.ndarray] = {}  # weight group -> largest |x| per channel [K]
-    for activation, rows in calibration_rows(model, source, feed, set(group_of)):
-        if rows.size:
-            peak, weights = np.abs(rows).max(axis=0), group_of[activation]
-            magnitude[weights] = np.maximum(magnitude[weights], peak) if weights in magnitude else peak
-    divided = []
+    for weights, activations in groups.items():
+        seen = [peaks[a] for a in activations if a in peaks]
+        if seen:
+            magnitude[weights] = np.max(seen, axis=0)
+    divided, divisors = [], {}
     for weights, peak in magnitude.items():
         matrices = {buffer: weight_matrix(model, buffer, peak.size) for buffer in weights}  # [N, K] each
         divisor = migration_divisors(peak, [m.T for m in matrices.values()], alpha)  # [K]
@@ -50,11 +48,11 @@ def smooth_matrix_inputs(source: Path, target: Path, feed: dict[str, list[dict]]
             continue
         for buffer, matrix in matrices.items():
             store_weight(model, buffer, matrix * divisor[None, :])
+            divisors[buffer] = divisor
         for subgraph, tensor in groups[weights]:
             divided.append((subgraph, tensor, (1.0 / divisor).astype(np.float32)))
     _insert_divisions(model, inputs, divided)
-    write_in_place(model, target, ".smoothed")
-    return {"smoothed_activations": len(divided), "smoothing_alpha": alpha}
+    return Smoothing(len(divided), divisors)
 
 
 def _weight_groups(inputs: MatrixInputs) -> dict[tuple[int, ...], list[tuple[int, int]]]:
