@@ -23,7 +23,8 @@ def separate_shared_constants(source: Path, target: Path, entries: list[dict]) -
     """Write ``source`` to ``target`` with each float weight matrix (rank >= 2: scalars and
     vectors are left to the quantizer) that the quantizer's ``entries`` quantize for some
     readers and keep float for others split in two (tensor and buffer); the count of copies
-    added. Nothing is written when there is none."""
+    added. Nothing is written when there is none. Per subgraph: a bucketed file's copies are
+    one per bucket (this is the fallback path, not the usual one)."""
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
@@ -64,9 +65,10 @@ def separate_shared_constants(source: Path, target: Path, entries: list[dict]) -
 
 
 def _treatment(model, entries: list[dict]):
-    """(subgraph, op) -> whether the quantizer's own RecipeManager keeps it float. Readers the
-    quantizer quantizes in different ways it handles itself (the static recipes' tied table
-    stays one int8 tensor); only a float reader beside a quantized one takes the broken path."""
+    """The rule (subgraph, op) -> whether the quantizer's own RecipeManager keeps the op
+    float. Readers the quantizer quantizes in different ways it handles itself (the static
+    recipes' tied table stays one int8 tensor); only a float reader beside a quantized one
+    takes the broken path."""
     from ai_edge_quantizer import recipe_manager
     from ai_edge_quantizer.qtyping import TFLOperationName
     from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
