@@ -27,3 +27,13 @@ def migration_divisors(activation_magnitude: np.ndarray, weights: list[np.ndarra
         return None
     divisor = np.where((a > 0) & (w > 0), a ** alpha / np.maximum(w, 1e-12) ** (1 - alpha), 1.0)
     return np.clip(divisor, 1 / LIMIT, LIMIT).astype(np.float32)
+
+
+def smoothed_gram(gram: np.ndarray, divisor: np.ndarray | None) -> np.ndarray:
+    """X^T X [K, K] of rows divided channel-wise by ``divisor`` s [K] (None: undivided):
+    D X^T X D with D = diag(1 / s), what error feedback needs after smoothing without a
+    second calibration run."""
+    if divisor is None:
+        return gram
+    inverse = 1.0 / divisor.astype(np.float64)
+    return gram * np.outer(inverse, inverse)

@@ -47,7 +47,7 @@ import numpy as np
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.formats.gptq import round_with_error_feedback
 from pocketbert.formats.onnx.smoothing import ChannelRange
-from pocketbert.formats.smoothquant import migration_divisors
+from pocketbert.formats.smoothquant import migration_divisors, smoothed_gram
 
 OPSET = 21  # blocked QuantizeLinear (a per-row scale on a 3-D activation without reshapes)
 # an activation is one-signed when its negative reach, summed over channels, is at most this
@@ -221,9 +221,7 @@ class _Rewrite:
         gram = self.grams.get(x)
         if gram is None or gram.shape != (weight.shape[0],) * 2:
             return np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8)
-        if x in self.smoothing:  # the kernel reads x / s: its Gram matrix is D X^T X D, D = diag(1 / s)
-            inverse = 1.0 / self.smoothing[x].astype(np.float64)
-            gram = gram * np.outer(inverse, inverse)
+        gram = smoothed_gram(gram, self.smoothing.get(x))  # the kernel reads x / s
         self.error_feedback += 1
         return round_with_error_feedback(weight, gram, step, self.qmax)
 

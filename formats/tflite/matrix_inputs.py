@@ -35,19 +35,38 @@ class MatrixInputs:
     fixed: frozenset[int]
 
 
-def matrix_inputs(model, entries: list[dict]) -> MatrixInputs:
-    """The quantized matrix products of every signature's subgraph of ``model`` (a ModelT),
-    grouped by the activation they read; ``entries``: the quantizer's recipe."""
+def kept_float_rule(model, entries: list[dict]):
+    """The rule (subgraph, op) -> whether ai-edge-quantizer keeps the op float under its
+    recipe ``entries``, asked of its own RecipeManager (an op kind it does not know: float)."""
     from ai_edge_quantizer import recipe_manager
     from ai_edge_quantizer.qtyping import TFLOperationName
     from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
 
+    manager = recipe_manager.RecipeManager()
+    manager.load_quantization_recipe(entries)
+    kinds = _op_kinds(model)
+
+    def kept_float(subgraph, op) -> bool:
+        try:
+            kind = TFLOperationName(kinds[op.opcodeIndex])
+        except ValueError:
+            return True
+        algorithm, _ = manager.get_quantization_configs(kind, get_op_scope(op, subgraph.tensors))
+        return algorithm == recipe_manager.AlgorithmName.NO_QUANTIZE
+
+    return kept_float
+
+
+def _op_kinds(model) -> dict[int, str]:
     from pocketbert.formats.tflite.graph import builtin_name
 
-    manager = recipe_manager.RecipeManager()  # the quantizer's own reading of the entries
-    manager.load_quantization_recipe(entries)
-    kinds = {i: builtin_name(max(code.builtinCode, code.deprecatedBuiltinCode))
-             for i, code in enumerate(model.operatorCodes)}
+    return {i: builtin_name(max(code.builtinCode, code.deprecatedBuiltinCode)) for i, code in enumerate(model.operatorCodes)}
+
+
+def matrix_inputs(model, entries: list[dict]) -> MatrixInputs:
+    """The quantized matrix products of every signature's subgraph of ``model`` (a ModelT),
+    grouped by the activation they read; ``entries``: the quantizer's recipe."""
+    kept_float, kinds = kept_float_rule(model, entries), _op_kinds(model)
     readers: dict[tuple[int, int], list[Reader]] = {}
     fixed: set[int] = set()
     quantized_reads: set[tuple[int, int]] = set()  # (subgraph, op) whose input 1 is a weight a pass may change
@@ -57,9 +76,8 @@ def matrix_inputs(model, entries: list[dict]) -> MatrixInputs:
             kind = kinds[op.opcodeIndex]
             if kind not in MATRIX_PRODUCTS or not _constant_matrix(model, subgraph, op, kind):
                 continue
-            algorithm, _ = manager.get_quantization_configs(TFLOperationName(kind), get_op_scope(op, subgraph.tensors))
             buffer = subgraph.tensors[op.inputs[1]].buffer
-            if algorithm == recipe_manager.AlgorithmName.NO_QUANTIZE:
+            if kept_float(subgraph, op):
                 fixed.add(buffer)
             else:
                 readers.setdefault((index, int(op.inputs[0])), []).append(Reader(position, buffer))

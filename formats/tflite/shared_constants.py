@@ -29,9 +29,10 @@ def separate_shared_constants(source: Path, target: Path, entries: list[dict]) -
     from ai_edge_litert.tools import flatbuffer_utils
 
     from pocketbert.formats.tflite.graph import write_in_place
+    from pocketbert.formats.tflite.matrix_inputs import kept_float_rule
 
     model = flatbuffer_utils.read_model(str(source))
-    treatment = _treatment(model, entries)
+    kept_float = kept_float_rule(model, entries)  # a float reader beside a quantized one takes the broken path
     added = 0
     for subgraph in model.subgraphs:
         readers: dict[int, list[tuple[int, int]]] = {}  # constant tensor -> (op, input slot)
@@ -43,9 +44,9 @@ def separate_shared_constants(source: Path, target: Path, entries: list[dict]) -
                         and len(constant.shape) >= 2:
                     readers.setdefault(tensor, []).append((position, slot))
         for tensor, reads in readers.items():
-            groups: dict[object, list[tuple[int, int]]] = {}
+            groups: dict[bool, list[tuple[int, int]]] = {}  # kept float? -> its reads
             for position, slot in reads:
-                groups.setdefault(treatment(subgraph, subgraph.operators[position]), []).append((position, slot))
+                groups.setdefault(kept_float(subgraph, subgraph.operators[position]), []).append((position, slot))
             for copy, (_, group) in enumerate(list(groups.items())[1:], start=1):  # the first keeps the original
                 original = subgraph.tensors[tensor]
                 buffer = schema.BufferT()
@@ -62,34 +63,6 @@ def separate_shared_constants(source: Path, target: Path, entries: list[dict]) -
     if added:
         write_in_place(model, target, ".separated")
     return added
-
-
-def _treatment(model, entries: list[dict]):
-    """The rule (subgraph, op) -> whether the quantizer's own RecipeManager keeps the op
-    float. Readers the quantizer quantizes in different ways it handles itself (the static
-    recipes' tied table stays one int8 tensor); only a float reader beside a quantized one
-    takes the broken path."""
-    from ai_edge_quantizer import recipe_manager
-    from ai_edge_quantizer.qtyping import TFLOperationName
-    from ai_edge_quantizer.utils.tfl_flatbuffer_utils import get_op_scope
-
-    from pocketbert.formats.tflite.graph import builtin_name
-
-    manager = recipe_manager.RecipeManager()
-    manager.load_quantization_recipe(entries)
-    kinds = {i: builtin_name(max(code.builtinCode, code.deprecatedBuiltinCode))
-             for i, code in enumerate(model.operatorCodes)}
-
-    def kept_float(subgraph, op) -> bool:
-        try:
-            kind = TFLOperationName(kinds[op.opcodeIndex])
-        except ValueError:  # an op kind the quantizer does not know stays float
-            return True
-        algorithm, _ = manager.get_quantization_configs(kind, get_op_scope(op, subgraph.tensors))
-        return algorithm == recipe_manager.AlgorithmName.NO_QUANTIZE
-
-    return kept_float
-
 
 
 def _name(tensor) -> bytes:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from pocketbert.formats.smoothquant import smoothed_gram
 from pocketbert.formats.tflite.error_feedback import fit_weights
 from pocketbert.formats.tflite.matrix_inputs import input_statistics, matrix_inputs
 from pocketbert.formats.tflite.smoothing import smooth_matrix_inputs
@@ -37,16 +36,9 @@ def prepare_weights(source: Path, target: Path, feed: dict[str, list[dict]], ent
         divisors = smoothing.divisors
         details |= {"smoothed_activations": smoothing.activations, "smoothing_alpha": alpha}
     if error_feedback:
-        grams = {buffer: _divided(gram, divisors.get(buffer)) for buffer, gram in statistics.grams.items()
+        grams = {buffer: smoothed_gram(gram, divisors.get(buffer)) for buffer, gram in statistics.grams.items()
                  if buffer not in inputs.fixed}
         details["error_feedback_weights"] = fit_weights(model, grams)
     write_in_place(model, target, ".prepared")
     return details
 
-
-def _divided(gram: np.ndarray, divisor: np.ndarray | None) -> np.ndarray:
-    """X^T X [K, K] of rows divided channel-wise by ``divisor`` s [K]: D X^T X D."""
-    if divisor is None:
-        return gram
-    inverse = 1.0 / divisor.astype(np.float64)
-    return gram * np.outer(inverse, inverse)
