@@ -107,7 +107,8 @@ def quantize_to_target(source, fmt_name: str, target: str, out_dir, task: str | 
                 directory = outcome.artifact.unpack(work / f"c{len(candidates)}")
                 files[outcome.label] = outcome.artifact
                 row = {"candidate": outcome.label, "recipe": recipe.name, "float_blocks": [label for label, _ in blocks],
-                       "directory": str(directory), "bytes": outcome.value["bytes"], metric: found.get(metric), "quality": found}
+                       "directory": str(directory), "bytes": outcome.value["bytes"], "sha256": outcome.value["sha256"],
+                       metric: found.get(metric), "quality": found}
                 candidates.append(row)
                 rows.append(row)
                 progress(f"{outcome.label}: {metric} {_fmt(row[metric])}")
@@ -183,7 +184,7 @@ def candidate_job(scratch: Path, base, recipe: str, task: str, calibration, excl
                               exclude=tuple(exclude), options=ExportOptions(seq_len=seq_len) if seq_len else ExportOptions(),
                               eval_texts=texts, keep_below_floor=True)  # every candidate is measured and listed
     entry = manifest.files["model"]
-    return {"bytes": entry.bytes, "quality": entry.quality or {}}, directory
+    return {"bytes": entry.bytes, "sha256": entry.sha256, "quality": entry.quality or {}}, directory
 
 
 def _held_out(float_dir: Path | str, candidate_dir: Path, task: str, texts: list[str]) -> dict:

@@ -160,17 +160,25 @@ def test_an_interrupted_sweep_resumes_where_it_stopped(model, texts, in_process,
     assert not journal.exists()
 
 
-def test_a_target_search_on_two_workers_chooses_the_same_file(model, texts, pool, tmp_path, scratch):
-    """The candidates' figures and the file written are the in-process search's (dynamic int8
-    is the faster of the two on any CPU, so latency noise cannot change the choice)."""
+def test_a_target_search_on_two_workers_makes_the_same_candidates(model, texts, pool, tmp_path, scratch):
+    """Every candidate's bytes and figures are the in-process search's, and each search writes
+    the candidate it chose. Which one it chooses is up to latency (on a 2-layer model at seq 16
+    either recipe can be the faster), so that, and what only the chosen is checked on, is not
+    compared across the two."""
+    from pocketbert.contracts.artifact import sha256
     from pocketbert.quantize.target import quantize_to_target
 
-    def search(out: Path, pool=None) -> tuple[dict, bytes]:
+    by_latency = ("median_ms", "held_out", "below_floor")
+
+    def search(out: Path, pool=None) -> list[dict]:
         manifest = quantize_to_target(model, "onnx", "agreement>=0.5", out, seq_len=SEQ, eval_texts=texts,
                                       recipe_names=["onnx-dynamic-int8", "onnx-static-int8-minmax"], pool=pool)
         found = manifest.quantization["target_search"]
-        figures = [{k: v for k, v in row.items() if k != "median_ms"} for row in found["candidates"]]
-        return {"chosen": found["chosen"], "candidates": figures}, (out / "model.onnx").read_bytes()
+        chosen, = [row for row in found["candidates"] if row["candidate"] == found["chosen"]]
+        assert sha256(out / "model.onnx") == chosen["sha256"]
+        return [{k: v for k, v in row.items() if k not in by_latency} for row in found["candidates"]]
 
-    assert search(tmp_path / "in-process") == search(tmp_path / "workers", pool)
+    in_process, on_workers = search(tmp_path / "in-process"), search(tmp_path / "workers", pool)
+    assert len({row["sha256"] for row in in_process}) == 2
+    assert on_workers == in_process
     assert not leftovers(scratch)
