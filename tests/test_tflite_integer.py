@@ -56,8 +56,8 @@ def test_ranges_hold_every_example_and_not_the_padding_bias(float_dir):
     float_file = float_dir / "model.tflite"
     entries = recipe_entries(get_recipe(NPU), [])
     long_text = " ".join(read_texts(None)[0][0] for _ in range(4))
-    first = calibrated_ranges(float_file, entries, _feed(float_dir, [long_text]), 16)
-    every = calibrated_ranges(float_file, entries, _feed(float_dir, [long_text] + ["Yes."] * 29), 16)
+    first = calibrated_ranges(float_file, entries, _feed(float_dir, [long_text]), every_example=True)
+    every = calibrated_ranges(float_file, entries, _feed(float_dir, [long_text] + ["Yes."] * 29), every_example=True)
     assert first.keys() == every.keys()
     for name, found in first.items():
         assert np.all(every[name]["max"] >= found["max"] - 1e-6) and np.all(every[name]["min"] <= found["min"] + 1e-6), name
