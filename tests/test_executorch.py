@@ -160,7 +160,7 @@ def test_quantizer_keeps_integer_scalars_integer():
     graph = torch.export.export(Indexed().eval(), example).module()
     with pytest.raises(IndexError, match="tensors used as indices"):  # executorch 1.5.1: still broken upstream
         prepare_pt2e(torch.export.export(Indexed().eval(), example).module(), XNNPACKQuantizer())(*example)
-    quantizer, _ = quantizer_for(RECIPES["executorch-dynamic-int8"], graph, ("input_ids", "attention_mask"), [])
+    quantizer, _, _ = quantizer_for(RECIPES["executorch-dynamic-int8"], graph, ("input_ids", "attention_mask"), [])
     prepared = prepare_pt2e(graph, quantizer)
     assert prepared(*example).shape == (2, 4)
 
@@ -219,6 +219,8 @@ def test_int8_recipes_keep_accuracy_on_distilbert(trained, tmp_path, monkeypatch
         assert bool(details["kept_float"]["mask"]) == (name == "executorch-static-int8")
         # static: each layer's two residual adds into a LayerNorm, and the embeddings' sum
         assert len(details["kept_float"].get("residual", [])) == (2 * 2 + 1 if name == "executorch-static-int8" else 0)
+        # static: each layer's Q, K, V and FFN input take their rows at run time
+        assert len(details.get("quantized_at_run_time", [])) == (4 * 2 if name == "executorch-static-int8" else 0)
         got = accuracy(pipeline("text-classification", tmp_path / name), held_out)
         print(f"distilbert executorch: fp32 {fp32:.3f} {name} {got:.3f} (mask quantized too: {collapsed:.3f})")
         assert got >= fp32 - 0.01, (name, got, fp32)

@@ -41,6 +41,19 @@ SHORT_TEXT_FLOORS = {"cosine_mean": 0.99, "cosine_min": 0.985}
 # tie-aware 0.980 -> 1.000, recall@10 0.944 -> 0.956 at seq 128), tflite once its run-time rows
 # were smoothed too (formats/tflite/smoothing.py: recall@10 0.948 -> 0.972)
 RETRIEVAL_FLOORS = {"nn_retention_tie_aware": 0.985, "spearman": 0.995, "recall_at_10": 0.95}
+# issue 28's static floors: cosine mean and min in every regime, tie-aware retention. LiteRT
+# and ExecuTorch static int8 met them once the products reading a LayerNorm took their rows at
+# run time and nothing float was rounded to 8 bits between float ops (tflite, 304 held-out
+# texts at seq 128: short min 0.971 -> 0.996, tie-aware 0.954 -> 1.000; executorch: 0.962 ->
+# 0.990, 0.980 -> 0.990)
+STATIC_FLOORS = {"cosine_mean": 0.995, "cosine_min": 0.98}
+STATIC_RETENTION = 0.98
+
+
+def assert_static_floors(found: dict) -> None:
+    for regime, figures in found["regimes"].items():
+        assert all(figures[name] >= floor for name, floor in STATIC_FLOORS.items()), (regime, figures)
+    assert found["nn_retention_tie_aware"] >= STATIC_RETENTION, found
 
 
 @pytest.mark.parametrize("recipe,fmt", [("onnx-dynamic-int8", "onnx"), ("onnx-dynamic-int8-asymmetric", "onnx"),
@@ -56,6 +69,8 @@ def test_shipped_recipes_keep_real_embeddings(recipe, fmt, floats, tmp_path):
         assert all(short[name] >= floor for name, floor in SHORT_TEXT_FLOORS.items()), short
         assert all(figures["cosine_min"] >= 0.985 for figures in found["regimes"].values()), found["regimes"]
         assert all(found[name] >= floor for name, floor in RETRIEVAL_FLOORS.items()), found
+    if recipe == "tflite-static-int8":
+        assert_static_floors(found)
     entry = manifest.files["model"]
     # static ONNX keeps the FFN and the embedding table float (80.8 of 91.3 MB): smaller only
     assert entry.bytes < (0.5 if "dynamic" in recipe or fmt == "tflite" else 0.95) * entry.float_bytes
@@ -94,17 +109,15 @@ def test_torchscript_recipe_keeps_real_embeddings(minilm, tmp_path):
 def test_executorch_static_int8_keeps_the_real_model(minilm, tmp_path):
     """It collapsed here (pooled cosine mean 0.872, refused by the gate): XNNPACK's histogram
     observer clipped the outlier channels, and the residual adds into the LayerNorms, where
-    they peak, were int8. Both are float now (min/max ranges, ``float_outliers``)."""
+    they peak, were int8. Both are float now (min/max ranges, ``float_outliers``), and the
+    products reading a LayerNorm take their rows at run time."""
     manifest = quantize_model(minilm, "executorch-static-int8", tmp_path / "q", task="feature-extraction", seq_len=SEQ)
     found = manifest.files["model"].quality
     assert found["task"] == "feature-extraction" and found["sentences"] == len(quality.default_texts())
-    # measured at seq 128: typical min/mean 0.986 / 0.994, short min 0.962, tie-aware retention
-    # 0.980 (0.954 at seq 64: the shipped static recipes' floor, FLOORS, is 0.93)
-    typical = found["regimes"]["typical"]
-    assert typical["cosine_mean"] >= 0.99 and typical["cosine_min"] >= 0.975, typical
-    assert found["nn_retention_tie_aware"] >= FLOORS["nn_retention_tie_aware"], found
+    assert_static_floors(found)
     kept = manifest.quantization["details"]["kept_float"]
     assert len(kept["residual"]) == 2 * 6 + 1  # each layer's two, the embeddings' sum
+    assert len(manifest.quantization["details"]["quantized_at_run_time"]) == 4 * 6  # each layer's Q, K, V, FFN input
 
 
 def test_parity_default_gates_pass_the_default_and_fail_the_collapse(minilm, floats, tmp_path):

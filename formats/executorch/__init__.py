@@ -35,8 +35,9 @@ class ExecutorchFormat(Format):
                description="int8 per-channel Linear/Conv weights, activations at run time (XNNPACK); FFN outputs float"),
         Recipe("executorch-static-int8", "executorch", Method.STATIC, float_softmax=True, float_outliers=True,
                activations="int8", per_channel=True, calibration="minmax",
-               description="int8 weights and activations, calibrated; mask add, softmax and the ops carrying "
-                           "outlier channels (FFN outputs, residual adds into LayerNorm, sentence pooling) in float"),
+               description="int8 weights; activations calibrated, but for the inputs read from a LayerNorm (Q, K, V, "
+                           "FFN input), quantized per row at run time; mask add, softmax and the ops carrying outlier "
+                           "channels (FFN outputs, residual adds into LayerNorm, sentence pooling) in float"),
     )
 
     def require(self) -> None:
