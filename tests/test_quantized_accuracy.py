@@ -63,8 +63,9 @@ def test_int8_keeps_accuracy_within_one_point(arch, tmp_path):
     print(f"{arch}: under the gate's floors on real text: {gated}")
     for recipe in DYNAMIC + STATIC + [NPU]:
         assert results[recipe] >= fp32 - 0.01, (recipe, results[recipe], fp32)
-    # static int8 keeps each layer's FFN output projection after a GELU float in every graph
-    # (SqueezeBERT's is a CONV_2D behind transposes; MobileBERT's paper config uses ReLU)
+    # static int8 keeps each layer's FFN output projection after a GELU out of calibrated int8
+    # (float out, rows quantized at run time) in every graph (SqueezeBERT's is a CONV_2D behind
+    # transposes; MobileBERT's paper config uses ReLU)
     graph = subgraphs(tmp_path / "tflite-static-int8" / "model.tflite")[0]
     written = [(op.name, graph.tensor_types[op.outputs[0]]) for op in graph.operators]
     if ("GELU", "FLOAT32") in written:

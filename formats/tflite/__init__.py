@@ -58,10 +58,10 @@ class TfliteFormat(Format):
                description="int8 weights dequantized to float at load: smaller file, float compute"),
         Recipe("tflite-static-int8", "tflite", Method.STATIC, float_softmax=True, float_outliers=True, activations="int8",
                per_channel=True, calibration="minmax", params=LiteRTParams(error_feedback=True, smoothing_alpha=0.5),
-               description="int8 weights; the attention output's activations calibrated, the inputs read from a "
-                           "LayerNorm (Q, K, V, FFN input) quantized per row at run time, outlier channels smoothed "
-                           "into the weights; mask add, softmax and the ops carrying outlier channels (FFN output, "
-                           "residual adds, LayerNorm, GELU, batch matmul, sentence pooling) in float"),
+               description="int8 weights; the attention output's activations calibrated, the inputs carrying "
+                           "outlier channels (Q, K, V, FFN input and output) quantized per row at run time and "
+                           "smoothed into the weights; mask add, softmax, residual adds, LayerNorm, GELU, batch "
+                           "matmul and sentence pooling in float"),
         Recipe("tflite-full-integer-int8", "tflite", Method.STATIC, activations="int8", per_channel=True,
                calibration="minmax", params=LiteRTParams(io="int8"), description="every op int8, int8 logits out: for integer-only accelerators"),
         Recipe("tflite-full-integer-a16w8", "tflite", Method.STATIC, activations="int16", per_channel=True,
