@@ -294,8 +294,8 @@ def _quantized_program(recipe: Recipe, model: PreTrainedModel, spec: ExportSpec,
 
     pt2e = executorch_export.require("torchao.quantization.pt2e.quantize_pt2e")
     vocab = model.config.vocab_size
-    at_run_time = recipe.method is Method.DYNAMIC or recipe.float_outliers  # what XNNPACK quantizes at run time
-    traced = pointwise_convolutions_as_2d(model) if at_run_time else model
+    rows_at_run_time = recipe.method is Method.DYNAMIC or recipe.float_outliers  # XNNPACK's dynamic scheme, in part
+    traced = pointwise_convolutions_as_2d(model) if rows_at_run_time else model
     program = executorch_export.export_program(TupleOutputs(traced).eval(), spec, vocab)
     graph = program.module()
     quantizer, kept, at_run_time = quantizer_for(recipe, graph, spec.input_names, exclude, model)

@@ -98,10 +98,9 @@ def outlier_entries(model_path: Path) -> list[dict]:
             feeder, before = _before_layout(op.inputs[0], producers)
             if op.name == "ADD" and {r.name for r in readers} & {"SQUARED_DIFFERENCE", "MEAN"}:  # a residual into a LayerNorm
                 entries.append(_exact(names[output], "ADD"))
-            if op.name in matrix_products and feeder is not None and feeder.name == "GELU":  # FFN output
+            ffn_output = feeder is not None and feeder.name == "GELU"
+            if op.name in matrix_products and (ffn_output or {r.name for r in readers} == {"GELU"}):  # or its input
                 entries += exact([*before, *after]) + [_dynamic(names[output], op.name)]  # SqueezeBERT: transposed
-            if op.name in matrix_products and {r.name for r in readers} == {"GELU"}:  # FFN input
-                entries += exact([*before, *after]) + [_dynamic(names[output], op.name)]
             if op.name in _LAYOUT and feeder is not None and feeder.name == "EMBEDDING_LOOKUP":  # into the float sum
                 entries.append(_exact(names[output], op.name))
             if op.name == "BATCH_MATMUL":  # the heads' Q, K, V, and the scores' scaling
