@@ -54,3 +54,21 @@ def test_only_the_attention_outputs_are_calibrated_and_nothing_float_is_rounded_
     consumers = graph.consumers()
     outputs = [t for op in graph.operators for t in op.outputs if t not in consumers]
     assert outputs and not [t for t in outputs if rounded_on_the_way(t)]
+
+
+def test_an_excluded_layer_stays_float_though_the_recipe_quantizes_its_kind_at_run_time(tiny_checkpoint, tiny_export,
+                                                                                       tmp_path):
+    """--exclude (and the scan's and --target's float blocks, which use it) comes after the
+    recipe's own per-op entries: ai-edge-quantizer takes the last entry matching an op."""
+    from pocketbert.formats.tflite.graph import subgraphs
+    from pocketbert.quantize import quantize_model
+
+    checkpoint = tiny_checkpoint("bert", "sentence-embedding", layers=2, seed=7)
+    manifest = quantize_model(tiny_export(checkpoint, "tflite", seq_len=SEQ), "tflite-static-int8", tmp_path / "q",
+                              exclude=("BertLayer_0/",), keep_below_floor=True)  # a LiteRT tensor-name pattern
+    assert manifest.quantization["excluded_nodes"]
+    graph = subgraphs(tmp_path / "q" / "model.tflite")[0]
+    products = [op for op in graph.operators if op.name == "FULLY_CONNECTED"]
+    float_weights = [op for op in products if graph.tensor_types[op.inputs[1]] == "FLOAT32"]
+    assert len(float_weights) == 6  # layer 0's Q, K, V, attention output, FFN input and output
+    assert all("Layer_0" in graph.tensor_names[op.outputs[0]] for op in float_weights)

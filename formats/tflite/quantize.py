@@ -171,7 +171,13 @@ def recipe_entries(recipe: Recipe, exclude: list[str]) -> list[dict]:
             (Method.STATIC, "int8"): presets.static_wi8_ai8,
             (Method.STATIC, "int16"): presets.static_wi8_ai16,
         }[recipe.method, recipe.activations]()
-    return entries + [{"regex": p, "operation": "*", "algorithm_key": "no_quantize"} for p in exclude]
+    return entries + exclusions(exclude)
+
+
+def exclusions(patterns: list[str]) -> list[dict]:
+    """``no_quantize`` for the tensor-name patterns the user excludes. ai-edge-quantizer takes
+    the last entry that matches an op, so these go after every entry of ours."""
+    return [{"regex": p, "operation": "*", "algorithm_key": "no_quantize"} for p in patterns]
 
 
 def calibration_feed(source: Path, calibration: list[dict]) -> dict[str, list[dict]]:
@@ -199,8 +205,8 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
     if recipe.sixteen_bit_activations and not recipe.float_softmax and _float_variance(source):
         warnings.warn(f"{source.name}: LayerNorm's variance stays float in the integer file (LiteRT runs no 16-bit "
                       f"SQUARED_DIFFERENCE); export with --accelerator npu for one integer from the lookups on")
-    entries = recipe_entries(recipe, exclude) + (softmax_entries(source) if recipe.float_softmax else [])
-    entries += outlier_entries(source) if recipe.float_outliers else []
+    entries = recipe_entries(recipe, []) + (softmax_entries(source) if recipe.float_softmax else [])
+    entries += (outlier_entries(source) if recipe.float_outliers else []) + exclusions(exclude)
     feed = calibration_feed(source, calibration) if recipe.needs_calibration else None
     prepared, details = target.with_name("float.prepared.tflite"), {}
     separated = target.with_name("float.separated.tflite")
