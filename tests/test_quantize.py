@@ -113,13 +113,24 @@ def assert_integer_end_to_end(path, sixteen_bit_weights):
 @pytest.mark.integration
 def test_static_recipes_keep_softmax_float_and_choose_the_output_type(float_export, tmp_path):
     import numpy as np
+    import onnx
 
     from pocketbert.formats.tflite.runner import TfliteRunner
     from pocketbert.formats.tflite.litert import interpreter_module
 
     onnx_static = quantize_model(float_export("onnx"), "onnx-static-int8-minmax", tmp_path / "onnx", seq_len=SEQ)
     # one Softmax and the Add feeding it the masked scores per layer
-    assert len(onnx_static.quantization["details"]["float_softmax_nodes"]) == 2 * 2
+    details = onnx_static.quantization["details"]
+    assert len(details["float_softmax_nodes"]) == 2 * 2
+    # the outlier-carrying inputs quantized per token at run time (each layer's Q, K, V, the
+    # bottlenecks and four FFNs' projections, the MLM head's transform); each attention output
+    # projection reads calibrated int8 (QDQ); the attention products stay float
+    graph = onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph
+    producers = {output: node.op_type for node in graph.node for output in node.output}
+    float_matmuls = [[producers.get(i) for i in n.input] for n in graph.node if n.op_type == "MatMul"]
+    assert len(details["quantized_at_run_time"]) == details["int8_matmuls"] == 2 * 15 + 1
+    assert float_matmuls.count(["DequantizeLinear", "DequantizeLinear"]) == 2  # one per layer
+    assert sum("DequantizeLinear" not in inputs for inputs in float_matmuls) >= 2 * 2  # QK^T, PV
     for name, softmax_input, output in [("tflite-static-int8", np.float32, np.float32),
                                         ("tflite-full-integer-int8", np.int8, np.int8)]:
         quantize_model(float_export("tflite"), name, tmp_path / name, seq_len=SEQ)

@@ -85,3 +85,27 @@ def weight_matmul_inputs(graph) -> list[str]:
     weights = {i.name for i in graph.initializer if len(i.dims) == 2}
     found = [n.input[0] for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
     return list(dict.fromkeys(found))
+
+
+def activation_products(graph) -> list[str]:
+    """MatMuls of two activations (attention's query x key and probabilities x value)."""
+    constants = {i.name for i in graph.initializer}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and not constants & set(n.input)]
+
+
+def attention_output_projections(graph) -> list[str]:
+    """The constant-weight MatMuls reading, through layout ops only, a product of two
+    activations: each attention's output projection, whose input (a mix of value rows) has
+    no outlier channels and takes a calibrated int8 range."""
+    producers = {output: node for node in graph.node for output in node.output}
+    products = set(activation_products(graph))
+    layout = {"Transpose", "Reshape", "Split", "Squeeze", "Unsqueeze", "Flatten"}
+
+    def reads_a_product(name: str) -> bool:
+        node = producers.get(name)
+        while node is not None and node.op_type in layout:
+            node = producers.get(node.input[0])
+        return node is not None and node.name in products
+
+    weights = {i.name for i in graph.initializer if len(i.dims) == 2}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights and reads_a_product(n.input[0])]

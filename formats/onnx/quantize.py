@@ -3,6 +3,7 @@ at run time) and static QDQ calibrated with MinMax, Entropy or Percentile."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,11 @@ import numpy as np
 from pocketbert.errors import PocketbertError, first_line
 from pocketbert.formats.onnx.attention_bias import fold_attention_biases
 from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
-from pocketbert.formats.onnx.graph import ffn_projections, softmax_nodes
+from pocketbert.formats.onnx.graph import (activation_products, attention_output_projections, ffn_projections,
+                                           softmax_nodes)
 from pocketbert.formats.onnx.per_token import quantize_per_token
 from pocketbert.formats.onnx.smoothing import calibration_statistics
+from pocketbert.formats.onnx.tables import quantize_tables
 from pocketbert.quiet import quiet_libraries
 from pocketbert.contracts.recipe import Method, Recipe
 
@@ -38,27 +41,33 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     graph = onnx.load(str(source))
     del graph.graph.value_info[:]
     kept_float = softmax_nodes(graph.graph) if recipe.float_softmax else []
-    outliers = _outlier_nodes(recipe, graph.graph) if recipe.float_outliers else []
-    excluded_nodes = sorted({*excluded_nodes, *kept_float, *outliers})
-    details = {"tool": "onnxruntime.quantization", "float_softmax_nodes": kept_float, "float_outlier_nodes": outliers}
+    excluded_nodes = sorted({*excluded_nodes, *kept_float})
+    details = {"tool": "onnxruntime.quantization", "float_softmax_nodes": kept_float}
     params = recipe.params
-    if recipe.method is Method.DYNAMIC:
+    if recipe.method is Method.DYNAMIC or params.per_token:
         # SqueezeBERT's pointwise convolutions as MatMuls: integer MatMul kernels instead of
         # ConvInteger (paper size, seq 128, 1 thread: per-token 31.9 -> 26.7 ms, per-tensor
         # 33.0 -> 24.0, per-channel 32.2 -> 24.9); excluded convolutions stay float Convs
         details["convolutions_as_matmuls"] = pointwise_convs_to_matmuls(graph, excluded=excluded_nodes)
     if params.per_token:  # float-exact: key and value bias Adds out of attention
         details["attention_biases_folded"] = fold_attention_biases(graph.graph)
+        details["row_scaled_tables"] = quantize_tables(graph.graph, set(excluded_nodes))
+    at_run_time = _rows_at_run_time(graph.graph, excluded_nodes) if recipe.method is Method.STATIC and params.per_token else []
+    if at_run_time:
+        details["quantized_at_run_time"] = at_run_time
     staged = target.with_name("float.staged.onnx")
     onnx.save(graph, str(staged))
-    onnxruntime_out = target.with_name("embeddings.staged.onnx") if params.per_token else target
+    onnxruntime_out = target.with_name("onnxruntime.staged.onnx") if params.per_token else target
     try:  # quiet: advice on the root logger ("consider pre-processing"), calibrators' prints
         with quiet_libraries():
             convolutions = [n.name for n in graph.graph.node if n.op_type == "Conv" and n.name not in excluded_nodes]
-            details |= _quantize(recipe, staged, onnxruntime_out, calibration, excluded_nodes, convolutions) or {}
+            calibrated_excluded = sorted({*excluded_nodes, *at_run_time, *activation_products(graph.graph)}) \
+                if at_run_time else excluded_nodes
+            details |= _quantize(recipe, staged, onnxruntime_out, calibration, calibrated_excluded, convolutions) or {}
         if params.per_token:
-            details["tool"] = "onnxruntime.quantization (embeddings{}) + pocketbert per-token MatMuls".format(
-                ", convolutions" if convolutions else "")
+            took = ["attention outputs, calibrated"] * bool(at_run_time) + ["convolutions"] * bool(convolutions)
+            details["tool"] = "pocketbert per-token MatMuls and row-scaled tables" + (
+                f" + onnxruntime.quantization ({', '.join(took)})" if took else "")
             wants_ranges = (params.smoothing_alpha or params.shift_one_signed or params.error_feedback) and calibration
             seen = calibration_statistics(staged, calibration, grams=params.error_feedback) if wants_ranges else None
             details |= quantize_per_token(onnxruntime_out, target, weight_bits=7 if params.reduce_range else 8,
@@ -73,12 +82,17 @@ def quantize_onnx(recipe: Recipe, source: Path, target: Path, calibration, exclu
     return details
 
 
-def _outlier_nodes(recipe: Recipe, graph) -> list[str]:
-    """Dynamic: the FFN output MatMuls (the outlier weights; with them float and per-channel
-    weights, pooled cosine 0.964 -> 0.996 on real text). Static: both FFN MatMuls (their
-    activations carry the residual stream's outlier channels too: 0.834 -> 0.9975)."""
-    found = ffn_projections(graph)
-    return found["out"] if recipe.method is Method.DYNAMIC else found["in"] + found["out"]
+def _rows_at_run_time(graph, excluded_nodes: list[str]) -> list[str]:
+    """Static recipes with per-token rows: the constant-weight MatMuls whose input carries the
+    residual stream's outlier channels (Q, K, V and the FFN input read a LayerNorm; the FFN
+    output reads GELU's long tail) get one scale per token at run time, as in the dynamic
+    recipe; only each attention's output projection reads a calibrated int8 range. On the
+    real MiniLM's MobileBERT form a calibrated range on those inputs lost short texts (held-out
+    pooled cosine min 0.979, Q/K/V calibrated and the FFN float)."""
+    constants = {i.name for i in graph.initializer if len(i.dims) == 2}
+    calibrated = set(attention_output_projections(graph)) | set(excluded_nodes)
+    return [n.name for n in graph.node
+            if n.op_type == "MatMul" and n.input[1] in constants and n.name not in calibrated]
 
 
 def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str],
@@ -88,13 +102,14 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
 
     weight_type = QuantType.QUInt8 if recipe.weights == "uint8" else QuantType.QInt8
     if recipe.method is Method.DYNAMIC:
-        # per-token recipes: onnxruntime quantizes what the per-token rewrite does not (the
-        # embedding tables, convolutions the MatMul rewrite left); the rewrite then takes every
-        # constant MatMul
-        staged = target.with_name("convolutions.staged.onnx") if convolutions else target
-        quantize_dynamic(str(source), str(staged), weight_type=weight_type, per_channel=recipe.per_channel,
-                         reduce_range=recipe.params.reduce_range, nodes_to_exclude=[*excluded_nodes, *convolutions],
-                         op_types_to_quantize=["Gather"] if recipe.params.per_token else None)
+        if recipe.params.per_token:
+            # the per-token rewrite takes every constant MatMul, quantize_tables the embedding
+            # tables: onnxruntime only the convolutions the MatMul rewrite left
+            staged = source
+        else:
+            staged = target.with_name("convolutions.staged.onnx") if convolutions else target
+            quantize_dynamic(str(source), str(staged), weight_type=weight_type, per_channel=recipe.per_channel,
+                             reduce_range=recipe.params.reduce_range, nodes_to_exclude=[*excluded_nodes, *convolutions])
         if convolutions:
             # Convs the MatMul rewrite left (not pointwise): onnxruntime's ConvInteger is fast
             # for u8 x u8 only: with int8 weights SqueezeBERT's 1x1 convolutions took 215 of
@@ -105,7 +120,10 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
                                  reduce_range=recipe.params.reduce_range, nodes_to_exclude=excluded_nodes,
                                  op_types_to_quantize=["Conv"])
             finally:
-                staged.unlink(missing_ok=True)
+                if staged != source:
+                    staged.unlink(missing_ok=True)
+        elif staged == source:
+            shutil.copyfile(source, target)
     elif recipe.sixteen_bit_activations:
         return {"sixteen_bit_weights": _quantize_for_qnn(source, target, calibration, excluded_nodes)}
     else:
@@ -120,9 +138,9 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
             # pair, which made the static file slower than fp32
             activation_type=QuantType.QUInt8 if recipe.activations == "uint8" else QuantType.QInt8,
             calibrate_method=method, nodes_to_exclude=excluded_nodes,
-            # with float outliers only the projections are int8: Add and LayerNorm inputs
-            # carry the residual stream's outliers (MinMax over them: pooled cosine 0.83)
-            op_types_to_quantize=["MatMul"] if recipe.float_outliers else None,
+            # with per-token rows only the projections are int8: Add and LayerNorm inputs carry
+            # the residual stream's outliers (MinMax over them: pooled cosine 0.83)
+            op_types_to_quantize=["MatMul"] if recipe.params.per_token else None,
         )
 
 
