@@ -194,7 +194,10 @@ def test_excluding_layers_keeps_them_in_float(checkpoint, float_export, tmp_path
 def test_quantizing_a_float_export_and_refusing_the_wrong_one(checkpoint, tmp_path):
     export_model(checkpoint, "fill-mask", "onnx", tmp_path / "float", ExportOptions(seq_len=SEQ))
     manifest = quantize_model(tmp_path / "float", "onnx-static-int8-entropy", tmp_path / "q", seq_len=SEQ)
-    assert manifest.quantization["calibration"]["examples"] == 16
+    # onnxruntime's histogram calibrator keeps every example's tensors: it sees 16, the run-time
+    # rows' statistics every example of the length-mixed corpus
+    assert manifest.quantization["details"]["calibrator_examples"] == 16
+    assert manifest.quantization["calibration"]["examples"] > 200
     with pytest.raises(PocketbertError, match="recipe tflite-dynamic-int8 is for tflite"):
         quantize_model(tmp_path / "float", "tflite-dynamic-int8", tmp_path / "x")
     with pytest.raises(PocketbertError, match="already quantized"):

@@ -45,7 +45,7 @@ RETRIEVAL_FLOORS = {"nn_retention_tie_aware": 0.985, "spearman": 0.995, "recall_
 # recipes met them once the products whose inputs carry outlier channels took their rows at
 # run time and nothing float was rounded to 8 bits between float ops (304 held-out texts at
 # seq 128, short min / tie-aware: tflite 0.970 -> 0.994 / 0.954 -> 1.000; executorch
-# 0.962 -> 0.990 / 0.980 -> 0.990; onnx, MobileBERT form, 0.979 -> 0.990 / 0.990; every
+# 0.962 -> 0.990 / 0.980 -> 0.990; onnx, MobileBERT form, 0.979 -> 0.989 / 0.993; every
 # regime's mean >= 0.995 there, at this seq the long texts, cut to 64 pieces, keep 0.9947 in
 # LiteRT)
 STATIC_FLOORS = {"cosine_mean": 0.995, "cosine_min": 0.98, "nn_retention_tie_aware": 0.98}
@@ -58,6 +58,7 @@ def assert_static_floors(found: dict) -> None:
 
 @pytest.mark.parametrize("recipe,fmt", [("onnx-dynamic-int8", "onnx"), ("onnx-dynamic-int8-asymmetric", "onnx"),
                                         ("tflite-dynamic-int8", "tflite"), ("onnx-static-int8-minmax", "onnx"),
+                                        ("onnx-static-int8-entropy", "onnx"), ("onnx-static-int8-percentile", "onnx"),
                                         ("tflite-static-int8", "tflite")])
 def test_shipped_recipes_keep_real_embeddings(recipe, fmt, floats, tmp_path):
     manifest = quantize_model(floats / fmt, recipe, tmp_path / "q")

@@ -20,6 +20,14 @@ from pocketbert.quiet import quiet_libraries
 from pocketbert.contracts.recipe import Method, Recipe
 
 
+# onnxruntime's calibrators keep every input and output of every MatMul of every example in
+# memory, excluded or not (BERT-base at seq 128: ~100 MB an example; with 1.32's
+# CalibMaxIntermediateOutputs the min/max calibrator drops what it collected unmeasured), and
+# the histogram calibrators more: the first examples of the length-mixed text go to them, while
+# the run-time rows' statistics (per_token.py) see every example
+CALIBRATOR_EXAMPLES = {"minmax": 100, "entropy": 16, "percentile": 16}
+
+
 class _Reader:
     """onnxruntime's CalibrationDataReader protocol over a list of input dicts."""
 
@@ -129,8 +137,9 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
     else:
         method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                   "percentile": CalibrationMethod.Percentile}[recipe.calibration]
+        examples = calibration[:CALIBRATOR_EXAMPLES[recipe.calibration]]
         quantize_static(
-            str(source), str(target), _Reader(calibration), quant_format=QuantFormat.QDQ,
+            str(source), str(target), _Reader(examples), quant_format=QuantFormat.QDQ,
             per_channel=recipe.per_channel, reduce_range=recipe.params.reduce_range, weight_type=QuantType.QInt8,
             # uint8 activations: onnxruntime's x86 integer kernels (QLinearMatMul, and
             # MatMulIntegerToFloat for a float output) take u8 x s8 only; with int8 activations
@@ -142,6 +151,7 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
             # the residual stream's outliers (MinMax over them: pooled cosine 0.83)
             op_types_to_quantize=["MatMul"] if recipe.params.per_token else None,
         )
+        return {"calibrator_examples": len(examples)}
 
 
 def _quantize_for_qnn(source: Path, target: Path, calibration, excluded_nodes: list[str]) -> list[str]:
