@@ -75,13 +75,17 @@ def test_every_recipe_applies_and_is_recorded(name, checkpoint, float_export, tm
     assert written["quantization"]["name"] == name
     assert (tmp_path / "q" / "vocab.txt").is_file()
     if recipe.format == "onnx" and recipe.sixteen_bit_activations:
-        assert_integer_end_to_end(tmp_path / "q" / "model.onnx", manifest.quantization["details"]["sixteen_bit_weights"])
+        assert_integer_end_to_end(tmp_path / "q" / "model.onnx", manifest.quantization["details"])
 
 
-def assert_integer_end_to_end(path, sixteen_bit_weights):
+TABLE_MOVES = {"Gather", "Transpose", "Slice", "Pad", "Reshape", "QuantizeLinear", "DequantizeLinear"}
+
+
+def assert_integer_end_to_end(path, details):
     """What QNN's HTP needs of a QDQ file: every op that computes values reads dequantized
     16-bit codes and hands its result to a quantize (no float op between); weights 8-bit but
-    the ones the manifest names."""
+    the ones the manifest names; the embedding tables 8-bit, their lookups' outputs in the
+    table's own encoding."""
     import onnx
     from onnx import numpy_helper
 
@@ -100,14 +104,29 @@ def assert_integer_end_to_end(path, sixteen_bit_weights):
         assert readers[node.output[0]] and all(r.op_type == "QuantizeLinear" for r in readers[node.output[0]]), node.name
     codes = {init.name: numpy_helper.to_array(init).dtype for init in graph.initializer}
     quantized = [n for n in graph.node if n.op_type == "QuantizeLinear"]
-    assert {str(codes[n.input[2]]) for n in quantized} == {"uint16"}  # activations
+    tables = {f"{name}_quantized" for name in details["eight_bit_tables"]}
+    assert tables and {str(codes[name]) for name in tables} == {"uint8"}
+
+    def moved_table(name: str) -> bool:
+        """Whether a tensor is a table's codes moved by lookups and layout ops only (a tied MLM
+        decoder's transposed table, MobileBERT's shifted trigram copies): the table's encoding."""
+        node = producer.get(name)
+        while node is not None and node.op_type in TABLE_MOVES:
+            if node.op_type == "DequantizeLinear" and node.input[0] in tables:
+                return True
+            node = producer.get(node.input[0])
+        return False
+
+    eight_bit = [n for n in quantized if str(codes[n.input[2]]) == "uint8"]
+    assert eight_bit and all(moved_table(n.input[0]) for n in eight_bit)
+    assert {str(codes[n.input[2]]) for n in quantized if n not in eight_bit} == {"uint16"}  # activations
     # a MatMul's weight: the constant codes its DequantizeLinear reads
     matmul_weights = {producer[n.input[1]].input[0] for n in graph.node if n.op_type == "MatMul"
                       and producer[n.input[1]].input[0] in codes}
     assert matmul_weights
     wide = {w for w in matmul_weights if str(codes[w]) == "uint16"}
     assert {str(codes[w]) for w in matmul_weights - wide} == {"uint8"}
-    assert wide == {f"{name}_quantized" for name in sixteen_bit_weights}
+    assert wide == {f"{name}_quantized" for name in details["sixteen_bit_weights"]}
 
 
 @pytest.mark.integration

@@ -87,7 +87,8 @@ def test_the_qnn_recipe_keeps_the_real_model_with_its_ffn_weights_at_16_bits(flo
     assert found["cosine_mean"] >= 0.995 and found["nn_retention_tie_aware"] >= 0.98, found
     assert all(figures["cosine_min"] >= 0.98 for figures in found["regimes"].values()), found["regimes"]
     assert len(manifest.quantization["details"]["sixteen_bit_weights"]) == 2 * 6  # two per layer
-    assert entry.bytes < 0.5 * entry.float_bytes
+    # the word table 8-bit: 41.8 MB (0.46 of the float file) when it took the activations' 16
+    assert entry.bytes < 0.34 * entry.float_bytes
 
 
 def test_the_metric_catches_the_old_per_tensor_collapse(floats, tmp_path):
