@@ -64,3 +64,20 @@ def test_excluded_lookups_and_non_table_gathers_stay(tmp_path):
     model = onnx.load(str(tmp_path / "float.onnx"))
     assert quantize_tables(model.graph, excluded={"lookup"}) == []
     assert [n.op_type for n in model.graph.node] == ["Gather", "Add"]
+
+
+def test_a_table_read_by_two_lookups_is_stored_once(tmp_path):
+    table = np.random.default_rng(2).normal(0, 1, (VOCAB, WIDTH)).astype(np.float32)
+    nodes = [helper.make_node("Gather", ["table", "ids"], ["a"]), helper.make_node("Gather", ["table", "ids"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "twice", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "tokens"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(table, "table")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    assert quantize_tables(model.graph, excluded=set()) == ["table"]
+    outputs = [name for node in model.graph.node for name in node.output]
+    assert len(outputs) == len(set(outputs))  # every tensor written once
+    assert sorted(i.name for i in model.graph.initializer) == ["table/codes", "table/row_scales"]
+    onnx.save(model, str(tmp_path / "rows.onnx"))
+    ids = np.arange(VOCAB, dtype=np.int64)[None, :]
+    np.testing.assert_allclose(_run(tmp_path / "rows.onnx", ids)[0], 2 * table, atol=2 * np.abs(table).max() / 254 + 1e-6)

@@ -30,21 +30,21 @@ def quantize_tables(graph, excluded: set[str]) -> list[str]:
                 or _axis(node) != 0:
             nodes.append(node)
             continue
-        table = numpy_helper.to_array(tables[node.input[0]])  # [V, H]
-        scale = np.abs(table).max(axis=1, keepdims=True) / 127.0  # [V, 1]
-        scale[scale == 0] = 1.0
-        codes = np.clip(np.round(table / scale), -127, 127).astype(np.int8)
         name = node.input[0]
-        added += [numpy_helper.from_array(codes, f"{name}/codes"),
-                  numpy_helper.from_array(scale.astype(np.float32), f"{name}/row_scales")]
-        prefix, ids, out = node.name or name, node.input[1], node.output[0]
-        nodes += [helper.make_node("Gather", [f"{name}/codes", ids], [f"{prefix}/codes_out"], name=f"{prefix}/codes"),
-                  helper.make_node("Cast", [f"{prefix}/codes_out"], [f"{prefix}/float_codes"], name=f"{prefix}/cast",
+        if name not in rewritten:  # a table read by two lookups is stored once
+            table = numpy_helper.to_array(tables[name])  # [V, H]
+            scale = np.abs(table).max(axis=1, keepdims=True) / 127.0  # [V, 1]
+            scale[scale == 0] = 1.0
+            codes = np.clip(np.round(table / scale), -127, 127).astype(np.int8)
+            added += [numpy_helper.from_array(codes, f"{name}/codes"),
+                      numpy_helper.from_array(scale.astype(np.float32), f"{name}/row_scales")]
+            rewritten.append(name)
+        ids, out = node.input[1], node.output[0]  # the output's name is unique: the new names derive from it
+        nodes += [helper.make_node("Gather", [f"{name}/codes", ids], [f"{out}/codes"], name=f"{out}/codes"),
+                  helper.make_node("Cast", [f"{out}/codes"], [f"{out}/float_codes"], name=f"{out}/cast",
                                    to=TensorProto.FLOAT),
-                  helper.make_node("Gather", [f"{name}/row_scales", ids], [f"{prefix}/scales_out"],
-                                   name=f"{prefix}/scales"),
-                  helper.make_node("Mul", [f"{prefix}/float_codes", f"{prefix}/scales_out"], [out], name=prefix)]
-        rewritten.append(name)
+                  helper.make_node("Gather", [f"{name}/row_scales", ids], [f"{out}/scales"], name=f"{out}/scales"),
+                  helper.make_node("Mul", [f"{out}/float_codes", f"{out}/scales"], [out], name=node.name or out)]
     del graph.node[:]
     graph.node.extend(nodes)
     used = {i for n in nodes for i in n.input}
