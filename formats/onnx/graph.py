@@ -79,12 +79,26 @@ def ffn_projections(graph) -> dict[str, list[str]]:
             "out": [n.name for n in matmuls if _near(n, ups, GELU_OPS, 4)]}
 
 
-def weight_matmul_inputs(graph) -> list[str]:
-    """The activations read by MatMuls with a constant 2-D weight (what the per-token rewrite
-    quantizes), each once, in graph order."""
+def weight_matmuls(graph) -> list:
+    """The MatMuls by a constant 2-D weight (what the per-token rewrite quantizes), in graph order."""
     weights = {i.name for i in graph.initializer if len(i.dims) == 2}
-    found = [n.input[0] for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
-    return list(dict.fromkeys(found))
+    return [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def weight_matmul_inputs(graph) -> list[str]:
+    """The activations ``weight_matmuls`` read, each once, in graph order."""
+    return list(dict.fromkeys(n.input[0] for n in weight_matmuls(graph)))
+
+
+def lookup_tables(graph) -> list[str]:
+    """The constant 2-D tables Gathers read, every one of them along the rows (word, position
+    and type embeddings)."""
+    constants = {i.name for i in graph.initializer if len(i.dims) == 2}
+    axes: dict[str, set[int]] = {}
+    for node in graph.node:
+        if node.op_type == "Gather" and node.input[0] in constants:
+            axes.setdefault(node.input[0], set()).add(next((a.i for a in node.attribute if a.name == "axis"), 0))
+    return sorted(name for name, read_along in axes.items() if read_along == {0})
 
 
 def activation_products(graph) -> list[str]:
@@ -107,5 +121,4 @@ def attention_output_projections(graph) -> list[str]:
             node = producers.get(node.input[0])
         return node is not None and node.name in products
 
-    weights = {i.name for i in graph.initializer if len(i.dims) == 2}
-    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights and reads_a_product(n.input[0])]
+    return [n.name for n in weight_matmuls(graph) if reads_a_product(n.input[0])]

@@ -12,7 +12,7 @@ from pocketbert.errors import PocketbertError, first_line
 from pocketbert.formats.onnx.attention_bias import fold_attention_biases
 from pocketbert.formats.onnx.conv_matmul import pointwise_convs_to_matmuls
 from pocketbert.formats.onnx.graph import (activation_products, attention_output_projections, ffn_projections,
-                                           softmax_nodes)
+                                           lookup_tables, softmax_nodes, weight_matmuls)
 from pocketbert.formats.onnx.per_token import quantize_per_token
 from pocketbert.formats.onnx.smoothing import calibration_statistics
 from pocketbert.formats.onnx.tables import quantize_tables
@@ -97,10 +97,8 @@ def _rows_at_run_time(graph, excluded_nodes: list[str]) -> list[str]:
     recipe; only each attention's output projection reads a calibrated int8 range. On the
     real MiniLM's MobileBERT form a calibrated range on those inputs lost short texts (held-out
     pooled cosine min 0.979, Q/K/V calibrated and the FFN float)."""
-    constants = {i.name for i in graph.initializer if len(i.dims) == 2}
     calibrated = set(attention_output_projections(graph)) | set(excluded_nodes)
-    return [n.name for n in graph.node
-            if n.op_type == "MatMul" and n.input[1] in constants and n.name not in calibrated]
+    return [n.name for n in weight_matmuls(graph) if n.name not in calibrated]
 
 
 def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_nodes: list[str],
@@ -154,13 +152,6 @@ def _quantize(recipe: Recipe, source: Path, target: Path, calibration, excluded_
         return {"calibrator_examples": len(examples)}
 
 
-def _lookup_tables(graph) -> list[str]:
-    """The constant 2-D tables Gathers read (word, position and type embeddings)."""
-    constants = {i.name: i for i in graph.initializer}
-    return sorted({n.input[0] for n in graph.node
-                   if n.op_type == "Gather" and n.input[0] in constants and len(constants[n.input[0]].dims) == 2})
-
-
 def _quantize_for_qnn(source: Path, target: Path, calibration, excluded_nodes: list[str]) -> dict[str, list[str]]:
     """Every op QDQ with uint16 activations, as onnxruntime's QNN execution provider takes them:
     onnxruntime's own QNN preparation (Erf sequences fused into Gelu, ReduceL2 into
@@ -189,7 +180,7 @@ def _quantize_for_qnn(source: Path, target: Path, calibration, excluded_nodes: l
     constants = {init.name for init in graph.initializer}
     ffn = {name for names in ffn_projections(graph).values() for name in names} - set(excluded_nodes)
     wide = sorted({n.input[1] for n in graph.node if n.name in ffn and n.input[1] in constants})
-    tables = _lookup_tables(graph)
+    tables = lookup_tables(graph)
     overrides = {**{name: [{"quant_type": QuantType.QUInt16}] for name in wide},
                  **{name: [{"quant_type": QuantType.QUInt8}] for name in tables}}
     prepared = target.with_name("qnn.staged.onnx")

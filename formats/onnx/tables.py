@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from pocketbert.formats.onnx.graph import lookup_tables
+
 
 def quantize_tables(graph, excluded: set[str]) -> list[str]:
     """Rewrite in place every Gather of a constant float 2-D table (not in ``excluded``) into
     the per-row int8 lookup above; returns the tables rewritten."""
     from onnx import TensorProto, helper, numpy_helper
 
-    tables = {i.name: i for i in graph.initializer if len(i.dims) == 2 and i.data_type == TensorProto.FLOAT}
+    floats = {i.name: i for i in graph.initializer if i.data_type == TensorProto.FLOAT}
+    tables = {name: floats[name] for name in lookup_tables(graph) if name in floats}
     nodes, rewritten, added = [], [], []
     for node in graph.node:
-        if node.op_type != "Gather" or node.input[0] not in tables or node.name in excluded \
-                or _axis(node) != 0:
+        if node.op_type != "Gather" or node.input[0] not in tables or node.name in excluded:
             nodes.append(node)
             continue
         name = node.input[0]
@@ -53,6 +55,3 @@ def quantize_tables(graph, excluded: set[str]) -> list[str]:
     graph.initializer.extend([*kept, *added])
     return rewritten
 
-
-def _axis(node) -> int:
-    return next((a.i for a in node.attribute if a.name == "axis"), 0)
