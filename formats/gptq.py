@@ -62,6 +62,18 @@ def round_with_error_feedback(weight: np.ndarray, gram: np.ndarray, step: np.nda
     return restored
 
 
+def fit_to_symmetric_grid(weight: np.ndarray, gram: np.ndarray, qmax: int) -> np.ndarray:
+    """``weight`` [N, K] moved onto its symmetric per-output-channel grid (step = the
+    channel's largest |weight| / ``qmax``) by error feedback against X^T X ``gram`` [K, K],
+    the largest weight of every channel kept at +-qmax: a quantizer that derives the grid
+    from the largest weight (ai-edge-quantizer, PT2E's per-channel observers) finds the same
+    grid and returns exactly the chosen codes. Float, [N, K]."""
+    step = np.abs(weight).max(axis=1)  # [N]
+    step = np.where(step == 0, 1.0, step / qmax)
+    codes = round_with_error_feedback(weight.T, gram, step, qmax, keep_channel_maxima=True)  # [K, N]
+    return (codes * step).T
+
+
 def real_token_rows(value: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     """An activation [.., K] as rows [tokens, K], padding rows left out when the mask [B, S]
     has one entry per row (padding is not text: its rows would weigh in calibration)."""

@@ -76,6 +76,19 @@ def fake_model(arch: str, task: str, seed: int = 0, **changes):
     return perturb(spec.model_class(task)(spec.fake_config(**changes)).init_weights(seed), seed=seed + 1)
 
 
+def fake_checkpoint(path, arch: str, task: str, seed: int = 0, **changes):
+    """``fake_model`` saved with a tokenizer of the project vocabulary (what calibration text
+    goes through); the directory."""
+    from pocketbert.models import registry
+    from pocketbert.models.vocab import build_vocab
+
+    model = fake_model(arch, task, seed=seed, **changes)
+    model.save_pretrained(path)
+    vocab = {token: i for i, token in enumerate(build_vocab(model.config.vocab_size))}
+    registry.get_architecture(arch).tokenizer_class(vocab).save_pretrained(path)
+    return path
+
+
 def max_abs_diff(ours: dict, theirs, names) -> dict[str, float]:
     return {
         name: float((ours[name].detach() - getattr(theirs, name).detach()).abs().max()) for name in names

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import fake_model
+from helpers import fake_checkpoint, fake_model
 
 from pocketbert.formats import RunnerError, TorchRunner, open_runner, runner_for_file
 from pocketbert.errors import PocketbertError
@@ -45,7 +45,7 @@ def exports(tmp_path_factory):
     done = {}
     for arch, task in PAIRS:
         source = root / f"{arch}-ckpt"
-        fake_model(arch, task, seed=2).save_pretrained(source)
+        fake_checkpoint(source, arch, task, seed=2)  # with a tokenizer: the dynamic recipe calibrates
         out = root / arch
         done[arch] = (source, out, export_model(source, None, "executorch", out, ExportOptions(seq_len=SEQ)))
     return done
@@ -236,6 +236,9 @@ def test_quantize_excludes_modules_and_starts_from_a_float_export(exports, tmp_p
     counts, before = (m.quantization["details"]["quantized_layers"] for m in (kept, whole))
     # layer 0's six Linears: its FFN output was float already (float_outliers), five more now
     assert counts == {"float": before["float"] + 5, "int8": before["int8"] - 5}
+    for manifest, layers in ((whole, before), (kept, counts)):  # every int8 layer fitted, none kept float
+        assert manifest.quantization["details"]["fitted_weights"] == layers["int8"]
+        assert manifest.quantization["details"]["smoothed_activations"] > 0
     assert kept.files["model"].bytes > whole.files["model"].bytes
 
 
@@ -258,7 +261,7 @@ def test_squeezebert_dynamic_int8_quantizes_its_convolutions_and_nothing_quantiz
 def test_bench_and_sweep_take_pte_files(exports, tmp_path, cli_env, cli_eval_text):
     _, out, _ = exports["bert"]
     source = tmp_path / "ckpt"  # the sweep times token id 1000: a vocabulary larger than the fake 1000
-    fake_model("bert", "text-classification", seed=2, vocab_size=1100).save_pretrained(source)
+    fake_checkpoint(source, "bert", "text-classification", seed=2, vocab_size=1100)
     done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "bench", str(out / "model.pte"), "--threads", "1",
                            "--num-runs", "3", "--min-secs", "0", "--seq-len", str(SEQ), "--json", str(tmp_path / "b.json")],
                           capture_output=True, text=True, env=cli_env)

@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import fake_model
+from helpers import fake_checkpoint
 from safetensors.torch import load_file, save_file
 
 from pocketbert.cli import main
-from pocketbert.models import registry
-from pocketbert.models.vocab import build_vocab
 from pocketbert.contracts.artifact import sha256
 
 
@@ -56,11 +54,7 @@ def leftovers(directory: Path) -> list[str]:
 
 
 def tiny_checkpoint(path: Path, task: str = "fill-mask", arch: str = "bert") -> Path:
-    model = fake_model(arch, task)
-    model.save_pretrained(path)
-    vocab = {token: i for i, token in enumerate(build_vocab(model.config.vocab_size))}
-    registry.get_architecture(arch).tokenizer_class(vocab).save_pretrained(path)
-    return path
+    return fake_checkpoint(path, arch, task)
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,19 @@ from pathlib import Path
 
 from pocketbert.contracts.format import ExportOptions, Format, QuantizeJob
 from pocketbert.contracts.options import BucketedOptions
-from pocketbert.contracts.recipe import Method, Recipe
+from pocketbert.contracts.recipe import Method, Recipe, RecipeParams
 
 
 @dataclass(frozen=True)
 class ExecutorchOptions(BucketedOptions):
     """A method per --seq-lens bucket."""
+
+
+@dataclass(frozen=True)
+class ExecutorchParams(RecipeParams):
+    # SmoothQuant's migration strength for the inputs of the layers XNNPACK quantizes at run
+    # time (formats/smoothed_layers.py), in (0, 1]; 0 leaves them as they are
+    smoothing_alpha: float = 0.0
 
 
 class ExecutorchFormat(Format):
@@ -30,11 +37,15 @@ class ExecutorchFormat(Format):
     quantizes = "model"
     note = "static unless --dynamic (batch 1-8, any length), or a method per --seq-lens bucket; optional extra"
     option_type = ExecutorchOptions
+    recipe_params = ExecutorchParams
     recipes = (
         Recipe("executorch-dynamic-int8", "executorch", Method.DYNAMIC, per_channel=True, float_outliers=True,
-               description="int8 per-channel Linear/Conv weights, activations at run time (XNNPACK); FFN outputs float"),
+               calibration="minmax", params=ExecutorchParams(error_feedback=True, smoothing_alpha=0.5),
+               description="int8 per-channel Linear/Conv weights rounded against the calibration activations, "
+                           "outlier channels smoothed into them, activations at run time (XNNPACK); FFN outputs "
+                           "float"),
         Recipe("executorch-static-int8", "executorch", Method.STATIC, float_softmax=True, float_outliers=True,
-               activations="int8", per_channel=True, calibration="minmax",
+               activations="int8", per_channel=True, calibration="minmax", params=ExecutorchParams(),
                description="int8 weights; activations calibrated, but for the inputs read from a LayerNorm (Q, K, V, "
                            "FFN input), quantized per row at run time; mask add, softmax and the ops carrying outlier "
                            "channels (FFN outputs, residual adds into LayerNorm, sentence pooling) in float"),

@@ -264,6 +264,7 @@ def quantize_executorch(
 
     from pocketbert.contracts.buckets import bucket_signature
 
+    model, fitted = _smoothed_and_fitted(recipe, model, spec, calibration, exclude)
     if not spec.buckets:
         quantized, converted, kept, at_run_time = _quantized_program(recipe, model, spec, calibration, exclude)
     else:
@@ -281,9 +282,42 @@ def quantize_executorch(
     details = executorch_export.lower(quantized, directory / executorch_export.MODEL_FILE)
     details["quantized_layers"] = layers
     details["kept_float"] = kept
+    if fitted is not None:
+        details["smoothed_activations"], details["fitted_weights"] = fitted.smoothed, fitted.fitted
     if at_run_time and recipe.method is Method.STATIC:
         details["quantized_at_run_time"] = at_run_time
     return details
+
+
+def _smoothed_and_fitted(recipe: Recipe, model: PreTrainedModel, spec: ExportSpec, calibration, exclude: list[str]):
+    """(``model`` with the recipe's smoothing and error feedback applied to the layers XNNPACK
+    quantizes at run time, what was changed), or (``model``, None) for a recipe with neither.
+    A bucketed file's methods share these weights: they are fitted once, on full lengths."""
+    from pocketbert.formats.smoothed_layers import smooth_and_fit
+
+    alpha, error_feedback = recipe.params.smoothing_alpha, recipe.params.error_feedback
+    if recipe.method is not Method.DYNAMIC or calibration is None or not (alpha or error_feedback):
+        return model, None
+    patterns = [re.compile(p) for p in exclude]
+    if recipe.float_outliers:
+        patterns += [re.compile(f"^{re.escape(path)}$") for path in outlier_modules(model)]
+    uses: dict[int, int] = {}
+    for _, parameter in model.named_parameters(remove_duplicate=False):
+        uses[id(parameter)] = uses.get(id(parameter), 0) + 1
+    layers = [path for path, module in model.named_modules()
+              if (isinstance(module, torch.nn.Linear) or (_pointwise(module) and module.groups == 1))  # a full [N, K]
+              and uses[id(module.weight)] == 1  # a tied decoder's weight is the embedding table too
+              and not any(p.search(scope) for scope in _scopes(path) for p in patterns)]
+    examples = [{name: torch.from_numpy(np.asarray(row[name], dtype=np.int64)) for name in spec.input_names}
+                for row in calibration]
+    return smooth_and_fit(model, layers, examples, alpha, error_feedback)
+
+
+def _scopes(path: str) -> list[str]:
+    """A module's path and its ancestors' (``a``, ``a.b``, ``a.b.c``), as a node's module stack
+    lists them for the exclusion patterns."""
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def _quantized_program(recipe: Recipe, model: PreTrainedModel, spec: ExportSpec, calibration, exclude: list[str]):
@@ -299,14 +333,14 @@ def _quantized_program(recipe: Recipe, model: PreTrainedModel, spec: ExportSpec,
     program = executorch_export.export_program(TupleOutputs(traced).eval(), spec, vocab)
     graph = program.module()
     quantizer, kept, at_run_time = quantizer_for(recipe, graph, spec.input_names, exclude, model)
-    examples = [example_args(spec, vocab)] if calibration is None else [
+    examples = [example_args(spec, vocab)] if calibration is None or recipe.method is Method.DYNAMIC else [
         tuple(torch.from_numpy(np.asarray(row[name], dtype=np.int64)) for name in spec.input_names)
         for row in calibration
     ]
     try:
         with quiet_libraries(), torch.no_grad():
             prepared = pt2e.prepare_pt2e(graph, quantizer)
-            for args in examples:  # calibration (static) or the weight observers (dynamic)
+            for args in examples:  # calibration (static) or the weight observers (dynamic: one example)
                 prepared(*args)
             converted = pt2e.convert_pt2e(prepared)
     except Exception as exc:
@@ -332,21 +366,23 @@ class _PointwiseAs2d(torch.nn.Module):
         return self.conv(x.unsqueeze(2)).squeeze(2)  # [B, C, W] -> [B, C, 1, W] -> [B, O, 1, W] -> [B, O, W]
 
 
+def _pointwise(module: torch.nn.Module) -> bool:
+    """A kernel-1, stride-1 Conv1d: a matrix product over channels (SqueezeBERT's layers)."""
+    return (isinstance(module, torch.nn.Conv1d) and module.kernel_size == (1,) and module.stride == (1,)
+            and module.padding == (0,) and module.dilation == (1,))
+
+
 def pointwise_convolutions_as_2d(model: PreTrainedModel) -> PreTrainedModel:
     """A copy of ``model`` with every kernel-1, stride-1 Conv1d as ``_PointwiseAs2d``, at the
     same module path (the outlier and --exclude patterns still match it)."""
     import copy
 
-    def pointwise(module) -> bool:
-        return (isinstance(module, torch.nn.Conv1d) and module.kernel_size == (1,) and module.stride == (1,)
-                and module.padding == (0,) and module.dilation == (1,))
-
-    if not any(pointwise(m) for m in model.modules()):
+    if not any(_pointwise(m) for m in model.modules()):
         return model
     changed = copy.deepcopy(model)
     for parent in list(changed.modules()):
         for name, child in list(parent.named_children()):
-            if pointwise(child):
+            if _pointwise(child):
                 setattr(parent, name, _PointwiseAs2d(child))
     return changed
 

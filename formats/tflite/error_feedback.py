@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pocketbert.formats.gptq import round_with_error_feedback
+from pocketbert.formats.gptq import fit_to_symmetric_grid
 from pocketbert.formats.tflite.matrix_inputs import store_weight, weight_matrix
 
 QMAX = 127  # ai-edge-quantizer's symmetric int8 weights: step = largest |weight| / 127
@@ -25,8 +25,5 @@ def fit_weights(model, grams: dict[int, np.ndarray]) -> int:
     ``model`` (a ModelT, changed in place) onto its int8 grid by error feedback; the count."""
     for buffer, gram in grams.items():
         weight = weight_matrix(model, buffer, gram.shape[0])  # [N, K]
-        step = np.abs(weight).max(axis=1)  # [N]
-        step = np.where(step == 0, 1.0, step / QMAX)
-        codes = round_with_error_feedback(weight.T, gram, step, QMAX, keep_channel_maxima=True)  # [K, N]
-        store_weight(model, buffer, (codes * step).T)
+        store_weight(model, buffer, fit_to_symmetric_grid(weight, gram, QMAX))
     return len(grams)
