@@ -224,3 +224,31 @@ def test_error_feedback_rounding_cuts_the_output_error_on_unseen_tokens(tmp_path
     for before, after, reference in zip(_run(tmp_path / "nearest.onnx", x), _run(tmp_path / "fitted.onnx", x), want):
         error_before, error_after = np.abs(before - reference).mean(), np.abs(after - reference).mean()
         assert error_after < 0.7 * error_before, (error_before, error_after)  # 0.46 measured
+
+
+def test_an_even_activation_takes_one_range_in_the_fused_kernel_with_its_bias(tmp_path):
+    """An activation without outlier rows or channels loses nothing to one range per tensor:
+    it goes to onnxruntime's DynamicQuantizeMatMul (one op, the bias Add taken in) and stays
+    as close to float as per-token rows keep it."""
+    from pocketbert.formats.onnx.smoothing import OneRange
+
+    _two_projections(tmp_path / "float.onnx", weight_bits=7)
+    x = np.random.default_rng(2).normal(0, 1, (1, TOKENS, WIDTH)).astype(np.float32)
+    want = _run(tmp_path / "float.onnx", x)
+    details = quantize_per_token(tmp_path / "float.onnx", tmp_path / "fused.onnx", asymmetric=False, weight_bits=7,
+                                 excluded=set(), per_tensor={"x"})
+    assert details["per_tensor_matmuls"] == 2
+    ops = [node.op_type for node in onnx.load(str(tmp_path / "fused.onnx")).graph.node]
+    assert ops == ["DynamicQuantizeMatMul"] * 2  # no row ops, the bias Add inside
+    quantize_per_token(tmp_path / "float.onnx", tmp_path / "rows.onnx", asymmetric=False, weight_bits=7, excluded=set())
+    for fused, rows, reference in zip(_run(tmp_path / "fused.onnx", x), _run(tmp_path / "rows.onnx", x), want):
+        error = np.abs(fused - reference).max() / np.abs(reference).max()
+        assert error < 0.02 and error < 2 * np.abs(rows - reference).max() / np.abs(reference).max()
+    # what decides it (PER_TOKEN_ROWS: 40 dB): one range keeps a Gaussian above it, not a tensor
+    # whose one outlier value stretches the range
+    even, stretched = OneRange(), OneRange()
+    even.add(x[0])
+    outlier = x[0].copy()
+    outlier[3, 7] = 300.0
+    stretched.add(outlier)
+    assert even.snr_db > 40 > stretched.snr_db + 10

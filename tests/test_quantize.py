@@ -182,7 +182,8 @@ def test_onnx_dynamic_convolutions_become_integer_matmuls_with_the_recipes_weigh
     graph = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     assert not [node for node in graph.node if node.op_type in ("Conv", "ConvInteger")]
-    matmuls = [node for node in graph.node if node.op_type in ("MatMulInteger", "MatMulIntegerToFloat")]
+    integer = ("MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul")
+    matmuls = [node for node in graph.node if node.op_type in integer]
     assert len(matmuls) >= 2 * 6 and {str(weights[node.input[1]].dtype) for node in matmuls} == {"int8"}
 
 

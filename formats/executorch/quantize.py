@@ -8,8 +8,11 @@ float .pte artifact, the checkpoint it was exported from (its manifest's ``sourc
 quantized with the artifact's shapes.
 
 - dynamic: int8 per-channel weights of every Linear (and SqueezeBERT's Conv1d, traced as the
-  same Conv2d: ``pointwise_convolutions_as_2d``), activations quantized at run time by
-  XNNPACK; one example input runs through the weight observers.
+  same Conv2d: ``pointwise_convolutions_as_2d``), activations quantized per row at run time
+  by XNNPACK; one example input runs through the weight observers. Before that, the
+  calibration text smooths those layers' inputs and fits their weights by error feedback
+  (formats/smoothed_layers.py): real all-MiniLM-L6-v2, 304 held-out texts, seq 128, recall@10
+  0.966 -> 0.978, short-text pooled cosine min 0.994 -> 0.998.
 - static: int8 weights and activations (min/max ranges, calibrated on text) for
   Linear/Conv, add and mul. The additive mask (-10000 on padded keys) and the add that
   puts it on the attention scores stay float (``float_softmax``): quantized with the
@@ -92,9 +95,7 @@ def quantizer_for(recipe: Recipe, graph: torch.fx.GraphModule, input_names, excl
     kept = kept_float(graph, input_names, recipe.float_softmax, recipe.float_outliers and static)
     names = {name for group in kept.values() for name in group}
     at_run_time = set(normalized_inputs(graph)) if static and recipe.float_outliers else set()
-    patterns = [re.compile(p) for p in exclude]
-    if recipe.float_outliers and model is not None:
-        patterns += [re.compile(f"^{re.escape(path)}$") for path in outlier_modules(model)]
+    patterns = float_module_patterns(recipe, model, exclude)
 
     def quantize_node(node: torch.fx.Node) -> bool:
         if node.name in names:
@@ -167,6 +168,15 @@ def outlier_modules(model: PreTrainedModel) -> list[str]:
 
     pooling = [path for path, module in model.named_modules() if isinstance(module, SentencePooling)]
     return get_architecture(model.config.model_type).ffn_output_modules(model) + pooling
+
+
+def float_module_patterns(recipe: Recipe, model: PreTrainedModel | None, exclude: list[str]) -> list[re.Pattern]:
+    """Module-path patterns of what stays float: the user's ``exclude`` and, for recipes with
+    float_outliers, ``model``'s outlier modules."""
+    patterns = [re.compile(p) for p in exclude]
+    if recipe.float_outliers and model is not None:
+        patterns += [re.compile(f"^{re.escape(path)}$") for path in outlier_modules(model)]
+    return patterns
 
 
 def module_paths(node: torch.fx.Node) -> list[str]:
@@ -298,9 +308,7 @@ def _smoothed_and_fitted(recipe: Recipe, model: PreTrainedModel, spec: ExportSpe
     alpha, error_feedback = recipe.params.smoothing_alpha, recipe.params.error_feedback
     if recipe.method is not Method.DYNAMIC or calibration is None or not (alpha or error_feedback):
         return model, None
-    patterns = [re.compile(p) for p in exclude]
-    if recipe.float_outliers:
-        patterns += [re.compile(f"^{re.escape(path)}$") for path in outlier_modules(model)]
+    patterns = float_module_patterns(recipe, model, exclude)
     uses: dict[int, int] = {}
     for _, parameter in model.named_parameters(remove_duplicate=False):
         uses[id(parameter)] = uses.get(id(parameter), 0) + 1

@@ -58,13 +58,14 @@ ONE_SIGNED_REACH = 0.25
 def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_bits: int,
                        excluded: set[str], ranges: dict[str, ChannelRange] | None = None,
                        alpha: float = 0.0, shift_one_signed: bool = False,
-                       grams: dict[str, np.ndarray] | None = None) -> dict:
+                       grams: dict[str, np.ndarray] | None = None, per_tensor: set[str] = frozenset()) -> dict:
     """Rewrite ``source`` (a float or partly quantized ONNX file) into ``target``.
     ``ranges`` (activation name -> its per-channel range over calibration tokens) turn on
     smoothing for those activations with migration strength ``alpha`` > 0, and, with
     ``shift_one_signed``, shifted rows for the ones that are one-signed. ``grams``
     (activation name -> X^T X [K, K] over the same tokens) choose the weight codes of the
-    MatMuls reading those activations by error feedback."""
+    MatMuls reading those activations by error feedback. The activations in ``per_tensor``
+    take one range per tensor instead, in onnxruntime's fused kernel (``_per_tensor_matmul``)."""
     import onnx
     from onnx import version_converter
 
@@ -76,7 +77,8 @@ def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_b
             model = version_converter.convert_version(model, OPSET)
         except Exception as exc:  # onnx raises bare RuntimeError/ValueError from its C++ adapters
             raise PocketbertError(f"onnx could not move this graph to opset {OPSET}: {first_line(exc)}") from None
-    rewrite = _Rewrite(model.graph, asymmetric, qmax=2 ** (weight_bits - 1) - 1, grams=grams or {})
+    rewrite = _Rewrite(model.graph, asymmetric, qmax=2 ** (weight_bits - 1) - 1, grams=grams or {},
+                       per_tensor=set(per_tensor))
     smoothed = rewrite.smooth(ranges or {}, alpha, excluded) if alpha else 0
     shifted = rewrite.shift_one_signed(ranges or {}, excluded) if shift_one_signed and not asymmetric else 0
     quantized, kept = rewrite.run(excluded)
@@ -86,17 +88,21 @@ def quantize_per_token(source: Path, target: Path, *, asymmetric: bool, weight_b
     return {"activation_scale": "per token, asymmetric" if asymmetric else "per token, symmetric",
             "weight_bits": weight_bits, "int8_matmuls": quantized, "float_matmuls": kept,
             "smoothed_activations": smoothed, **({"smoothing_alpha": alpha} if smoothed else {}),
-            "shifted_activations": shifted, "error_feedback_matmuls": rewrite.error_feedback}
+            "shifted_activations": shifted, "error_feedback_matmuls": rewrite.error_feedback,
+            "per_tensor_matmuls": rewrite.per_tensor_matmuls}
 
 
 class _Rewrite:
     """One pass over a graph: weight MatMuls out, per-token integer MatMuls in."""
 
-    def __init__(self, graph, asymmetric: bool, qmax: int, grams: dict[str, np.ndarray]):
+    def __init__(self, graph, asymmetric: bool, qmax: int, grams: dict[str, np.ndarray], per_tensor: set[str]):
         from onnx import numpy_helper
 
         self.graph, self.asymmetric, self.qmax, self.grams = graph, asymmetric, qmax, grams
+        self.per_tensor = per_tensor  # activations read with one range per tensor
         self.error_feedback = 0  # MatMuls whose codes were chosen against their activations
+        self.per_tensor_matmuls = 0
+        self.absorbed: set[int] = set()  # ids of the bias Adds a fused kernel took in
         self.weights = {i.name: i for i in graph.initializer}
         self.to_array = numpy_helper.to_array
         self.from_array = numpy_helper.from_array
@@ -123,7 +129,8 @@ class _Rewrite:
         readers: dict[str, list[np.ndarray]] = {}
         for node in self.graph.node:
             weight = self._weight(node)
-            if weight is not None and node.name not in excluded and node.input[0] in ranges:
+            if weight is not None and node.name not in excluded and node.input[0] in ranges \
+                    and node.input[0] not in self.per_tensor:
                 readers.setdefault(node.input[0], []).append(weight)
         return readers
 
@@ -155,6 +162,8 @@ class _Rewrite:
         nodes, quantized, kept = [], 0, []
         for node in self.graph.node:
             weight = self._weight(node)
+            if id(node) in self.absorbed:
+                continue
             if weight is None:
                 nodes.append(node)
             elif node.name in excluded:
@@ -181,6 +190,8 @@ class _Rewrite:
     def _integer_matmul(self, node, weight: np.ndarray) -> list:
         from onnx import helper
 
+        if node.input[0] in self.per_tensor:
+            return self._per_tensor_matmul(node, weight)
         name = node.name
         if node.input[0] in self.smoothing:  # the reader of x / s computes with s * W
             weight = weight * self.smoothing[node.input[0]][:, None]  # [K, N]
@@ -215,6 +226,27 @@ class _Rewrite:
             helper.make_node("Mul", [rows.zero_times_scale, column_sums], [f"{name}/shift"], name=f"{name}/shift"),
             helper.make_node("Sub", [f"{name}/raw", f"{name}/shift"], [node.output[0]], name=f"{name}/unshift"),
         ]
+
+    def _per_tensor_matmul(self, node, weight: np.ndarray) -> list:
+        """com.microsoft DynamicQuantizeMatMul: the activation quantized with one uint8 range
+        inside the kernel, the bias added there too. An activation whose rows all span about
+        the same range loses nothing to it, and its ~7 elementwise ops per row-scaled
+        activation cost more than the product itself in a small layer (paper-size MobileBERT:
+        291 row-scaled activations of [128, 128-512])."""
+        from onnx import helper
+
+        name = node.name
+        step = np.abs(weight).max(axis=0) / self.qmax  # [N]: symmetric per output channel
+        step[step == 0] = 1.0
+        codes = self._codes(node.input[0], weight, step)  # [K, N]
+        inputs = [node.input[0], self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))]
+        output, bias_add = node.output[0], self._bias_add(node, weight.shape[1])
+        if bias_add is not None:  # no zero point for the symmetric weights, then the bias [N]
+            inputs += ["", bias_add.input[1]]
+            output = bias_add.output[0]
+            self.absorbed.add(id(bias_add))
+        self.per_tensor_matmuls += 1
+        return [helper.make_node("DynamicQuantizeMatMul", inputs, [output], name=name, domain="com.microsoft")]
 
     def _codes(self, x: str, weight: np.ndarray, step: np.ndarray) -> np.ndarray:
         """int8 codes [K, N]: by error feedback where calibration saw ``x``, else nearest."""
