@@ -71,7 +71,7 @@ class OnnxRecipeParams(RecipeParams):
 # the dynamic default's run-time rows (per token, smoothed, shifted, fitted), also the static
 # recipes' for the products whose inputs carry outlier channels. One range per tensor where it
 # keeps 40 dB: the real all-MiniLM-L6-v2's activations reach 20-37.5 dB with one range (its
-# sentence contexts at 36.6-37.5 lost recall@10 0.950 -> 0.941 on tuning text per tensor),
+# attention contexts at 36.6-37.5 lost recall@10 0.950 -> 0.941 on tuning text per tensor),
 # a paper-size random MobileBERT's 40.5-45 (its 291 row-scaled activations cost 1.6x the
 # latency of Optimum's per-tensor file)
 PER_TOKEN_ROWS = OnnxRecipeParams(reduce_range=True, activation_scale="per-token", smoothing_alpha=0.5,

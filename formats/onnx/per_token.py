@@ -195,9 +195,7 @@ class _Rewrite:
         name = node.name
         if node.input[0] in self.smoothing:  # the reader of x / s computes with s * W
             weight = weight * self.smoothing[node.input[0]][:, None]  # [K, N]
-        step = np.abs(weight).max(axis=0) / self.qmax  # [N]: symmetric per output channel
-        step[step == 0] = 1.0
-        codes = self._codes(node.input[0], weight, step)  # [K, N]
+        codes, step = self._codes(node.input[0], weight)  # [K, N], [N]
         w, w_scale = self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))
         nodes, rows = self._quantize_rows(node.input[0], weight.shape[0])
         dequantized = codes.astype(np.float64) * step  # [K, N]: what the kernel multiplies by
@@ -236,10 +234,9 @@ class _Rewrite:
         from onnx import helper
 
         name = node.name
-        step = np.abs(weight).max(axis=0) / self.qmax  # [N]: symmetric per output channel
-        step[step == 0] = 1.0
-        codes = self._codes(node.input[0], weight, step)  # [K, N]
-        inputs = [node.input[0], self.constant(f"{name}/w", codes), self.constant(f"{name}/w_scale", step.astype(np.float32))]
+        codes, step = self._codes(node.input[0], weight)  # [K, N], [N]
+        inputs = [node.input[0], self.constant(f"{name}/w", codes),
+                  self.constant(f"{name}/w_scale", step.astype(np.float32))]
         output, bias_add = node.output[0], self._bias_add(node, weight.shape[1])
         if bias_add is not None:  # no zero point for the symmetric weights, then the bias [N]
             inputs += ["", bias_add.input[1]]
@@ -248,14 +245,17 @@ class _Rewrite:
         self.per_tensor_matmuls += 1
         return [helper.make_node("DynamicQuantizeMatMul", inputs, [output], name=name, domain="com.microsoft")]
 
-    def _codes(self, x: str, weight: np.ndarray, step: np.ndarray) -> np.ndarray:
-        """int8 codes [K, N]: by error feedback where calibration saw ``x``, else nearest."""
+    def _codes(self, x: str, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """int8 codes [K, N] of ``weight`` [K, N] on its symmetric per-output-channel grid, and
+        the grid's steps [N]: by error feedback where calibration saw ``x``, else nearest."""
+        step = np.abs(weight).max(axis=0) / self.qmax  # [N]
+        step[step == 0] = 1.0
         gram = self.grams.get(x)
         if gram is None or gram.shape != (weight.shape[0],) * 2:
-            return np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8)
+            return np.clip(np.round(weight / step), -self.qmax, self.qmax).astype(np.int8), step
         gram = smoothed_gram(gram, self.smoothing.get(x))  # the kernel reads x / s
         self.error_feedback += 1
-        return round_with_error_feedback(weight, gram, step, self.qmax)
+        return round_with_error_feedback(weight, gram, step, self.qmax), step
 
     def _bias_add(self, node, width: int):
         """The Add that alone reads ``node``'s output, with a constant bias [N] (else None)."""
