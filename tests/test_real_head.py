@@ -72,7 +72,7 @@ def head(minilm, tmp_path_factory):
 
 
 # flips of 404 measured: onnx 3, tflite 7, executorch 5 (10 before its layers were smoothed and
-# fitted by error feedback); most on texts that are not reviews, where the head's answer is its own
+# fitted by error feedback)
 DYNAMIC_DEFAULTS = ("onnx-dynamic-int8", "tflite-dynamic-int8", "executorch-dynamic-int8")
 
 
