@@ -91,6 +91,24 @@ def _fewer_quality_sentences(request, monkeypatch):
     monkeypatch.setattr(quality, "default_texts", lambda: list(texts))
 
 
+TINY_MODEL_CALIBRATION = 32
+
+
+@pytest.fixture(autouse=True)
+def _fewer_calibration_examples(request, monkeypatch):
+    """Tiny random-weight models test the wiring of calibration, not what it finds: 32
+    examples of the length-mixed corpus (very short and long texts among them) instead of up
+    to its 250 (error feedback's recipes), which ai-edge-quantizer's calibration runs in
+    Python op by op (a bucketed static int8 file: three signatures x 250 examples). Slow tests
+    and those marked ``full_calibration`` calibrate on every example."""
+    if request.node.get_closest_marker("slow") or request.node.get_closest_marker("full_calibration"):
+        return
+    from pocketbert.contracts.format import Format
+
+    every = Format.calibration_limit
+    monkeypatch.setattr(Format, "calibration_limit", lambda self, recipe: min(every(self, recipe), TINY_MODEL_CALIBRATION))
+
+
 @pytest.fixture
 def cli_eval_text(tmp_path) -> Path:
     """The sentences this test's quality checks use, as a file for ``--eval-text``: a CLI in

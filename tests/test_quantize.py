@@ -211,6 +211,7 @@ def test_excluding_layers_keeps_them_in_float(checkpoint, float_export, tmp_path
 
 
 @pytest.mark.integration
+@pytest.mark.full_calibration
 def test_quantizing_a_float_export_and_refusing_the_wrong_one(checkpoint, tmp_path):
     export_model(checkpoint, "fill-mask", "onnx", tmp_path / "float", ExportOptions(seq_len=SEQ))
     manifest = quantize_model(tmp_path / "float", "onnx-static-int8-entropy", tmp_path / "q", seq_len=SEQ)

@@ -48,6 +48,7 @@ def _matrix_weights(path, outputs: list | None = None, ungrouped: set | None = N
     return found
 
 
+@pytest.mark.full_calibration  # the recipe reads the whole corpus
 @pytest.mark.parametrize("arch", ["bert", "squeezebert"])  # FULLY_CONNECTED; SqueezeBERT's 1x1 CONV_2D
 def test_the_quantizer_gives_back_the_fitted_codes(arch, tiny_checkpoint, tiny_export, tmp_path):
     exported = tiny_export(tiny_checkpoint(arch, "text-classification"), "tflite", seq_len=SEQ)
