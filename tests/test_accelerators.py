@@ -20,10 +20,12 @@ from pocketbert.cli import main
 from pocketbert.export import ExportOptions, export_model
 from pocketbert.models import registry
 from pocketbert.export.inspection import inspect_path
+from pocketbert.formats import get_format
 
 pytestmark = pytest.mark.integration
 
 SEQ = 32
+NPU = get_format("tflite").accelerator_recipes["npu"]
 # lavapipe from Mesa >= 23 (the first with the features Dawn requires) installs this ICD name
 LAVAPIPE = Path("/usr/share/vulkan/icd.d/lvp_icd.json").exists()
 
@@ -193,7 +195,7 @@ def test_export_accelerator_refusals(checkpoints, tmp_path):
     assert_one_line_error(done, "batch 1")
     done = pocketbert("export", source, "--format", "tflite", "--accelerator", "npu", "--quantize", "tflite-dynamic-int8",
                       "-o", tmp_path / "c")
-    assert_one_line_error(done, "needs --quantize tflite-full-integer-a16w8")
+    assert_one_line_error(done, f"needs --quantize {NPU}")
     done = pocketbert("export", source, "--format", "tflite", "--accelerator", "tpu", "-o", tmp_path / "d")
     assert_one_line_error(done, "--accelerator tpu", "tflite exports are made for gpu, npu")
     assert not any(tmp_path.iterdir())
@@ -206,7 +208,7 @@ def test_export_target_is_a_deprecated_alias_of_accelerator(checkpoints, tmp_pat
 
     done = pocketbert("export", checkpoints["bert"], "--format", "tflite", "--target", "npu", "--quantize",
                       "tflite-dynamic-int8", "-o", tmp_path / "c")
-    assert_one_line_error(done, "--accelerator npu needs --quantize tflite-full-integer-a16w8")
+    assert_one_line_error(done, f"--accelerator npu needs --quantize {NPU}")
     deprecations = [line for line in done.stderr.splitlines() if "deprecated" in line]
     assert deprecations == ["pocketbert: deprecated: --target is now --accelerator (the old spelling goes in a later "
                             "release)"], done.stderr
@@ -231,7 +233,7 @@ def test_export_accelerator_npu_is_full_integer_and_partitioned(vocab_checkpoint
     assert main(["export", str(vocab_checkpoint), "--format", "tflite", "--accelerator", "npu", "-o", str(out),
                  "--seq-len", str(SEQ)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["quantization"]["name"] == "tflite-full-integer-a16w8"
+    assert manifest["quantization"]["name"] == NPU
     section = manifest["accelerator_check"]
     assert section["verified"] and any("IntelOpenVINO" in name for name in section["fully_taken_by"]), section
     assert "LiteRT NPU Qualcomm SA8255" in section["not_checked"]

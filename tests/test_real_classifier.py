@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from pocketbert.export import ExportOptions
+from pocketbert.formats import get_format
 from pocketbert.quality import metrics as quality
 from pocketbert.quantize import quantize_model
 
@@ -71,7 +72,7 @@ def classifier(minilm, tmp_path_factory):
     return path, accuracy
 
 
-NPU = "tflite-full-integer-a16w8"  # what export --accelerator npu makes, from the graph it exports
+NPU = get_format("tflite").accelerator_recipes["npu"]  # what export --accelerator npu makes, from the graph it exports
 NPU_SEQ = 32  # its 16-bit kernels are LiteRT's reference ones: the test took 171 s at seq 64 in a clean run, 88 s at 32
 
 

@@ -4,9 +4,12 @@ op: the lookups and the mask are integer GATHERs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from pocketbert.formats import get_format
 from pocketbert.formats.tflite import LiteRTOptions
 from pocketbert.formats.tflite.graph import subgraphs
 from pocketbert.formats.tflite.quantize import calibration_feed, recipe_entries
@@ -17,7 +20,7 @@ from pocketbert.quantize.calibration import calibration_inputs, read_texts
 
 pytestmark = pytest.mark.integration
 SEQ = 32
-NPU = "tflite-full-integer-a16w8"
+NPU = get_format("tflite").accelerator_recipes["npu"]
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +120,26 @@ def load_float_table(float_dir, shape) -> np.ndarray:
     table = next(t for t in model.subgraphs[0].tensors if list(t.shape) == list(shape) and t.buffer
                  and model.buffers[t.buffer].data is not None)
     return np.frombuffer(bytes(np.asarray(model.buffers[table.buffer].data, dtype=np.uint8)), np.float32).reshape(shape)
+
+
+def test_the_npu_file_reads_each_attention_context_on_8_bits_and_the_rest_on_16(npu_file):
+    """Mixed a8/a16 (formats/tflite/mixed_activations.py): the projection reading each
+    attention's context writes int8; Q/K/V, the FFN and GELU, which read or write outlier
+    channels, keep int16; the manifest names the 8-bit ops."""
+    graph = subgraphs(npu_file[0])[0]
+    producers = graph.producers()
+    out_types: dict[str, list[str]] = {}
+    for op in graph.operators:
+        if op.name == "FULLY_CONNECTED":
+            feeder = producers.get(op.inputs[0])
+            while feeder is not None and feeder.name in ("RESHAPE", "TRANSPOSE", "QUANTIZE"):
+                feeder = producers.get(feeder.inputs[0])
+            role = "context" if feeder is not None and feeder.name == "BATCH_MATMUL" else "other"
+            out_types.setdefault(role, []).append(graph.tensor_types[op.outputs[0]])
+    layers = 2  # the tiny config's
+    assert out_types["context"] == ["INT8"] * layers, out_types
+    assert set(out_types["other"]) == {"INT16"} and len(out_types["other"]) == 5 * layers, out_types
+    assert {op.name for op in graph.operators if any(graph.tensor_types[t] == "INT8" for t in op.outputs)} >= {
+        "FULLY_CONNECTED", "QUANTIZE"}
+    bits = json.loads((npu_file[0].parent / "manifest.json").read_text())["quantization"]["details"]["activation_bits"]
+    assert bits["eight_bit_ops"] == len(bits["ops"]) and sum(op["op"] == "FULLY_CONNECTED" for op in bits["ops"]) == layers

@@ -26,6 +26,9 @@ class LiteRTParams(RecipeParams):
     # SmoothQuant's migration strength for the quantized matrix products' inputs
     # (tflite/smoothing.py), in (0, 1]; 0 leaves them as they are
     smoothing_alpha: float = 0.0
+    # 16-bit recipes: the projection reading each attention's context (and the layout ops
+    # before it) on 8-bit activations (tflite/mixed_activations.py)
+    eight_bit_context_projections: bool = False
 
     @property
     def float_outputs(self) -> bool:
@@ -48,7 +51,7 @@ class TfliteFormat(Format):
     # mask code: all four models fully delegated, measured); an NPU wants integers end to end,
     # and 16-bit activations (which NPUs take) keep a real model where 8 bits everywhere do not
     # (all-MiniLM-L6-v2, held-out text: pooled cosine mean 0.998 against 0.83)
-    accelerator_recipes = {"gpu": "", "npu": "tflite-full-integer-a16w8"}
+    accelerator_recipes = {"gpu": "", "npu": "tflite-full-integer-mixed"}
     recipes = (
         Recipe("tflite-dynamic-int8", "tflite", Method.DYNAMIC, per_channel=True, calibration="minmax",
                params=LiteRTParams(error_feedback=True, smoothing_alpha=0.5),
@@ -67,7 +70,12 @@ class TfliteFormat(Format):
         Recipe("tflite-full-integer-a16w8", "tflite", Method.STATIC, activations="int16", per_channel=True,
                calibration="minmax", params=LiteRTParams(io="int16", error_feedback=True),
                description="every op integer, int8 weights rounded against the calibration activations and "
-                           "16-bit activations, int16 logits out: what NPUs take (--accelerator npu), keeps a real model"),
+                           "16-bit activations, int16 logits out: what NPUs take, keeps a real model"),
+        Recipe("tflite-full-integer-mixed", "tflite", Method.STATIC, activations="int16", per_channel=True,
+               calibration="minmax", params=LiteRTParams(io="int16", error_feedback=True, eight_bit_context_projections=True),
+               description="tflite-full-integer-a16w8 with the projection reading each attention's context on 8-bit "
+                           "activations (NPUs run them at twice the rate), the rest 16-bit where 8 bits lose a real "
+                           "model: mixed a8/a16, what --accelerator npu makes"),
         Recipe("tflite-static-a16w8", "tflite", Method.STATIC, float_softmax=True, activations="int16", per_channel=True,
                calibration="minmax", params=LiteRTParams(), description="int8 weights with 16-bit activations, calibrated"),
         Recipe("tflite-float16", "tflite", Method.FLOAT16, weights="float16", params=LiteRTParams(),

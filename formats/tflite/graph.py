@@ -37,6 +37,19 @@ class Subgraph:
         return readers
 
 
+LAYOUT = ("RESHAPE", "TRANSPOSE")  # move values without changing them
+
+
+def before_layout(tensor: int, producers: dict) -> tuple:
+    """The op that made ``tensor`` once RESHAPE/TRANSPOSE are looked through (None: an input
+    or a constant), and the layout ops passed."""
+    feeder, passed = producers.get(tensor), []
+    while feeder is not None and feeder.name in LAYOUT:
+        passed.append(feeder)
+        feeder = producers.get(feeder.inputs[0])
+    return feeder, passed
+
+
 def masked_score_adds(graph: Subgraph) -> list[Operator]:
     """The ADD that feeds each SOFTMAX its scores plus the padding bias (an attention's mask add)."""
     producers = graph.producers()

@@ -15,6 +15,7 @@ from pocketbert.formats.tflite.litert import interpreter_module
 from pocketbert.quiet import quiet_libraries
 from pocketbert.contracts.recipe import Method, Recipe
 from pocketbert.formats.tflite.float_io import float_outputs
+from pocketbert.formats.tflite.graph import LAYOUT, before_layout
 from pocketbert.formats.tflite.shared_constants import NAME_TYPE_BUG, separate_shared_constants
 from pocketbert.formats.tflite.smoothing import FLOAT_MULS
 from pocketbert.formats.tflite.weight_passes import prepare_weights
@@ -95,38 +96,25 @@ def outlier_entries(model_path: Path) -> list[dict]:
         for op in ops:
             output = op.outputs[0]
             readers, after = _past_layout(output, consumers)
-            feeder, before = _before_layout(op.inputs[0], producers)
+            feeder, before = before_layout(op.inputs[0], producers)
             if op.name == "ADD" and {r.name for r in readers} & {"SQUARED_DIFFERENCE", "MEAN"}:  # a residual into a LayerNorm
                 entries.append(_exact(names[output], "ADD"))
             ffn_output = feeder is not None and feeder.name == "GELU"
             if op.name in matrix_products and (ffn_output or {r.name for r in readers} == {"GELU"}):  # or its input
                 entries += exact([*before, *after]) + [_dynamic(names[output], op.name)]  # SqueezeBERT: transposed
-            if op.name in _LAYOUT and feeder is not None and feeder.name == "EMBEDDING_LOOKUP":  # into the float sum
+            if op.name in LAYOUT and feeder is not None and feeder.name == "EMBEDDING_LOOKUP":  # into the float sum
                 entries.append(_exact(names[output], op.name))
             if op.name == "BATCH_MATMUL":  # the heads' Q, K, V, and the scores' scaling
                 entries += exact([*after, *(r for r in readers if r.name == "MUL")])
                 for operand in op.inputs:
-                    projection, heads = _before_layout(operand, producers)
+                    projection, heads = before_layout(operand, producers)
                     entries += exact(heads)
                     if projection is not None and projection.name in matrix_products:
-                        _, reading = _before_layout(projection.inputs[0], producers)
+                        _, reading = before_layout(projection.inputs[0], producers)
                         entries += exact(reading) + [_dynamic(names[projection.outputs[0]], projection.name)]
             if not consumers.get(output):  # the file's output: an 8-bit step there only loses
                 entries.append((_dynamic if op.name in matrix_products else _exact)(names[output], op.name))
     return entries
-
-
-_LAYOUT = ("RESHAPE", "TRANSPOSE")  # move values without changing them
-
-
-def _before_layout(tensor: int, producers: dict) -> tuple:
-    """The op that made ``tensor`` once RESHAPE/TRANSPOSE are looked through (None: an input
-    or a constant), and the layout ops passed."""
-    feeder, passed = producers.get(tensor), []
-    while feeder is not None and feeder.name in _LAYOUT:
-        passed.append(feeder)
-        feeder = producers.get(feeder.inputs[0])
-    return feeder, passed
 
 
 def _past_layout(tensor: int, consumers: dict) -> tuple[list, list]:
@@ -135,7 +123,7 @@ def _past_layout(tensor: int, consumers: dict) -> tuple[list, list]:
     readers, layout, pending = [], [], list(consumers.get(tensor, []))
     while pending:
         op = pending.pop()
-        if op.name in _LAYOUT:
+        if op.name in LAYOUT:
             layout.append(op)
             pending += consumers.get(op.outputs[0], [])
         else:
@@ -192,6 +180,11 @@ def calibration_feed(source: Path, calibration: list[dict]) -> dict[str, list[di
             for n in lengths}
 
 
+def _activation_template(entries: list[dict]) -> dict:
+    """The recipe's entry that sets activations' bits (the one an 8-bit entry copies)."""
+    return next(e for e in entries if e.get("op_config", {}).get("activation_tensor_config"))
+
+
 def _float_variance(model_path: Path) -> bool:
     return any(op.name == "SQUARED_DIFFERENCE" for ops, *_ in _graphs(model_path) for op in ops)
 
@@ -200,13 +193,15 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
     from ai_edge_quantizer import quantizer
 
     from pocketbert.formats.tflite.integer_lookups import integer_lookups, lookup_ranges
+    from pocketbert.formats.tflite.mixed_activations import context_projections, eight_bit_entries, precision_map
     from pocketbert.formats.tflite.ranges import calibrated_ranges
 
     if recipe.sixteen_bit_activations and not recipe.float_softmax and _float_variance(source):
         warnings.warn(f"{source.name}: LayerNorm's variance stays float in the integer file (LiteRT runs no 16-bit "
                       f"SQUARED_DIFFERENCE); export with --accelerator npu for one integer from the lookups on")
-    entries = recipe_entries(recipe, []) + (softmax_entries(source) if recipe.float_softmax else [])
-    entries += (outlier_entries(source) if recipe.float_outliers else []) + exclusions(exclude)
+    own = recipe_entries(recipe, []) + (softmax_entries(source) if recipe.float_softmax else [])
+    own += outlier_entries(source) if recipe.float_outliers else []
+    entries = own + exclusions(exclude)
     feed = calibration_feed(source, calibration) if recipe.needs_calibration else None
     prepared, details = target.with_name("float.prepared.tflite"), {}
     separated = target.with_name("float.separated.tflite")
@@ -220,6 +215,10 @@ def quantize_tflite(recipe: Recipe, source: Path, target: Path, calibration, exc
             result = calibrated_ranges(source, entries, feed, recipe.length_mixed_calibration) if ranges else None
             if result and recipe.sixteen_bit_activations:
                 result = lookup_ranges(source, result)
+            if recipe.params.eight_bit_context_projections:
+                eight = context_projections(source)
+                entries = entries[:len(own)] + eight_bit_entries(eight, _activation_template(own)) + entries[len(own):]
+                details["activation_bits"] = precision_map(eight)  # the user's exclusions still win (last)
             try:
                 quantizer.Quantizer(str(source), entries).quantize(result).export_model(str(target), overwrite=True)
             except TypeError as exc:  # its duplicate-then-dequantize path (shared_constants.py)
