@@ -110,6 +110,18 @@ def _fewer_calibration_examples(request, monkeypatch):
 
 
 @pytest.fixture
+def cli_calibration_text(tmp_path) -> Path:
+    """The calibration examples a tiny model takes in this process, as a file for
+    ``--calibration``: a CLI in its own process does not see the cap above."""
+    from pocketbert.quantize.calibration import read_texts
+
+    path = tmp_path / "calibration.txt"
+    texts = [text for text, _ in read_texts(None, mixed_lengths=True)][:TINY_MODEL_CALIBRATION]
+    path.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
 def cli_eval_text(tmp_path) -> Path:
     """The sentences this test's quality checks use, as a file for ``--eval-text``: a CLI in
     its own process does not see the cut above and would measure on all 304."""

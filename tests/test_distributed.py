@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+# full_calibration: the Ray workers are other processes, which calibrate on every example; the
+# in-process runs they are compared with must too
+pytestmark = [pytest.mark.integration, pytest.mark.full_calibration]
 
 SEQ = 16
 FORMATS = ["onnx"]

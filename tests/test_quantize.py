@@ -273,13 +273,13 @@ def test_cli_quantize_and_export_quantize(checkpoint, tmp_path, cli_env):
 
 
 @pytest.mark.integration
-def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env, cli_eval_text):
+def test_sensitivity_scan_ranks_every_block(checkpoint, tmp_path, cli_env, cli_eval_text, cli_calibration_text):
     from pocketbert.quantize.scan import scan
 
     # the CLI's scan (its JSON rows are the library's), onnx; then the library for the other formats
     done = subprocess.run([sys.executable, "-m", "pocketbert.cli", "quantize", str(checkpoint), "--recipe",
                            "onnx-dynamic-int8", "--scan", "--seq-len", str(SEQ), "--eval-text", str(cli_eval_text),
-                           "-o", str(tmp_path / "scan.json")],
+                           "--calibration", str(cli_calibration_text), "-o", str(tmp_path / "scan.json")],
                           capture_output=True, text=True, env=cli_env)
     assert done.returncode == 0, done.stderr
     assert "encoder.layer.1" in done.stdout
