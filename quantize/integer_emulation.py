@@ -140,7 +140,12 @@ class IntegerEmulation(TorchFunctionMode):
             site.observe(low, high, self.scheme.extremes, self.scheme.momentum)
         if not self.quantize or index in self.float_sites or site.seen == 0 and not site.fixed:
             return out
-        return fake_quantize_activation(out, site.low, site.high, self.scheme.activation_bits)
+        return self.round_activation(index, out)
+
+    def round_activation(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """Site ``index``'s output as the file stores it (its tracked range, the recipe's bits)."""
+        site = self.sites[index]
+        return fake_quantize_activation(x, site.low, site.high, self.scheme.activation_bits)
 
     def _site(self, op: str) -> Site:
         if self._next == len(self.sites):
