@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from pocketbert.models import load_model
+from pocketbert.models.tasks import SENTENCE_EMBEDDING
 from pocketbert.models.tokenizer import load_tokenizer
 from pocketbert.models.vocab import corpus_lines
 from pocketbert.quality import metrics as quality
@@ -135,7 +136,7 @@ def main() -> None:
     if args.checkpoint is None:
         args.checkpoint = Path(importlib.util.find_spec(MINILM).origin).parent / "model"
 
-    model = load_model(args.checkpoint, task="sentence-embedding").eval()
+    model = load_model(args.checkpoint, task=SENTENCE_EMBEDDING.name).eval()
     tokenizer = load_tokenizer(args.checkpoint)
 
     def encode(rows: list[str]) -> dict:
