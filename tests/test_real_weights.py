@@ -28,6 +28,23 @@ def floats(minilm, tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def quantized(floats, tmp_path_factory):
+    """``quantized(recipe)``: the recipe applied to the float file of its format, once per
+    module (the default and the per-tensor collapse serve three tests each)."""
+    from pocketbert.quantize import get_recipe
+
+    made = {}
+
+    def make(recipe: str):
+        if recipe not in made:
+            out = tmp_path_factory.mktemp(recipe) / "q"
+            made[recipe] = (out, quantize_model(floats / get_recipe(recipe).format, recipe, out, keep_below_floor=True))
+        return made[recipe]
+
+    return make
+
+
 # what the shipped recipes keep on the typical held-out sentences (quality.floor_failures
 # judges that regime; measured at seq 128: cosine mean 0.996-0.998, min 0.978-0.996, tie-aware
 # neighbours 0.94-0.99)
@@ -56,12 +73,13 @@ def assert_static_floors(found: dict) -> None:
     assert all(found[name] >= floor for name, floor in STATIC_FLOORS.items()), found
 
 
-@pytest.mark.parametrize("recipe,fmt", [("onnx-dynamic-int8", "onnx"), ("onnx-dynamic-int8-asymmetric", "onnx"),
-                                        ("tflite-dynamic-int8", "tflite"), ("onnx-static-int8-minmax", "onnx"),
-                                        ("onnx-static-int8-entropy", "onnx"), ("onnx-static-int8-percentile", "onnx"),
-                                        ("tflite-static-int8", "tflite")])
-def test_shipped_recipes_keep_real_embeddings(recipe, fmt, floats, tmp_path):
-    manifest = quantize_model(floats / fmt, recipe, tmp_path / "q")
+# tflite-static-int8's floors on the real model are asserted at seq 128, on the sentence-embedding
+# graph (test_real_sentence_embedding), and in the MobileBERT form (test_bert_forms)
+@pytest.mark.parametrize("recipe", ["onnx-dynamic-int8", "onnx-dynamic-int8-asymmetric", "tflite-dynamic-int8",
+                                    "onnx-static-int8-minmax", "onnx-static-int8-entropy", "onnx-static-int8-percentile"])
+def test_shipped_recipes_keep_real_embeddings(recipe, quantized):
+    _, manifest = quantized(recipe)
+    assert not manifest.quantization.get("below_floor"), manifest.quantization
     found = manifest.files["model"].quality
     assert found["task"] == "feature-extraction" and found["sentences"] == len(quality.default_texts())
     assert quality.floor_failures(found, FLOORS) == [], found
@@ -91,9 +109,9 @@ def test_the_qnn_recipe_keeps_the_real_model_with_its_ffn_weights_at_16_bits(flo
     assert entry.bytes < 0.34 * entry.float_bytes
 
 
-def test_the_metric_catches_the_old_per_tensor_collapse(floats, tmp_path):
+def test_the_metric_catches_the_old_per_tensor_collapse(quantized):
     """Per-tensor weights on the FFN outputs' outlier channels: what the default used to be."""
-    manifest = quantize_model(floats / "onnx", "onnx-dynamic-int8-per-tensor", tmp_path / "q", keep_below_floor=True)
+    _, manifest = quantized("onnx-dynamic-int8-per-tensor")
     found = manifest.files["model"].quality
     assert found["cosine_mean"] < 0.98 and found["nn_retention"] < 0.9, found
     random_ids = manifest.files["model"].agreement_with_float["last_hidden_state"]
@@ -121,12 +139,11 @@ def test_executorch_static_int8_keeps_the_real_model(minilm, tmp_path):
     assert len(manifest.quantization["details"]["quantized_at_run_time"]) == 4 * 6  # each layer's Q, K, V, FFN input
 
 
-def test_parity_default_gates_pass_the_default_and_fail_the_collapse(minilm, floats, tmp_path):
+def test_parity_default_gates_pass_the_default_and_fail_the_collapse(minilm, floats, quantized):
     from pocketbert.quality.parity import parity
 
-    quantize_model(floats / "onnx", "onnx-dynamic-int8", tmp_path / "good")
-    quantize_model(floats / "onnx", "onnx-dynamic-int8-per-tensor", tmp_path / "bad", keep_below_floor=True)
-    report = parity(minilm, [floats / "onnx", tmp_path / "good", tmp_path / "bad"])
+    (good, _), (bad, _) = quantized("onnx-dynamic-int8"), quantized("onnx-dynamic-int8-per-tensor")
+    report = parity(minilm, [floats / "onnx", good, bad])
     assert [entry["passed"] for entry in report["artifacts"]] == [True, True, False], report["artifacts"][2]["failures"]
     assert any("cosine_mean" in failure for failure in report["artifacts"][2]["failures"])
 
