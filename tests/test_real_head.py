@@ -72,12 +72,14 @@ def head(minilm, tmp_path_factory):
 
 
 # flips of 404 measured: onnx 3, tflite 7, executorch 5 (10 before its layers were smoothed and
-# fitted by error feedback)
-DYNAMIC_DEFAULTS = ("onnx-dynamic-int8", "tflite-dynamic-int8", "executorch-dynamic-int8")
+# fitted by error feedback). ExecuTorch's file is not made here: its two lowerings took this
+# test 70 s of CI, and the same recipe on the same encoder keeps a real classifier's labels
+# in test_real_classifier (0.997 measured, floor 0.98)
+CHECKED = ("onnx-dynamic-int8", "tflite-dynamic-int8")
 
 
-@pytest.mark.parametrize("recipe", DYNAMIC_DEFAULTS)
-def test_a_sharp_head_keeps_its_decisions_on_each_dynamic_default(recipe, head, minilm, tmp_path):
+@pytest.mark.parametrize("recipe", CHECKED)
+def test_a_sharp_head_keeps_its_decisions_on_the_onnx_and_tflite_defaults(recipe, head, minilm, tmp_path):
     fitted, texts, expected = head
     quantize_model(minilm, recipe, tmp_path / "q", task="sentence-embedding", options=ExportOptions(seq_len=SEQ))
     got = _decisions(fitted, pipeline("sentence-embedding", tmp_path / "q").embed(texts))
