@@ -1,4 +1,4 @@
-"""TFLite exports through litert-torch: every architecture and every head, builtin ops only,
+"""TFLite exports through litert-torch: every architecture (every head on MobileBERT), builtin ops only,
 named int32 signature, XNNPACK coverage in the manifest, same answers as PyTorch."""
 
 from __future__ import annotations
