@@ -128,3 +128,20 @@ def assert_one_line_error(done, *fragments):
     assert len(lines) == 1, done.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def quantized_once(floats, tmp_path_factory, **options):
+    """``make(recipe) -> (out_dir, manifest)``: the recipe applied to ``floats / <its format>``
+    once per module, however many tests read the file (a real checkpoint's quantization is
+    10-40 s)."""
+    from pocketbert.quantize import get_recipe, quantize_model
+
+    made = {}
+
+    def make(recipe: str):
+        if recipe not in made:
+            out = tmp_path_factory.mktemp(recipe) / "q"
+            made[recipe] = (out, quantize_model(floats / get_recipe(recipe).format, recipe, out, **options))
+        return made[recipe]
+
+    return make

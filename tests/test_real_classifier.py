@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from pocketbert.export import ExportOptions
-from pocketbert.formats import get_format
 from pocketbert.quality import metrics as quality
 from pocketbert.quantize import quantize_model
 
@@ -72,14 +71,14 @@ def classifier(minilm, tmp_path_factory):
     return path, accuracy
 
 
-NPU = get_format("tflite").accelerator_recipes["npu"]  # what export --accelerator npu makes, from the graph it exports
-NPU_SEQ = 32  # its 16-bit kernels are LiteRT's reference ones: the test took 171 s at seq 64 in a clean run, 88 s at 32
-
-
+# Each format's dynamic default. The integer files made for accelerators are not made here:
+# the NPU file's 16-bit kernels are LiteRT's reference ones (93 s of CI; measured on this
+# classifier 0.993), and onnx-static-a16w8's (QNN) kept 340 of 340. Both are held on the real
+# encoder to the static floors in every length regime in test_real_weights, and the NPU recipe
+# on a trained classifier of every architecture to its accuracy in test_quantized_accuracy.
 @pytest.mark.parametrize("recipe", ["onnx-dynamic-int8", "tflite-dynamic-int8", "torchscript-dynamic-int8-qnnpack",
-                                    "executorch-dynamic-int8", NPU, "onnx-static-a16w8"])
+                                    "executorch-dynamic-int8"])
 def test_a_classifier_on_the_real_encoder_keeps_its_labels(recipe, classifier, tmp_path):
-    from pocketbert.formats.tflite import LiteRTOptions
     from pocketbert.models.vocab import sentiment_rows
 
     path, accuracy = classifier
@@ -87,10 +86,8 @@ def test_a_classifier_on_the_real_encoder_keeps_its_labels(recipe, classifier, t
     # the 100 reviews it was not fitted on and the 240 held-out sentences (100 alone: 3 flips
     # are 0.97, too coarse a figure to gate on)
     texts = [text for text, _ in sentiment_rows()[300:]] + quality.default_texts()
-    graph = LiteRTOptions(accelerator="npu") if recipe == NPU else None
-    manifest = quantize_model(path, recipe, tmp_path / "q", eval_texts=texts,
-                              options=ExportOptions(seq_len=NPU_SEQ if recipe == NPU else SEQ, format_options=graph))
-    # measured (1-thread fine-tune): onnx 0.985, tflite 0.994, executorch 0.997, the NPU file 0.993, and QNNPACK
+    manifest = quantize_model(path, recipe, tmp_path / "q", eval_texts=texts, options=ExportOptions(seq_len=SEQ))
+    # measured (1-thread fine-tune): onnx 0.985, tflite 0.994, executorch 0.997, and QNNPACK
     # 0.979 (7 flips of 340), whose dynamic activations take one scale per tensor
     floor = 0.975 if recipe == "torchscript-dynamic-int8-qnnpack" else 0.98
     for entry in manifest.files.values():

