@@ -132,8 +132,8 @@ def test_fine_tuning_takes_only_recipes_it_can_emulate(checkpoint, tmp_path):
 def test_fine_tuning_gains_on_held_out_text_on_the_real_checkpoint(minilm, tmp_path):
     """all-MiniLM-L6-v2, every op int8, seq 16 (the CI budget): measured here, 50 steps of 8
     texts (23 s, one thread) take the file's held-out pooled cosine mean from 0.815 to 0.837,
-    the tuned float model staying at 0.971 of the original (100 steps: 0.842 and 0.966). The emulation loses what the file
-    does before any step (the seq-32 run: 0.808 against 0.794)."""
+    the tuned float model staying at 0.971 of the original (100 steps: 0.842 and 0.966). The
+    emulation loses what the file does before any step (the seq-32 run: 0.808 against 0.794)."""
     from pocketbert.contracts.format import ExportOptions
     from pocketbert.models import load_model
     from pocketbert.models.tokenizer import load_tokenizer
