@@ -71,13 +71,13 @@ def classifier(minilm, tmp_path_factory):
     return path, accuracy
 
 
-# The dynamic defaults. Not made here: ExecuTorch's (its float and int8 lowerings took 65 s of
-# CI; measured 0.997), held on the real encoder to issue 28's dynamic floors in the MobileBERT
-# form in test_bert_forms; and the integer files made for accelerators: the NPU file's 16-bit
-# kernels are LiteRT's reference ones (93 s of CI; measured 0.993), onnx-static-a16w8's (QNN)
-# kept 340 of 340. Both are held on the real encoder to the static floors in every length regime
-# in test_real_weights, and the NPU recipe on a trained classifier of every architecture to its
-# accuracy in test_quantized_accuracy.
+# The dynamic defaults. Not made here, each held to floors on the real encoder elsewhere:
+# - ExecuTorch's (its float and int8 lowerings took 65 s of CI; labels measured 0.997): issue
+#   28's dynamic floors in the MobileBERT form, test_bert_forms;
+# - the NPU file (its 16-bit kernels are LiteRT's reference ones: 93 s of CI; labels 0.993) and
+#   onnx-static-a16w8's for QNN (340 of 340): the static floors in every length regime,
+#   test_real_weights; the NPU recipe also keeps a trained classifier's accuracy in every
+#   architecture, test_quantized_accuracy.
 @pytest.mark.parametrize("recipe", ["onnx-dynamic-int8", "tflite-dynamic-int8", "torchscript-dynamic-int8-qnnpack"])
 def test_a_classifier_on_the_real_encoder_keeps_its_labels(recipe, classifier, tmp_path):
     from pocketbert.models.vocab import sentiment_rows
